@@ -1,0 +1,74 @@
+"""Comic Identity: the Gradio web app (wiring only; the logic lives in the packages).
+
+    python app.py [--preset tiny|sdxl] [--config FILE] [--library DIR] [--host H] [--port P] [--share]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from configs import AppConfig, ConfigError, available_presets, load_config  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="app.py", description="Comic Identity: identity-preserving comics from a story and one photo per character.")
+    parser.add_argument("--preset", choices=available_presets(), default=None,
+                        help="model preset (default: $COMIC_PRESET or sdxl; 'tiny' runs offline with random weights)")
+    parser.add_argument("--config", default=None, help="a preset YAML file (wins over --preset)")
+    parser.add_argument("--library", default=None, help="identity library folder (default: the preset's library_dir)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                        help="port to serve on")
+    parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    parser.add_argument("--check", action="store_true", help="load every model of the preset, then exit")
+    return parser.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> AppConfig:
+    """The preset chosen on the command line, with ``--library`` applied."""
+    config = load_config(preset=args.preset, path=args.config)
+    if args.library:
+        config = config.replace(library_dir=args.library)
+    return config
+
+
+def check_models(config: AppConfig) -> None:
+    """Load every component once (downloads on first use), so failures show before serving."""
+    from pipelines.loading import load_components
+
+    components = load_components(config)
+    print(f"preset '{config.name}' ready on {components.device} ({components.dtype})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = resolve_config(args)
+        if args.check:
+            check_models(config)
+            return 0
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - model loading errors become one line
+        from pipelines.loading import ModelUnavailable
+
+        if isinstance(exc, ModelUnavailable):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    import gradio as gr
+
+    with gr.Blocks(title="Comic Identity") as demo:
+        gr.Markdown(f"# Comic Identity\nPreset **{config.name}**. The full app lands with the app issue.")
+    demo.queue().launch(server_name=args.host, server_port=args.port, share=args.share)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

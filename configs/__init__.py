@@ -1,0 +1,248 @@
+"""Model presets: YAML files in this folder read into typed, validated dataclasses.
+
+A preset is chosen, in order of precedence, by an explicit ``path`` (``--config FILE``), an
+explicit ``preset`` name (``--preset tiny``), the ``COMIC_CONFIG`` / ``COMIC_PRESET``
+environment variables, and finally the default ``sdxl``.
+
+Every bad value raises :class:`ConfigError` with a one-line message naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent
+DEFAULT_PRESET = "sdxl"
+PRESET_ENV = "COMIC_PRESET"
+CONFIG_ENV = "COMIC_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A preset file is missing, unreadable or holds a bad value (one-line message)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where the diffusion model and the face-recognition ViT come from."""
+
+    kind: Literal["hub", "tiny"] = "hub"
+    pretrained: str = "stabilityai/stable-diffusion-xl-base-1.0"
+    variant: str | None = "fp16"
+    vae: str | None = "madebyollin/sdxl-vae-fp16-fix"
+    fr_vit: str = "jayanta/vit-base-patch16-224-in21k-face-recognition"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Device, precision and memory switches."""
+
+    device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+    vae_slicing: bool = True
+    attention: Literal["sdpa", "default"] = "sdpa"
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """Face detection/alignment, parsing and recognition."""
+
+    detector: Literal["dlib", "retinaface"] = "dlib"
+    parser: Literal["bisenet"] = "bisenet"
+    recognizer: Literal["dlib", "insightface"] = "dlib"
+    insightface_model: str = "buffalo_l"
+    aligned_size: int = 512
+    min_image_size: int = 64
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """StableIdentity training hyperparameters (REFERENCE.md section 2)."""
+
+    steps: int = 450
+    learning_rate: float = 5e-5
+    resolution: int = 512
+    batch_size: int = 1
+    alpha: float = 0.6
+    hair_weight: float = 0.1
+    mlp_depth: int = 2
+    lr_multiplier: float = 0.1
+    grad_clip: float = 1.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    weight_decay: float = 0.01
+    adam_epsilon: float = 1e-8
+    num_train_timesteps: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Panel sampling defaults."""
+
+    sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
+    steps: int = 30
+    guidance_scale: float = 8.5
+    width: int = 1024
+    height: int = 1024
+    candidates: int = 1
+    max_identities_per_panel: int = 3
+    negative_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Story parsing with Gemini (the key comes from the environment only)."""
+
+    model: str = "gemini-2.5-flash"
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """One whole preset."""
+
+    name: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    library_dir: str = "embeddings"
+    source: str = ""
+
+    def replace(self, **changes: Any) -> "AppConfig":
+        """Return a copy with top-level fields replaced (sections are frozen dataclasses)."""
+        return dataclasses.replace(self, **changes)
+
+
+_POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "num_train_timesteps", "width",
+                  "height", "candidates", "max_identities_per_panel", "aligned_size", "min_image_size"}
+_POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "grad_clip", "adam_epsilon", "timeout_s"}
+_UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2"}
+_NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale"}
+
+
+def available_presets() -> list[str]:
+    """Names of the preset files shipped in ``configs/``."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def preset_path(preset: str) -> Path:
+    """Path of a shipped preset by name; ConfigError naming the choices if unknown."""
+    path = CONFIG_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset '{preset}' (choose from: {', '.join(available_presets())})")
+    return path
+
+
+def load_config(preset: str | None = None, path: str | os.PathLike[str] | None = None) -> AppConfig:
+    """Read and validate a preset.
+
+    Args:
+        preset: a shipped preset name ("sdxl", "tiny").
+        path: a YAML file; wins over ``preset``.
+    Falls back to ``$COMIC_CONFIG``, then ``$COMIC_PRESET``, then ``sdxl``.
+    """
+    if path is None and preset is None:
+        path = os.environ.get(CONFIG_ENV) or None
+        preset = os.environ.get(PRESET_ENV) or None
+    file = Path(path) if path is not None else preset_path(preset or DEFAULT_PRESET)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read config file ({exc})") from None
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise ConfigError(f"{file}: invalid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping of sections at the top level")
+    raw.setdefault("name", file.stem)
+    config = _build(AppConfig, raw, prefix="", file=file)
+    return dataclasses.replace(config, source=str(file))
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str, file: Path) -> Any:
+    """Recursively build dataclass ``cls`` from ``raw``, checking names, types and ranges."""
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{file}: unknown key '{prefix}{unknown[0]}'")
+    values: dict[str, Any] = {}
+    for name in known:
+        if name not in raw:
+            continue
+        key = f"{prefix}{name}"
+        hint = hints[name]
+        value = raw[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{file}: '{key}' must be a mapping")
+            values[name] = _build(hint, value, prefix=f"{key}.", file=file)
+        else:
+            values[name] = _coerce(hint, value, key, file)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str, file: Path) -> Any:
+    """Check one scalar against its type hint and the range rules; return it typed."""
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(str(a) for a in args)
+            raise ConfigError(f"{file}: '{key}' is {value!r}; choose one of: {choices}")
+        return value
+    leaf = key.rsplit(".", 1)[-1]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{file}: '{key}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{file}: '{key}' must be a whole number, got {value!r}")
+        if leaf in _POSITIVE_INTS and value <= 0:
+            raise ConfigError(f"{file}: '{key}' must be positive, got {value}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{file}: '{key}' must be a number, got {value!r}")
+        value = float(value)
+        if leaf in _POSITIVE_FLOATS and not value > 0:
+            raise ConfigError(f"{file}: '{key}' must be positive, got {value}")
+        if leaf in _UNIT_INTERVAL and not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{file}: '{key}' must lie in [0, 1], got {value}")
+        if leaf in _NON_NEGATIVE and value < 0:
+            raise ConfigError(f"{file}: '{key}' must not be negative, got {value}")
+        return value
+    if hint is str:
+        if not isinstance(value, str) or (leaf != "negative_prompt" and not value.strip()):
+            raise ConfigError(f"{file}: '{key}' must be a non-empty string, got {value!r}")
+        return value
+    raise ConfigError(f"{file}: '{key}' has an unsupported type")  # pragma: no cover
+
+
+__all__ = [
+    "AppConfig", "ConfigError", "FaceConfig", "GenerationConfig", "LLMConfig", "ModelConfig",
+    "RuntimeConfig", "TrainConfig", "available_presets", "load_config", "preset_path",
+]
