@@ -1,0 +1,120 @@
+"""Identity names and pronouns: validation and normalisation with one-line user messages.
+
+A name is what the story uses for a person ("Ada Lovelace"): 1 to 4 words made of letters (any
+script), hyphens, apostrophes and periods. :func:`validate_name` returns the name NFC-normalised
+with single spaces; :func:`name_key` is the case- and apostrophe-insensitive key the library
+matches names by.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+MAX_NAME_LENGTH = 64
+MAX_NAME_WORDS = 4
+NAME_PUNCTUATION = "-'’."
+PRONOUNS = ("he", "she", "they")
+_PRONOUN_FORMS = {
+    "he": "he", "him": "he", "his": "he", "himself": "he",
+    "she": "she", "her": "she", "hers": "she", "herself": "she",
+    "they": "they", "them": "they", "their": "they", "theirs": "they", "themself": "they",
+    "themselves": "they",
+}
+_EXAMPLE = "e.g. 'Ada Lovelace'"
+
+
+class LibraryError(ValueError):
+    """A problem with the identity library or its input; the message is one line for the user."""
+
+
+class InvalidName(LibraryError):
+    """A name that cannot be an identity's name (empty, digits, symbols, too long, ...)."""
+
+
+class InvalidPronouns(LibraryError):
+    """Pronouns other than he / she / they (or empty)."""
+
+
+def show(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a one-line message: control characters escaped, long text cut."""
+    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    if len(shown) > limit:
+        shown = shown[:limit - 1] + "…"
+    return f"'{shown}'"
+
+
+def validate_name(name: object) -> str:
+    """Check ``name`` and return it normalised (NFC, trimmed, single spaces).
+
+    Raises:
+        InvalidName: with a one-line message saying what is wrong and what is allowed.
+    """
+    if not isinstance(name, str):
+        raise InvalidName(f"the name must be text, not {type(name).__name__}")
+    text = unicodedata.normalize("NFC", name).strip()
+    for ch in text:
+        if unicodedata.category(ch).startswith("C"):
+            raise InvalidName(f"the name {show(text)} contains a control character "
+                              f"({ascii(ch)}); use only letters, spaces, hyphens, apostrophes "
+                              "and periods")
+    text = " ".join(text.split())
+    if not text:
+        raise InvalidName(f"the name is empty; enter the person's full name, {_EXAMPLE}")
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidName(f"the name is too long ({len(text)} characters; at most "
+                          f"{MAX_NAME_LENGTH})")
+    for ch in text:
+        if ch in "/\\":
+            raise InvalidName(f"the name {show(text)} contains a path separator ('{ch}'); "
+                              "use only letters, spaces, hyphens, apostrophes and periods")
+        if ch.isdigit() or unicodedata.category(ch) == "Nd":
+            raise InvalidName(f"the name {show(text)} contains a digit ('{ch}'); "
+                              "names are made of letters only")
+        if not (ch == " " or ch in NAME_PUNCTUATION or unicodedata.category(ch)[0] in "LM"):
+            raise InvalidName(f"the name {show(text)} contains {show(ch)}; use only letters, "
+                              "spaces, hyphens, apostrophes and periods")
+    words = text.split(" ")
+    if len(words) > MAX_NAME_WORDS:
+        raise InvalidName(f"the name {show(text)} has {len(words)} words; use 1 to "
+                          f"{MAX_NAME_WORDS} words, {_EXAMPLE}")
+    for word in words:
+        if not any(unicodedata.category(ch)[0] == "L" for ch in word):
+            raise InvalidName(f"the name {show(text)} has a word without letters ({show(word)})")
+    return text
+
+
+def name_key(name: str) -> str:
+    """The key names are compared by: NFC, single spaces, casefolded, ’ read as '.
+
+    Works on any string (no validation), so lookups of bad names simply find nothing.
+    """
+    text = " ".join(unicodedata.normalize("NFC", name).split())
+    return text.replace("’", "'").casefold()
+
+
+def parse_pronouns(pronouns: str | None) -> str:
+    """Normalise pronouns to "he", "she", "they", or "" when none are given.
+
+    Accepts forms like "she", "She/Her", "he/him/his", "they/them"; with several sets
+    ("she/they") the first one wins.
+
+    Raises:
+        InvalidPronouns: for anything else.
+    """
+    if pronouns is None:
+        return ""
+    if not isinstance(pronouns, str):
+        raise InvalidPronouns(f"pronouns must be text, not {type(pronouns).__name__}")
+    parts = [p for p in re.split(r"[\s/,;]+", pronouns.strip().casefold()) if p]
+    if not parts:
+        return ""
+    mapped = [_PRONOUN_FORMS.get(p) for p in parts]
+    if None in mapped:
+        raise InvalidPronouns(f"unknown pronouns {show(pronouns)}; use he, she or they "
+                              "(or leave them empty)")
+    return mapped[0]  # type: ignore[return-value]
+
+
+__all__ = ["InvalidName", "InvalidPronouns", "LibraryError", "MAX_NAME_LENGTH", "MAX_NAME_WORDS",
+           "PRONOUNS", "name_key", "parse_pronouns", "show", "validate_name"]
