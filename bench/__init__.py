@@ -1,0 +1,1 @@
+"""Benchmarks: speed and memory of training and panel generation (see docs/PERFORMANCE.md)."""

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The one prepared GPU check: full-size SDXL (random weights) panel + training benchmarks on a lent
+# H200, about 8 minutes wall, JSON under $OUT, a summary printed last.
+#
+# 1. HERE (no GPU needed, no network): build what the device lacks into an ignored folder
+#       bash bench/gpu_check.sh --prepare
+#    -> bench/results/device_carry/ (~17 MB): site.tgz (pure-Python diffusers 0.42.1 and
+#       transformers 5.24.0 from .venv: the device image has no diffusers and an older
+#       transformers), cache/clip_bpe/{vocab,merges} (the CLIP BPE vocabulary; the device has no
+#       clip-anytorch wheel). The .venv itself (~7 GB) cannot travel (64 MiB limit) and is not
+#       needed: the device's python3 has torch 2.11 + CUDA, accelerate, tokenizers, safetensors.
+# 2. ON THE DEVICE, one call of the device tool:
+#       run(command="bash bench/gpu_check.sh", carry=["bench/results/device_carry"], timeout_s=560)
+#    Results: $OUT/{env.txt,panel.json,train.json,compile.json,summary.txt,log.txt}.
+#
+# Sections run as separate processes with their own timeouts inside one overall budget
+# (GPU_CHECK_BUDGET_S, default 470 s); a section that would start with < 40 s left is skipped, and
+# every benchmark rewrites its JSON after each row, so a timeout keeps what was measured.
+# Env: OUT (default bench/results/gpu_check-<date>), GPU_CHECK_PYTHON (default python3),
+#      GPU_CHECK_BUDGET_S, GPU_CHECK_QUICK=0 for 3 repeats per panel instead of 1,
+#      GPU_CHECK_SECTIONS (default "panel train compile"; e.g. "compile" to rerun one),
+#      GPU_CHECK_DRY_RUN=1 to rehearse the script on a CPU with the tiny preset (~1 min; the
+#      compile section is left out of a dry run unless GPU_CHECK_SECTIONS names it).
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+CARRY=bench/results/device_carry
+
+prepare() {
+    local py="${GPU_CHECK_PYTHON:-$ROOT/.venv/bin/python}"
+    local site
+    site=$("$py" -c "import diffusers, os; print(os.path.dirname(os.path.dirname(diffusers.__file__)))") || exit 1
+    rm -rf "$CARRY" && mkdir -p "$CARRY/cache"
+    (cd "$site" && tar czf "$ROOT/$CARRY/site.tgz" --exclude=__pycache__ \
+        diffusers diffusers-*.dist-info transformers transformers-*.dist-info) || exit 1
+    COMIC_CACHE="$ROOT/$CARRY/cache" "$py" -c \
+        "from pipelines.clip_tokenizer import build_clip_tokenizer as b; print(b()('a photo of').input_ids)" || exit 1
+    du -sh "$CARRY"; ls -la "$CARRY" "$CARRY/cache/clip_bpe"
+    echo "carry: [\"$CARRY\"]"
+}
+
+if [ "${1:-}" = "--prepare" ]; then
+    prepare
+    exit $?
+fi
+
+OUT="${OUT:-$ROOT/bench/results/gpu_check-$(date -u +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+PY="${GPU_CHECK_PYTHON:-python3}"
+BUDGET="${GPU_CHECK_BUDGET_S:-470}"
+QUICK="--quick"; [ "${GPU_CHECK_QUICK:-1}" = "0" ] && QUICK=""
+ARCH_ARGS="--arch sdxl-random --device cuda --dtype bf16"
+SECTIONS="${GPU_CHECK_SECTIONS:-panel train compile}"
+if [ "${GPU_CHECK_DRY_RUN:-0}" = "1" ]; then
+    ARCH_ARGS="--arch preset --preset tiny --device cpu --dtype fp32 --smoke --threads 1"
+    SECTIONS="${GPU_CHECK_SECTIONS:-panel train}"
+fi
+LOG="$OUT/log.txt"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false GRADIO_ANALYTICS_ENABLED=False
+
+if [ -f "$CARRY/site.tgz" ]; then
+    rm -rf /tmp/gpu_check_site && mkdir -p /tmp/gpu_check_site
+    tar xzf "$CARRY/site.tgz" -C /tmp/gpu_check_site
+    export PYTHONPATH="/tmp/gpu_check_site:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+    export COMIC_CACHE="$ROOT/$CARRY/cache"
+    # the carried transformers needs the image's tokenizers/regex/hub to be new enough; if it
+    # cannot import there, fall back to the image's own transformers (diffusers stays carried)
+    if ! timeout 120 "$PY" -c "import transformers, diffusers; from transformers import CLIPTextModel" >/dev/null 2>&1; then
+        echo "note: carried transformers does not import here; using the image's" | tee -a "$LOG"
+        rm -rf /tmp/gpu_check_site/transformers /tmp/gpu_check_site/transformers-*.dist-info
+    fi
+else
+    echo "note: $CARRY/site.tgz missing (run 'bash bench/gpu_check.sh --prepare' here and carry it);" \
+         "using whatever the device's python has" | tee -a "$LOG"
+    export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
+{
+    echo "== gpu_check $(date -u '+%Y-%m-%d %H:%M:%S') UTC, budget ${BUDGET}s"
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv 2>&1
+    timeout 90 "$PY" - <<'EOF' 2>&1
+import sys, torch
+print("python", sys.version.split()[0], "| torch", torch.__version__, "| cuda", torch.version.cuda,
+      "| gpu", torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+import diffusers, transformers, tokenizers, accelerate
+print("diffusers", diffusers.__version__, "| transformers", transformers.__version__,
+      "| tokenizers", tokenizers.__version__, "| accelerate", accelerate.__version__)
+if not torch.cuda.is_available():
+    raise SystemExit("no CUDA device: ceilings not measured")
+# the two ceilings (METHOD.md): bf16 matmul on random data, device-to-device copy
+a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16); b = torch.randn_like(a)
+for _ in range(3): a @ b
+s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+s.record(); [a @ b for _ in range(10)]; e.record(); torch.cuda.synchronize()
+print(f"bf16 matmul 8192^3: {10 * 2 * 8192**3 / (s.elapsed_time(e) / 1e3) / 1e12:.0f} TFLOP/s")
+x = torch.empty(2**30, dtype=torch.uint8, device="cuda"); y = torch.empty_like(x); y.copy_(x)
+s.record(); [y.copy_(x) for _ in range(10)]; e.record(); torch.cuda.synchronize()
+print(f"d2d copy: {10 * 2 * 2**30 / (s.elapsed_time(e) / 1e3) / 1e12:.2f} TB/s (read+write)")
+EOF
+} 2>&1 | tee "$OUT/env.txt" | tee -a "$LOG"
+
+START=$SECONDS
+section() {  # section NAME TIMEOUT_S ARGS...
+    local name=$1 limit=$2; shift 2
+    case " $SECTIONS " in *" $name "*) ;; *) return ;; esac
+    local left=$((BUDGET - (SECONDS - START)))
+    [ "$left" -lt "$limit" ] && limit=$left
+    if [ "$limit" -lt 40 ]; then
+        echo "== $name: skipped (${left}s of the budget left)" | tee -a "$LOG"
+        return
+    fi
+    echo "== $name (timeout ${limit}s): bench_sdxl_random $*" | tee -a "$LOG"
+    # shellcheck disable=SC2086
+    timeout --signal=TERM --kill-after=10 "$limit" "$PY" -m bench.bench_sdxl_random \
+        $ARCH_ARGS --json "$OUT/$name.json" "$@" 2>&1 | tee -a "$LOG"
+    echo "== $name: exit ${PIPESTATUS[0]} after $((SECONDS - START))s" | tee -a "$LOG"
+}
+
+# Order: what the targets need first, the slow compile last.
+section panel 170 --only flops,panel $QUICK \
+    --variants baseline,fp16,attn-default,channels-last,vae-tiling,cpu-offload,fp32
+section train 110 --only train --train-steps 20 --train-warmup 3 \
+    --variants baseline,fp16,attn-default,channels-last,grad-ckpt,fp32
+section compile 260 --only panel,train --quick --train-steps 10 --variants compile
+
+JSONS=()
+for name in $SECTIONS; do [ -f "$OUT/$name.json" ] && JSONS+=("$OUT/$name.json"); done
+"$PY" -m bench.bench_sdxl_random --summarize "${JSONS[@]}" > "$OUT/summary.txt" 2>&1
+echo "== total $((SECONDS - START))s of benchmarks; files in $OUT"
+cat "$OUT/summary.txt"
