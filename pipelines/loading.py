@@ -230,8 +230,8 @@ def load_diffusion(config: AppConfig, device: torch.device, dtype: torch.dtype) 
     for name in ("text_encoder", "text_encoder_2", "unet", "vae"):
         module = parts[name]
         # hub weights arrive in ``dtype`` already; casting them again would undo keep-in-fp32 rules
-        module = module.to(device=device, dtype=dtype) if config.model.kind == "tiny" \
-            else module.to(device=device)
+        needs_cast = config.model.kind == "tiny" and next(module.parameters()).dtype != dtype
+        module = module.to(device=device, dtype=dtype) if needs_cast else module.to(device=device)
         module = module.eval()
         module.requires_grad_(False)
         parts[name] = module

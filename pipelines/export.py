@@ -1,0 +1,159 @@
+"""Write a finished comic: panel PNGs, page PNGs, one multi-page PDF, project.json and a zip.
+
+Files in the output folder (panel numbers and page numbers are 1-based)::
+
+    panel_01.png ...          the chosen candidate of each panel
+    panel_01_c2.png ...       other candidates (only when candidates > 1)
+    page_1.png ...            the laid-out pages
+    comic.pdf                 every page, one PDF page each
+    project.json              see pipelines.project
+    comic.zip                 project.json, panels/, pages/ and identities/<name>.safetensors
+
+Every file is written to a temporary name first and renamed, so a crash never leaves a
+half-written comic that looks complete.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from PIL import Image
+
+from pipelines.project import PROJECT_FILE, Project, identity_bytes, identity_filename
+
+PDF_FILE = "comic.pdf"
+ZIP_FILE = "comic.zip"
+PDF_DPI = 150.0
+
+
+class ExportError(OSError):
+    """The output folder cannot be created or written (one-line message)."""
+
+
+@dataclass(frozen=True)
+class ExportedComic:
+    """Paths of everything :func:`export_comic` wrote."""
+
+    folder: Path
+    panels: list[Path]
+    pages: list[Path]
+    pdf: Path
+    project: Path
+    zip: Path
+    candidates: list[Path] = field(default_factory=list)
+
+
+def panel_filename(index: int, candidate: int | None = None) -> str:
+    """``panel_01.png`` for panel 0; ``panel_01_c2.png`` for its candidate 1 (both 1-based)."""
+    suffix = "" if candidate is None else f"_c{candidate + 1}"
+    return f"panel_{index + 1:02d}{suffix}.png"
+
+
+def page_filename(number: int) -> str:
+    """``page_1.png`` for page 1."""
+    return f"page_{number}.png"
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and prove it writable; ExportError with a one-line reason."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ExportError(f"cannot write to output folder '{folder}': {reason}") from None
+    return folder
+
+
+def _atomic_bytes(path: Path, data: bytes) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """Lossless PNG bytes of ``image``."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pdf_bytes(pages: Sequence[Image.Image], resolution: float = PDF_DPI) -> bytes:
+    """One PDF with one page per image (Pillow ``save_all``), RGB, ``resolution`` dpi."""
+    if not pages:
+        raise ValueError("a PDF needs at least one page")
+    rgb = [page.convert("RGB") for page in pages]
+    buffer = io.BytesIO()
+    rgb[0].save(buffer, format="PDF", save_all=True, append_images=rgb[1:], resolution=resolution)
+    return buffer.getvalue()
+
+
+def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Image],
+                 pages: Sequence[Image.Image],
+                 candidates: Mapping[tuple[int, int], Image.Image] | None = None,
+                 identities: Mapping[str, Any] | None = None) -> ExportedComic:
+    """Write every file of a comic into ``folder`` (created if needed).
+
+    Args:
+        project: what to save as ``project.json`` (its ``choices`` say which candidate each
+            panel image is).
+        panels: the chosen image of each panel, in order.
+        pages: the rendered pages.
+        candidates: (panel, candidate) -> image for every candidate; those not chosen are saved
+            as ``panel_NN_cK.png``.
+        identities: name -> identity (``clip_l``/``clip_g``) of the cast, embedded in the zip so
+            the project regenerates without the library. None embeds none.
+    """
+    folder = ensure_writable(folder)
+    if len(panels) != len(project.request.panels):
+        raise ValueError(f"{len(panels)} panel images for {len(project.request.panels)} panels")
+    choices = project.choices or (0,) * len(panels)
+    files: dict[str, bytes] = {}
+    panel_paths, candidate_paths, page_paths = [], [], []
+    for i, image in enumerate(panels):
+        data = png_bytes(image)
+        panel_paths.append(_atomic_bytes(folder / panel_filename(i), data))
+        files[f"panels/{panel_filename(i)}"] = data
+    for (i, c), image in sorted((candidates or {}).items()):
+        if c == choices[i]:
+            continue
+        data = png_bytes(image)
+        candidate_paths.append(_atomic_bytes(folder / panel_filename(i, c), data))
+        files[f"panels/{panel_filename(i, c)}"] = data
+    for number, page in enumerate(pages, start=1):
+        data = png_bytes(page)
+        page_paths.append(_atomic_bytes(folder / page_filename(number), data))
+        files[f"pages/{page_filename(number)}"] = data
+    pdf = _atomic_bytes(folder / PDF_FILE, pdf_bytes(pages))
+    project_text = project.to_json().encode("utf-8")
+    project_path = _atomic_bytes(folder / PROJECT_FILE, project_text)
+    files[PROJECT_FILE] = project_text
+    wanted = {" ".join(n.split()).lower() for n in project.cast}
+    for name, identity in (identities or {}).items():
+        if " ".join(name.split()).lower() in wanted:
+            files[identity_filename(identity.name)] = identity_bytes(identity)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files, key=lambda n: (n != PROJECT_FILE, n)):
+            archive.writestr(name, files[name])
+    zip_path = _atomic_bytes(folder / ZIP_FILE, buffer.getvalue())
+    return ExportedComic(folder=folder, panels=panel_paths, pages=page_paths, pdf=pdf,
+                         project=project_path, zip=zip_path, candidates=candidate_paths)
+
+
+__all__ = ["ExportError", "ExportedComic", "ensure_writable", "export_comic", "page_filename",
+           "panel_filename", "pdf_bytes", "png_bytes"]

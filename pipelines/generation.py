@@ -1,0 +1,404 @@
+"""Phase 4: draw comic panels with diffusers' StableDiffusionXLPipeline and bound identities.
+
+:class:`PanelGenerator` composes (never copies) ``StableDiffusionXLPipeline``: it is built once per
+:class:`~pipelines.loading.Components` (see :func:`panel_generator`), with the preset's memory
+switches applied, and draws each panel in two steps:
+
+1. under the binder's lock, with the cast's signal rows active for this thread: encode prompt +
+   negative with diffusers' own ``encode_prompt`` (:meth:`SignalWordBinder.encode`);
+2. outside the lock: ``pipe(prompt_embeds=..., pooled_prompt_embeds=..., ...)`` on this
+   thread's shallow copy of the pipeline with its own scheduler (schedulers are stateful; two
+   concurrent calls must not share one).
+
+Seeds (documented in docs/PANELS.md): panel ``i`` uses ``seed + i`` unless the panel carries its
+own seed; candidate ``c`` of a panel uses ``panel_seed + c * CANDIDATE_SEED_STRIDE``. Every
+candidate has its own CPU ``torch.Generator``, so candidate 0 of a panel equals the vanilla
+pipeline called with ``generator=torch.Generator().manual_seed(panel_seed)``, on any device.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+import weakref
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import torch
+from diffusers import StableDiffusionXLPipeline
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+from PIL import Image
+
+from pipelines.binding import (SIGNAL_WORD, BindingError, IdentityLike, SignalWordBinder, bind_text,
+                               signal_pair)
+from pipelines.layout import Box, PageStyle, detect_faces, render_pages
+from pipelines.project import (ComicRequest, GenerationError, IdentitySource, PanelSpec, Project,
+                               UnknownCharacter, lookup_identity, panels_from_json)
+from pipelines.styles import StyleBook, StyleError, load_style_book
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE_SEED_STRIDE = 1_000_000
+MAX_SEED = 2**63 - 1 - 64 * CANDIDATE_SEED_STRIDE
+MAX_CANDIDATES = 16
+
+
+def candidate_seed(panel_seed: int, candidate: int) -> int:
+    """Seed of candidate ``candidate`` of a panel: ``panel_seed + candidate * 1_000_000``."""
+    return panel_seed + candidate * CANDIDATE_SEED_STRIDE
+
+
+@dataclass
+class PanelResult:
+    """One drawn candidate of one panel (yielded as soon as its panel is decoded).
+
+    Attributes:
+        index: panel index (0-based).
+        candidate: candidate index within the panel (0-based); all candidates are yielded so
+            that they can be scored.
+        image: the RGB image, ``width`` x ``height`` pixels.
+        prompt: the prompt with real names (style and keywords applied).
+        bound_prompt: the same with signal words, as the text encoders saw it.
+        negative_prompt: the negative prompt used.
+        seed: this candidate's seed (:func:`candidate_seed`).
+        characters: the panel's cast, in binding order.
+        seconds: wall time of the panel's batch (encode + denoise + decode), shared by its candidates.
+    """
+
+    index: int
+    candidate: int
+    image: Image.Image
+    prompt: str
+    bound_prompt: str
+    negative_prompt: str
+    seed: int
+    characters: tuple[str, ...]
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PreparedPanel:
+    """A validated panel, ready to draw: identities resolved, prompts composed and bound.
+
+    ``unnamed`` lists characters whose full name does not occur in the text: their identity
+    cannot appear in the panel (worth a warning to the user).
+    """
+
+    index: int
+    cast: tuple[IdentityLike, ...]
+    prompt: str
+    bound_prompt: str
+    negative_prompt: str
+    seed: int
+    characters: tuple[str, ...] = ()
+    unnamed: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def apply_memory_switches(pipe: StableDiffusionXLPipeline, runtime, device: torch.device) -> None:
+    """Apply ``runtime`` (a RuntimeConfig) to ``pipe``: VAE slicing/tiling, attention, offload.
+
+    dtype is decided when the components are loaded. Model CPU offload is enabled only when
+    configured AND on CUDA (accelerate's hooks need an accelerator); elsewhere it is ignored.
+    VAE and attention switches set flags on the shared modules, consistent with their preset.
+    """
+    vae = pipe.vae
+    (vae.enable_slicing if runtime.vae_slicing else vae.disable_slicing)()
+    (vae.enable_tiling if runtime.vae_tiling else vae.disable_tiling)()
+    wanted = AttnProcessor2_0 if runtime.attention == "sdpa" else AttnProcessor
+    for module in (pipe.unet, vae):
+        if not all(isinstance(p, wanted) for p in module.attn_processors.values()):
+            module.set_attn_processor(wanted())
+    if runtime.cpu_offload:
+        if device.type == "cuda":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            logger.info("runtime.cpu_offload ignored: model CPU offload needs a CUDA device")
+
+
+class PanelGenerator:
+    """Draws panels for one Components; build with :func:`panel_generator` (cached).
+
+    Attributes:
+        pipe: the base ``StableDiffusionXLPipeline`` (shared modules, binder tokenizers).
+        binder: the :class:`SignalWordBinder` (lock, signal pool).
+        styles: the :class:`StyleBook`.
+        config: the preset (``AppConfig``).
+    """
+
+    def __init__(self, components, styles: StyleBook | None = None) -> None:
+        self.config = components.config
+        self.device = components.device
+        self.binder = SignalWordBinder(components)
+        self.styles = styles or load_style_book()
+        parts = components.pipeline_parts()
+        parts.update(tokenizer=self.binder.tokenizer, tokenizer_2=self.binder.tokenizer_2)
+        self.pipe = StableDiffusionXLPipeline(**parts)
+        self.pipe.set_progress_bar_config(disable=True)
+        apply_memory_switches(self.pipe, self.config.runtime, self.device)
+        # where prompts are encoded: the offload hooks' device when offloading. Computed once;
+        # the property walks every module (milliseconds on SDXL), vanilla pays it once per call.
+        self.execution_device = self.pipe._execution_device
+        base = self.pipe.scheduler  # pristine; each thread's pipeline copy gets its own deep copy
+        self._scheduler = type(base).from_config(base.config)
+        self._local = threading.local()
+
+    @property
+    def max_identities(self) -> int:
+        return self.binder.max_identities
+
+    def _call_pipe(self) -> StableDiffusionXLPipeline:
+        """This thread's shallow copy of :attr:`pipe`, with its own scheduler.
+
+        Schedulers (and the pipeline's per-call attributes) are stateful, so two threads must
+        not share them; one thread runs one call at a time, and every call starts with
+        ``set_timesteps``, which resets the scheduler's state. Copies share all modules.
+        """
+        pipe = getattr(self._local, "pipe", None)
+        if pipe is None:
+            pipe = copy.copy(self.pipe)
+            pipe.scheduler = copy.deepcopy(self._scheduler)
+            self._local.pipe = pipe
+        return pipe
+
+    # ------------------------------------------------------------------ validation
+
+    def check_request(self, request: ComicRequest) -> ComicRequest:
+        """Validate settings (not identities) and fill defaults; GenerationError / StyleError."""
+        request = request.resolved(self.config)
+        if not request.panels:
+            raise GenerationError("the panel list is empty")
+        self.styles.style(request.style)
+        self.styles.keyword_list(request.keywords)
+        reserved = SIGNAL_WORD.search(request.negative_prompt or "")
+        if reserved:
+            raise BindingError(f"the negative prompt contains the reserved word '{reserved.group(0)}'")
+        factor = self.pipe.vae_scale_factor
+        for label, value in (("width", request.width), ("height", request.height)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < factor or value % factor:
+                raise GenerationError(f"{label} must be a positive multiple of {factor} pixels, got {value}")
+        if isinstance(request.steps, bool) or not isinstance(request.steps, int) or request.steps < 1:
+            raise GenerationError(f"steps must be a positive whole number, got {request.steps}")
+        if not isinstance(request.guidance_scale, (int, float)) or request.guidance_scale < 0:
+            raise GenerationError(f"guidance must be a non-negative number, got {request.guidance_scale}")
+        if (isinstance(request.candidates, bool) or not isinstance(request.candidates, int)
+                or not 1 <= request.candidates <= MAX_CANDIDATES):
+            raise GenerationError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {request.candidates}")
+        for i in range(len(request.panels)):
+            seed = request.panel_seed(i)
+            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+                raise GenerationError(f"panel {i + 1}: seed must be between 0 and {MAX_SEED}, got {seed}")
+        return request
+
+    def prepare(self, request: ComicRequest,
+                identities: IdentitySource | Mapping[str, IdentityLike] | None = None
+                ) -> tuple[ComicRequest, list[PreparedPanel]]:
+        """Validate everything before drawing anything: settings, styles, cast, binding.
+
+        Returns the resolved request and one :class:`PreparedPanel` per panel.
+
+        Raises:
+            GenerationError (UnknownCharacter), StyleError, BindingError.
+        """
+        request = self.check_request(request)
+        keywords = self.styles.keyword_list(request.keywords)
+        found: dict[str, IdentityLike] = {}  # one library read per name, not per panel
+        prepared = []
+        for i, panel in enumerate(request.panels):
+            where = f"panel {i + 1}"
+            if len(panel.characters) > self.max_identities:
+                raise GenerationError(
+                    f"{where}: {len(panel.characters)} identities ({', '.join(panel.characters)}); "
+                    f"this preset allows at most {self.max_identities} per panel")
+            cast = []
+            for name in panel.characters:
+                if identities is None:
+                    raise UnknownCharacter(f"{where}: character '{name}' needs an identity library")
+                key = name.lower()
+                try:
+                    if key not in found:
+                        found[key] = lookup_identity(identities, name)
+                    identity = found[key]
+                    self.binder.check_identity(identity)
+                except (GenerationError, BindingError) as exc:
+                    raise type(exc)(f"{where}: {exc}") from None
+                cast.append(identity)
+            try:
+                bound = bind_text(panel.text, list(panel.characters))
+            except BindingError as exc:
+                raise BindingError(f"{where}: {exc}") from None
+            prompt, negative = self.styles.compose(panel.text, request.style, keywords,
+                                                   request.negative_prompt or "")
+            bound_prompt, _ = self.styles.compose(bound, request.style, keywords)
+            prepared.append(PreparedPanel(index=i, cast=tuple(cast), prompt=prompt,
+                                          bound_prompt=bound_prompt, negative_prompt=negative,
+                                          seed=request.panel_seed(i),
+                                          characters=tuple(panel.characters),
+                                          unnamed=tuple(name for k, name in enumerate(panel.characters)
+                                                        if signal_pair(k)[0] not in bound)))
+        return request, prepared
+
+    # ------------------------------------------------------------------ drawing
+
+    def draw(self, request: ComicRequest, panel: PreparedPanel) -> list[PanelResult]:
+        """All candidates of one prepared panel, in one batched pipeline call.
+
+        ``request`` must be resolved (:meth:`prepare` returns it so).
+        """
+        start = time.perf_counter()
+        n = request.candidates
+        guidance = float(request.guidance_scale)
+        pipe = self._call_pipe()
+        # the pipeline's own rule for classifier-free guidance (do_classifier_free_guidance)
+        cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
+        embeddings = self.binder.encode(panel.bound_prompt, panel.cast, panel.negative_prompt,
+                                        do_classifier_free_guidance=cfg,
+                                        device=self.execution_device)
+        seeds = [candidate_seed(panel.seed, c) for c in range(n)]
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
+                      guidance_scale=guidance, width=request.width, height=request.height,
+                      num_images_per_prompt=n, generator=generators if n > 1 else generators[0],
+                      output_type="pil")
+        seconds = time.perf_counter() - start
+        return [PanelResult(index=panel.index, candidate=c, image=image.convert("RGB"),
+                            prompt=panel.prompt, bound_prompt=panel.bound_prompt,
+                            negative_prompt=panel.negative_prompt, seed=seeds[c],
+                            characters=panel.characters, seconds=seconds)
+                for c, image in enumerate(output.images)]
+
+    def generate(self, request: ComicRequest,
+                 identities: IdentitySource | Mapping[str, IdentityLike] | None = None
+                 ) -> Iterator[PanelResult]:
+        """Yield every candidate of every panel, panel by panel (streaming).
+
+        Everything is validated before the first panel is drawn, so a bad name in panel 9 fails
+        at once, not after eight panels.
+        """
+        request, prepared = self.prepare(request, identities)
+        for panel in prepared:
+            yield from self.draw(request, panel)
+
+    def redraw(self, request: ComicRequest, panel_index: int, seed: int | None = None,
+               identities: IdentitySource | Mapping[str, IdentityLike] | None = None
+               ) -> list[PanelResult]:
+        """Draw one panel again (all its candidates), optionally with a new panel seed.
+
+        With ``seed`` None the panel's own seed is reused (same pixels). To keep a redraw in a
+        saved project, store the seed in the panel: ``PanelSpec(..., seed=seed)``.
+        """
+        if not 0 <= panel_index < len(request.panels):
+            raise GenerationError(f"panel index {panel_index} is out of range "
+                                  f"(the comic has {len(request.panels)} panels)")
+        panel_seed = seed if seed is not None else request.panel_seed(panel_index)
+        single = replace(request, panels=(replace(request.panels[panel_index], seed=panel_seed),))
+        resolved, prepared = self.prepare(single, identities)
+        return [replace(result, index=panel_index) for result in self.draw(resolved, prepared[0])]
+
+
+# ----------------------------------------------------------------------------- a whole comic
+
+
+@dataclass
+class Comic:
+    """A drawn comic in memory: the project, every candidate, the chosen panels and the pages.
+
+    Attributes:
+        project: what was drawn (its ``choices`` name the chosen candidates).
+        results: every candidate of every panel, in drawing order.
+        panels: the chosen image of each panel.
+        pages: the rendered pages.
+        faces: per panel, the face boxes found in the chosen image (page bubbles avoid them).
+    """
+
+    project: Project
+    results: list[PanelResult]
+    panels: list[Image.Image]
+    pages: list[Image.Image]
+    faces: list[list[Box]]
+
+    def candidates(self) -> dict[tuple[int, int], Image.Image]:
+        """(panel, candidate) -> image, for every candidate drawn."""
+        return {(r.index, r.candidate): r.image for r in self.results}
+
+
+def draw_comic(generator: PanelGenerator, request: ComicRequest,
+               identities: IdentitySource | Mapping[str, IdentityLike] | None = None, *,
+               title: str = "", choices: Sequence[int] | None = None,
+               choose: Callable[[list[PanelResult]], int] | None = None,
+               face_detector: Any = None, page_style: PageStyle = PageStyle(),
+               on_panel: Callable[[list[PanelResult]], None] | None = None,
+               on_warning: Callable[[str], None] | None = None) -> Comic:
+    """Draw every panel, pick one candidate per panel, find faces and lay out the pages.
+
+    Args:
+        generator: the :class:`PanelGenerator` (``panel_generator(components)``).
+        identities: the library (or a name -> identity mapping) for the cast.
+        choices: a candidate per panel (a loaded project's ``choices``); wins over ``choose``.
+        choose: picks a candidate from a panel's results (e.g. best face similarity);
+            default: candidate 0.
+        face_detector: ``detect(rgb) -> [DetectedFace]`` used to keep bubbles off faces; None
+            skips detection.
+        on_panel: called with each panel's results as soon as they are drawn (progress).
+        on_warning: called with one line per problem worth telling (a listed character whose
+            name is not in the panel text), before drawing starts.
+    """
+    resolved, prepared = generator.prepare(request, identities)
+    for panel in prepared:
+        for name in panel.unnamed:
+            if on_warning is not None:
+                on_warning(f"panel {panel.index + 1}: '{name}' is listed but not named in the text, "
+                           "so that identity will not appear")
+    if choices is not None and len(choices) != len(prepared):
+        raise ValueError(f"{len(choices)} choices for {len(prepared)} panels")
+    results: list[PanelResult] = []
+    chosen: list[int] = []
+    for panel in prepared:
+        drawn = generator.draw(resolved, panel)
+        results.extend(drawn)
+        if on_panel is not None:
+            on_panel(drawn)
+        pick = choices[panel.index] if choices is not None else (choose(drawn) if choose else 0)
+        if not 0 <= pick < len(drawn):
+            raise ValueError(f"panel {panel.index + 1}: candidate {pick} was not drawn "
+                             f"({len(drawn)} candidates)")
+        chosen.append(pick)
+    by_key = {(r.index, r.candidate): r.image for r in results}
+    panels = [by_key[(i, c)] for i, c in enumerate(chosen)]
+    faces = detect_faces(face_detector, panels) if face_detector is not None \
+        else [[] for _ in panels]
+    pages = render_pages(panels, [p.text for p in resolved.panels], title, faces, page_style)
+    project = Project.from_request(resolved, generator.config, title=title, choices=chosen)
+    return Comic(project=project, results=results, panels=panels, pages=pages, faces=faces)
+
+
+_GENERATORS: dict[int, tuple[weakref.ref, PanelGenerator]] = {}
+_GENERATORS_LOCK = threading.Lock()
+
+
+def panel_generator(components) -> PanelGenerator:
+    """The :class:`PanelGenerator` of ``components``, built on first use.
+
+    A small per-process registry keyed by ``id(components)``, holding only a weak reference to
+    the Components (the entry is dropped when they are garbage collected). With
+    ``load_components``' own cache this means: SDXL loaded once, the pipeline built once.
+    """
+    key = id(components)
+    with _GENERATORS_LOCK:
+        entry = _GENERATORS.get(key)
+        if entry is not None and entry[0]() is components:
+            return entry[1]
+        generator = PanelGenerator(components)
+        _GENERATORS[key] = (weakref.ref(components), generator)
+        weakref.finalize(components, _GENERATORS.pop, key, None)
+        return generator
+
+
+__all__ = ["CANDIDATE_SEED_STRIDE", "Comic", "ComicRequest", "draw_comic", "GenerationError", "IdentitySource",
+           "PanelGenerator", "PanelResult", "PanelSpec", "PreparedPanel", "StyleError",
+           "UnknownCharacter", "apply_memory_switches", "candidate_seed", "lookup_identity",
+           "panel_generator", "panels_from_json"]

@@ -1,0 +1,418 @@
+"""What a comic is: the request that decides its pixels, and the saved project (``project.json``).
+
+:class:`ComicRequest` (panels + sampling settings) is what :mod:`pipelines.generation` draws;
+:class:`Project` is a drawn request frozen with its provenance. This module needs no torch, so
+the CLI validates a request in a fraction of a second before loading any model.
+
+``project.json`` holds the panels (text, characters, explicit per-panel seed, chosen candidate),
+the cast names, style, keywords, negative prompt, steps, guidance, size, candidates, title, the
+preset, model and sampler it was drawn with, and the app version. Loading it and drawing the
+request again with the same preset and identities gives the same pixels.
+
+A project zip (see :mod:`pipelines.export`) also carries the cast's learned vectors as
+``identities/<name>.safetensors`` (tensors ``clip_l`` (2, d1) and ``clip_g`` (2, d2), the SDXL
+textual-inversion layout), so the comic can be regenerated without the original library.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover - torch is imported lazily: the CLI validates without it
+    import torch
+
+    from pipelines.binding import IdentityLike
+
+APP_VERSION = "0.1.0"
+PROJECT_FORMAT = "comic-identity-project"
+FORMAT_VERSION = 1
+PROJECT_FILE = "project.json"
+IDENTITY_DIR = "identities"
+
+
+class ProjectError(ValueError):
+    """A project file that cannot be read (one-line message naming the file)."""
+
+
+class GenerationError(ValueError):
+    """A request that cannot be drawn (one-line message naming the panel and the problem)."""
+
+
+class UnknownCharacter(GenerationError):
+    """A panel names a character the identity library does not hold."""
+
+
+# ----------------------------------------------------------------------------- request
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """One panel to draw.
+
+    Attributes:
+        text: the sentence, with characters' full names ("Ada Lovelace reads.").
+        characters: the full names of the identities in the panel, in cast order (the first is
+            bound to v1* v2*, the second to v3* v4*, ...).
+        seed: this panel's seed; None -> ``request.seed + index``.
+    """
+
+    text: str
+    characters: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, index: int = 0) -> "PanelSpec":
+        """Read the story parser's ``{"text": ..., "characters": [...]}`` (``seed`` optional)."""
+        where = f"panel {index + 1}"
+        if not isinstance(data, Mapping):
+            raise GenerationError(f"{where}: expected an object with 'text' and 'characters', "
+                                  f"got {type(data).__name__}")
+        text = data.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise GenerationError(f"{where}: 'text' must be a non-empty string")
+        characters = data.get("characters", [])
+        if not isinstance(characters, list) or not all(isinstance(c, str) and c.strip()
+                                                       for c in characters):
+            raise GenerationError(f"{where}: 'characters' must be a list of names")
+        seed = data.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise GenerationError(f"{where}: 'seed' must be a whole number")
+        return cls(text=text.strip(), characters=_dedupe(characters), seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text, "characters": list(self.characters)}
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
+
+
+def _dedupe(names: Iterable[str]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        key = " ".join(name.split()).lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(" ".join(name.split()))
+    return tuple(out)
+
+
+def panels_from_json(data: Any) -> tuple[PanelSpec, ...]:
+    """The story parser's panel list -> PanelSpecs; GenerationError if empty or malformed."""
+    if isinstance(data, Mapping) and "panels" in data:
+        data = data["panels"]
+    if not isinstance(data, list):
+        raise GenerationError("the panel list must be a JSON list of {\"text\", \"characters\"} objects")
+    if not data:
+        raise GenerationError("the panel list is empty")
+    return tuple(PanelSpec.from_dict(item, i) for i, item in enumerate(data))
+
+
+@dataclass(frozen=True)
+class ComicRequest:
+    """Everything that decides a comic's pixels. None fields take the preset's defaults.
+
+    Attributes:
+        panels: the panels, in story order.
+        style: a style name from ``configs/styles.yaml`` ("none" leaves prompts as written).
+        keywords: style keywords appended to each sentence ("sentence, kw1, kw2").
+        negative_prompt: None -> ``generation.negative_prompt``; the style's negative is added.
+        seed: base seed (panel i: seed + i).
+        steps, guidance_scale, width, height, candidates: sampling settings (pixels for sizes).
+    """
+
+    panels: tuple[PanelSpec, ...]
+    style: str = "none"
+    keywords: tuple[str, ...] = ()
+    negative_prompt: str | None = None
+    seed: int = 0
+    steps: int | None = None
+    guidance_scale: float | None = None
+    width: int | None = None
+    height: int | None = None
+    candidates: int | None = None
+
+    def resolved(self, config) -> "ComicRequest":
+        """A copy with every None filled from ``config.generation``."""
+        gen = config.generation
+        return replace(
+            self, panels=tuple(self.panels),
+            keywords=tuple(self.keywords),
+            negative_prompt=gen.negative_prompt if self.negative_prompt is None else self.negative_prompt,
+            steps=gen.steps if self.steps is None else self.steps,
+            guidance_scale=gen.guidance_scale if self.guidance_scale is None else self.guidance_scale,
+            width=gen.width if self.width is None else self.width,
+            height=gen.height if self.height is None else self.height,
+            candidates=gen.candidates if self.candidates is None else self.candidates)
+
+    def panel_seed(self, index: int) -> int:
+        """Seed of panel ``index``: its own, else ``seed + index``."""
+        own = self.panels[index].seed
+        return own if own is not None else self.seed + index
+
+    def cast_names(self) -> list[str]:
+        """Every character of every panel, first occurrence order, case-insensitively unique."""
+        return list(_dedupe(name for panel in self.panels for name in panel.characters))
+
+
+# ----------------------------------------------------------------------------- identities
+
+
+class IdentitySource(Protocol):
+    """Anything with ``get(name) -> Identity`` raising on unknown names (an IdentityLibrary)."""
+
+    def get(self, name: str) -> IdentityLike: ...
+
+
+def lookup_identity(source: IdentitySource | Mapping[str, IdentityLike], name: str) -> IdentityLike:
+    """``name``'s identity from a library or a name -> identity mapping (case-insensitive).
+
+    Raises:
+        UnknownCharacter: the source does not hold ``name``.
+        GenerationError: the library holds it but cannot read it (a damaged entry).
+    """
+    if isinstance(source, Mapping):
+        wanted = " ".join(name.split()).lower()
+        for key, identity in source.items():
+            if " ".join(key.split()).lower() == wanted:
+                return identity
+        found = None
+    else:
+        try:
+            found = source.get(name)
+        except (LookupError, ValueError) as exc:  # IdentityNotFound / LibraryError: ValueErrors
+            missing = isinstance(exc, LookupError) or type(exc).__name__ == "IdentityNotFound"
+            raise (UnknownCharacter if missing else GenerationError)(
+                f"character '{name}': {exc}") from None
+    if found is None:
+        raise UnknownCharacter(f"character '{name}' is not in the identity library")
+    return found
+
+
+@dataclass(frozen=True)
+class EmbeddedIdentity:
+    """An identity carried inside a project zip (satisfies ``binding.IdentityLike``).
+
+    Attributes:
+        name: full name; clip_l: float32 (2, d1); clip_g: float32 (2, d2); pronouns: as stored.
+    """
+
+    name: str
+    clip_l: torch.Tensor
+    clip_g: torch.Tensor
+    pronouns: str = ""
+
+
+@dataclass(frozen=True)
+class Project:
+    """A comic as drawn: the resolved request plus where and how it was drawn.
+
+    Attributes:
+        request: the resolved :class:`ComicRequest`; every panel has an explicit seed.
+        title: shown on the first page.
+        preset: config preset name ("sdxl", "tiny"); model: its ``model.pretrained``;
+            sampler: its ``generation.sampler``.
+        choices: chosen candidate per panel (0 unless scoring or the user picked another).
+        app_version: the version that drew it.
+        identities: name -> :class:`EmbeddedIdentity`, filled when loaded from a project zip.
+    """
+
+    request: ComicRequest
+    title: str = ""
+    preset: str = ""
+    model: str = ""
+    sampler: str = ""
+    choices: tuple[int, ...] = ()
+    app_version: str = APP_VERSION
+    identities: Mapping[str, EmbeddedIdentity] = field(default_factory=lambda: MappingProxyType({}),
+                                                       compare=False)
+
+    @classmethod
+    def from_request(cls, request: ComicRequest, config, title: str = "",
+                     choices: Sequence[int] | None = None) -> "Project":
+        """Freeze ``request`` as drawn with ``config``: defaults filled, panel seeds explicit."""
+        resolved = request.resolved(config)
+        panels = tuple(replace(p, seed=resolved.panel_seed(i)) for i, p in enumerate(resolved.panels))
+        resolved = replace(resolved, panels=panels)
+        chosen = tuple(choices) if choices is not None else (0,) * len(panels)
+        if len(chosen) != len(panels):
+            raise ValueError(f"{len(chosen)} choices for {len(panels)} panels")
+        return cls(request=resolved, title=title, preset=config.name, model=config.model.pretrained,
+                   sampler=config.generation.sampler, choices=chosen)
+
+    @property
+    def cast(self) -> list[str]:
+        """Every character, in order of first appearance."""
+        return self.request.cast_names()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (see the module docstring)."""
+        r = self.request
+        choices = self.choices or (0,) * len(r.panels)
+        return {
+            "format": PROJECT_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "app_version": self.app_version,
+            "title": self.title,
+            "preset": self.preset,
+            "model": self.model,
+            "sampler": self.sampler,
+            "cast": self.cast,
+            "style": r.style,
+            "keywords": list(r.keywords),
+            "negative_prompt": r.negative_prompt,
+            "seed": r.seed,
+            "steps": r.steps,
+            "guidance_scale": r.guidance_scale,
+            "width": r.width,
+            "height": r.height,
+            "candidates": r.candidates,
+            "panels": [{"text": p.text, "characters": list(p.characters),
+                        "seed": r.panel_seed(i), "candidate": choices[i]}
+                       for i, p in enumerate(r.panels)],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "project") -> "Project":
+        """Read the JSON form; ProjectError naming the first bad field."""
+        if not isinstance(data, Mapping):
+            raise ProjectError(f"{source}: expected a JSON object")
+        if data.get("format") != PROJECT_FORMAT:
+            raise ProjectError(f"{source}: not a comic project (format is {data.get('format')!r})")
+        if not isinstance(data.get("format_version"), int) or data["format_version"] > FORMAT_VERSION:
+            raise ProjectError(f"{source}: project format version {data.get('format_version')!r} "
+                               f"is newer than this app supports ({FORMAT_VERSION})")
+        raw_panels = data.get("panels")
+        if not isinstance(raw_panels, list) or not raw_panels:
+            raise ProjectError(f"{source}: 'panels' must be a non-empty list")
+        try:
+            panels = tuple(PanelSpec.from_dict(p, i) for i, p in enumerate(raw_panels))
+        except GenerationError as exc:
+            raise ProjectError(f"{source}: {exc}") from None
+        choices = []
+        for i, p in enumerate(raw_panels):
+            choice = p.get("candidate", 0)
+            if isinstance(choice, bool) or not isinstance(choice, int) or choice < 0:
+                raise ProjectError(f"{source}: panel {i + 1}: 'candidate' must be a whole number >= 0")
+            choices.append(choice)
+
+        def get(key: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
+            value = data.get(key)
+            if value is None and optional:
+                return None
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise ProjectError(f"{source}: '{key}' is missing or has the wrong type")
+            return value
+
+        keywords = data.get("keywords", [])
+        if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+            raise ProjectError(f"{source}: 'keywords' must be a list of strings")
+        request = ComicRequest(
+            panels=panels, style=get("style", str), keywords=tuple(keywords),
+            negative_prompt=get("negative_prompt", str, optional=True), seed=get("seed", int),
+            steps=get("steps", int), guidance_scale=float(get("guidance_scale", (int, float))),
+            width=get("width", int), height=get("height", int), candidates=get("candidates", int))
+        return cls(request=request, title=str(data.get("title") or ""),
+                   preset=str(data.get("preset") or ""), model=str(data.get("model") or ""),
+                   sampler=str(data.get("sampler") or ""), choices=tuple(choices),
+                   app_version=str(data.get("app_version") or ""))
+
+
+def identity_filename(name: str) -> str:
+    """``identities/ada_lovelace.safetensors`` for "Ada Lovelace" (ASCII-safe slug)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "identity"
+    return f"{IDENTITY_DIR}/{slug}.safetensors"
+
+
+def identity_bytes(identity: Any) -> bytes:
+    """An identity's vectors as safetensors bytes (``clip_l``, ``clip_g``; name in metadata)."""
+    import torch
+    from safetensors.torch import save
+
+    tensors = {"clip_l": identity.clip_l.detach().to("cpu", torch.float32).contiguous(),
+               "clip_g": identity.clip_g.detach().to("cpu", torch.float32).contiguous()}
+    return save(tensors, metadata={"name": identity.name,
+                                   "pronouns": str(getattr(identity, "pronouns", "") or "")})
+
+
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors blob (8-byte little-endian header size + JSON)."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size].decode("utf-8"))
+    return dict(header.get("__metadata__") or {})
+
+
+def identity_from_bytes(data: bytes, source: str) -> EmbeddedIdentity:
+    """Read :func:`identity_bytes` output back; ProjectError if it is not such a file."""
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)
+        metadata = _safetensors_metadata(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise ProjectError(f"{source}: unreadable identity file ({type(exc).__name__})") from None
+    if "clip_l" not in tensors or "clip_g" not in tensors or "name" not in metadata:
+        raise ProjectError(f"{source}: identity file lacks clip_l, clip_g or its name")
+    return EmbeddedIdentity(name=metadata["name"], clip_l=tensors["clip_l"],
+                            clip_g=tensors["clip_g"], pronouns=metadata.get("pronouns", ""))
+
+
+def load_project(path: str | Path) -> Project:
+    """Read a project from ``project.json``, a folder holding one, or a project zip.
+
+    From a zip, the cast's embedded identities are loaded into :attr:`Project.identities`.
+
+    Raises:
+        ProjectError: missing, unreadable or invalid.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / PROJECT_FILE
+    identities: dict[str, EmbeddedIdentity] = {}
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                if PROJECT_FILE not in names:
+                    raise ProjectError(f"{path}: the zip holds no {PROJECT_FILE}")
+                text = archive.read(PROJECT_FILE).decode("utf-8")
+                for name in names:
+                    if name.startswith(f"{IDENTITY_DIR}/") and name.endswith(".safetensors"):
+                        identity = identity_from_bytes(archive.read(name), f"{path}:{name}")
+                        identities[identity.name] = identity
+        else:
+            text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProjectError(f"{path}: project file not found") from None
+    except (OSError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+        raise ProjectError(f"{path}: cannot read project ({type(exc).__name__})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProjectError(f"{path}: invalid JSON at line {exc.lineno}") from None
+    project = Project.from_dict(data, str(path))
+    return replace(project, identities=MappingProxyType(identities))
+
+
+def save_project(project: Project, path: str | Path) -> Path:
+    """Write ``project.json`` to ``path`` (a file name, or a folder to write it into)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / PROJECT_FILE
+    path.write_text(project.to_json(), encoding="utf-8")
+    return path
+
+
+__all__ = ["APP_VERSION", "ComicRequest", "EmbeddedIdentity", "FORMAT_VERSION", "GenerationError",
+           "PROJECT_FILE", "PanelSpec", "Project", "ProjectError", "UnknownCharacter",
+           "IdentitySource", "identity_bytes", "identity_filename", "load_project", "lookup_identity", "panels_from_json",
+           "save_project"]
