@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 import torch
 from diffusers import (AutoencoderKL, DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler,
                        EulerDiscreteScheduler, UNet2DConditionModel)
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, ViTModel
 
@@ -152,6 +153,84 @@ def _variant_in(folder: Path, variant: str | None) -> str | None:
     return None
 
 
+# ----------------------------------------------------------------------------- speed switches
+
+#: attribute holding the ``(mode, backend)`` a module was compiled with by :func:`set_compiled`
+_COMPILED_WITH = "_comic_compiled_with"
+
+
+def compiled_with(module: torch.nn.Module) -> tuple[str, str] | None:
+    """``(mode, backend)`` when :func:`set_compiled` compiled ``module``, else None."""
+    if getattr(module, "_compiled_call_impl", None) is None:
+        return None
+    return getattr(module, _COMPILED_WITH, None)
+
+
+def set_compiled(module: torch.nn.Module, enabled: bool, mode: str = "default",
+                 backend: str = "inductor") -> bool:
+    """Compile ``module``'s call in place with ``torch.compile`` (or undo it); idempotent.
+
+    ``nn.Module.compile`` keeps the module object, its parameters and attributes: pipelines,
+    trainers and ``state_dict`` see the same module, only its ``__call__`` runs the compiled
+    graph. Compilation itself is lazy: the first call with each new input shape (and grad mode)
+    compiles, later calls reuse it. ``dynamic=False``: a panel (CFG batch 2N, 128x128 latents)
+    and a training step (batch 1, 64x64, with autograd) each get a graph specialised to their
+    shapes, as the benchmark measures. ``backend`` exists for tests (``"eager"`` traces with
+    dynamo without Inductor's minute-long compile on a CPU). Returns whether anything changed.
+    """
+    current = compiled_with(module)
+    wanted = (mode, backend) if enabled else None
+    if current == wanted:
+        return False
+    if not enabled:
+        module._compiled_call_impl = None  # nn.Module.compile's slot: calls run eagerly again
+        setattr(module, _COMPILED_WITH, None)
+        return True
+    module.compile(mode=None if mode == "default" else mode, backend=backend, dynamic=False)
+    setattr(module, _COMPILED_WITH, wanted)
+    return True
+
+
+def set_channels_last(module: torch.nn.Module, enabled: bool) -> bool:
+    """Put ``module``'s 4-d weights in channels-last (NHWC) memory format, or back; idempotent.
+
+    The parameters stay the same objects with the same values (only their strides change).
+    Returns whether anything changed.
+    """
+    fmt = torch.channels_last if enabled else torch.contiguous_format
+    weights = [p for p in module.parameters() if p.dim() == 4]
+    if all(p.is_contiguous(memory_format=fmt) for p in weights):
+        return False
+    module.to(memory_format=fmt)
+    return True
+
+
+def set_attention(module: torch.nn.Module, attention: str) -> bool:
+    """diffusers attention processors: ``sdpa`` -> ``AttnProcessor2_0``, ``default`` ->
+    ``AttnProcessor``; set only where a module has others. Returns whether anything changed."""
+    wanted = AttnProcessor2_0 if attention == "sdpa" else AttnProcessor
+    if all(isinstance(p, wanted) for p in module.attn_processors.values()):
+        return False
+    module.set_attn_processor(wanted())
+    return True
+
+
+def apply_runtime_switches(unet: torch.nn.Module, vae: torch.nn.Module, runtime: RuntimeConfig) -> None:
+    """Make the shared UNet and VAE follow ``runtime``: attention processors, channels-last
+    (UNet and VAE) and ``torch.compile`` of the UNet (``runtime.compile_mode``).
+
+    Called once when the components load (so training and generation both get them) and again,
+    as a no-op, when a :class:`~pipelines.generation.PanelGenerator` is built. Each switch
+    follows the config both ways (turning one off undoes it) and does nothing when the modules
+    already match, so nothing is recompiled or copied twice. Never called per panel or per step.
+    """
+    set_attention(unet, runtime.attention)
+    set_attention(vae, runtime.attention)
+    set_channels_last(unet, runtime.channels_last)
+    set_channels_last(vae, runtime.channels_last)
+    set_compiled(unet, runtime.compile, runtime.compile_mode)
+
+
 # ----------------------------------------------------------------------------- diffusion parts
 
 def fix_pooled_eos(text_encoder: CLIPTextModel | CLIPTextModelWithProjection,
@@ -221,7 +300,8 @@ def _load_diffusion_hub(config: AppConfig, dtype: torch.dtype) -> dict[str, Any]
 
 
 def load_diffusion(config: AppConfig, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-    """Tokenizers, text encoders, UNet, VAE and both schedulers, frozen, in eval mode."""
+    """Tokenizers, text encoders, UNet, VAE and both schedulers, frozen, in eval mode, with the
+    runtime's attention, channels-last and compile switches applied (:func:`apply_runtime_switches`)."""
     parts = _load_diffusion_tiny(config) if config.model.kind == "tiny" \
         else _load_diffusion_hub(config, dtype)
     parts["scheduler"] = make_sampler(config.generation.sampler, parts["scheduler"])
@@ -235,6 +315,7 @@ def load_diffusion(config: AppConfig, device: torch.device, dtype: torch.dtype) 
         module = module.eval()
         module.requires_grad_(False)
         parts[name] = module
+    apply_runtime_switches(parts["unet"], parts["vae"], config.runtime)
     return parts
 
 
