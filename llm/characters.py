@@ -22,7 +22,7 @@ _NAME_WORD = r"[^\W\d_](?:[^\W\d_]|['’.\-])*"
 _NAME_RE = re.compile(rf"{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,{MAX_NAME_WORDS - 1}}}")
 
 #: Every spelling accepted for a pronoun set, mapped to its class.
-_PRONOUN_WORDS = {
+PRONOUN_CLASS_OF = {
     "he": "he",
     "him": "he",
     "his": "he",
@@ -99,12 +99,12 @@ def parse_pronouns(text: str | None, *, name: str = "") -> frozenset[str]:
     for word in re.split(r"[/,\s]+", text.strip().lower()):
         if not word:
             continue
-        if word not in _PRONOUN_WORDS:
+        if word not in PRONOUN_CLASS_OF:
             who = f" for {name}" if name else ""
             raise StoryError(
                 f"unknown pronoun {word!r}{who}: use he, she or they (or he/him, she/her, they/them)"
             )
-        classes.add(_PRONOUN_WORDS[word])
+        classes.add(PRONOUN_CLASS_OF[word])
     return frozenset(classes)
 
 

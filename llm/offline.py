@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from llm.characters import Character, CharacterLike, normalize_characters
+from llm.characters import PRONOUN_CLASS_OF, Character, CharacterLike, normalize_characters
 from llm.errors import StoryError
 from llm.panel import Panel, ParseResult
 from llm.text import (
@@ -33,22 +33,6 @@ from llm.text import (
 
 MAX_STORY_CHARS = 20_000
 
-_PRONOUN_CLASS = {
-    "he": "he",
-    "him": "he",
-    "his": "he",
-    "himself": "he",
-    "she": "she",
-    "her": "she",
-    "hers": "she",
-    "herself": "she",
-    "they": "they",
-    "them": "they",
-    "their": "they",
-    "theirs": "they",
-    "themselves": "they",
-    "themself": "they",
-}
 PRONOUN_RE = re.compile(
     r"(?<![\w-])(he|she|they|him|her|his|hers|them|their|theirs|himself|herself|themselves|themself)"
     r"(?:(['’])(s|d|ll|re|ve))?(?![\w-])",
@@ -423,7 +407,7 @@ def _resolve(
     by_name: dict[str, Character],
 ) -> tuple[tuple[str, ...], bool]:
     word = match.group(1).lower()
-    pclass = _PRONOUN_CLASS[word]
+    pclass = PRONOUN_CLASS_OF[word]
     exclude: set[str] = set()
     if role == "object":
         exclude = {n for m in current if m.clause == clause for n in m.names}
@@ -539,7 +523,7 @@ def _pronoun_edits(
     names = resolution.referents
     phrase = join_names(names)
     word = match.group(1).lower()
-    singular_they = _PRONOUN_CLASS[word] == "they" and len(names) == 1
+    singular_they = PRONOUN_CLASS_OF[word] == "they" and len(names) == 1
     start, end = match.start(), match.end()
     if role == "subject":
         contraction = (match.group(3) or "").lower()
