@@ -9,25 +9,36 @@ Sections (``--only``, comma list):
 * ``flops`` — FLOPs of every part of one panel and one training step, counted with
   ``torch.utils.flop_counter.FlopCounterMode`` on the meta device (no memory, no GPU), and the
   physical floor in seconds at ``--peak-tflops`` (790 bf16 TFLOP/s measured on an H200 here).
-* ``panel`` — one comic panel: ``StableDiffusionXLPipeline`` at 1024x1024, 30 DPM-Solver
-  multistep steps, classifier-free guidance 8.5, the preset's negative prompt, PIL output
-  (the sdxl-random defaults; ``--arch preset`` uses the preset's generation section).
+* ``panel`` — one comic panel drawn by the app's own ``pipelines.generation.PanelGenerator``
+  (diffusers' ``StableDiffusionXLPipeline`` underneath) with one bound identity (random vectors
+  for "Alice Smith"): 1024x1024, 30 DPM-Solver multistep steps, classifier-free guidance 8.5, the
+  preset's negative prompt, PIL output (the sdxl-random defaults; ``--arch preset`` uses the
+  preset's generation section). The variant's switches reach it as the app's config
+  (``runtime.*``), applied by ``apply_memory_switches`` exactly as in the app.
 * ``train`` — one StableIdentity training step at 512x512 and the 500-step identity it implies
   (setup + 500 x the mean step). ``--train-impl trainer`` (``auto``, the default, when it
   imports and runs) times the app's own step, ``stableidentity.trainer.StableIdentityTrainer
   .step``, on a synthetic aligned face with precomputed masks (detection and parsing run once
-  per photo, before training). ``--train-impl step`` times a faithful step written here
+  per photo, before training), with the variant's switches in the app's config (``runtime.*``
+  applied as the loader does, ``train.*`` read by the trainer), through ``StableIdentityTrainer.run``
+  (the app's loop, one loss read-back per step, one step behind), timed in chunks of
+  ``PREFETCH`` steps after the augmentation pool is filled (the fill is timed apart and added
+  to the identity). ``--train-impl step`` times a faithful step written here
   instead: VAE-encode of a precomputed augmented image, both text encoders with gradients
   flowing only into the two signal-word embedding rows (the output of the two identity MLPs),
   UNet forward + backward (frozen weights: input gradients only), the two-phase masked loss,
   gradient clipping and AdamW on the two MLPs. Each row's ``train_impl`` says which ran.
 
 Variants (``--variants``, comma list; each is ONE change from the baseline, the ``--dtype`` run with
-SDPA attention): ``baseline``, ``bf16``, ``fp16``, ``fp32``, ``attn-default`` (diffusers'
-``AttnProcessor`` and transformers' eager attention instead of SDPA), ``channels-last`` (UNet and
-VAE), ``vae-tiling`` (panel), ``cpu-offload`` (diffusers model CPU offload, panel, CUDA only),
-``grad-ckpt`` (UNet gradient checkpointing, train), ``compile`` (``torch.compile`` of the UNet;
-the warm-up column then holds the compile time).
+SDPA attention and the preset's defaults), with the config key each maps to:
+``baseline``, ``bf16`` / ``fp16`` / ``fp32`` (``runtime.dtype``), ``attn-default``
+(``runtime.attention: default``: diffusers' ``AttnProcessor``; plus transformers' eager attention
+in the text encoders, which has no config key), ``channels-last`` (``runtime.channels_last``, UNet
+and VAE), ``vae-tiling`` (``runtime.vae_tiling``, panel), ``cpu-offload`` (``runtime.cpu_offload``,
+panel, CUDA only), ``compile`` (``runtime.compile``, ``torch.compile`` of the UNet in place with
+``--compile-mode`` as ``runtime.compile_mode``; the warm-up column then holds the compile time),
+``grad-ckpt`` (``train.gradient_checkpointing``), ``no-autocast`` (``train.mixed_precision: no``),
+``augment-fresh`` (``train.augment_pool: 0``); the last two need the app's trainer.
 
 Times are seconds: CUDA events after a synchronize on GPU, ``perf_counter`` on CPU; warm-up calls
 are excluded and reported separately. Peak memory is ``torch.cuda.max_memory_allocated`` over the
@@ -63,7 +74,9 @@ SECTIONS = ("flops", "panel", "train")
 PANEL_VARIANTS = ("baseline", "bf16", "fp16", "fp32", "attn-default", "channels-last",
                   "vae-tiling", "cpu-offload", "compile")
 TRAIN_VARIANTS = ("baseline", "bf16", "fp16", "fp32", "attn-default", "channels-last",
-                  "grad-ckpt", "compile")
+                  "grad-ckpt", "no-autocast", "augment-fresh", "compile")
+#: train variants that only the app's trainer has (the faithful step has no such switch)
+TRAINER_ONLY = ("no-autocast", "augment-fresh")
 ALL_VARIANTS = tuple(dict.fromkeys(PANEL_VARIANTS + TRAIN_VARIANTS))
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
           "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
@@ -86,12 +99,29 @@ class Variant:
     cpu_offload: bool = False
     grad_ckpt: bool = False
     compile: bool = False
+    mixed_precision: str = "auto"    # train.mixed_precision
+    augment_pool: int | None = None  # train.augment_pool (None: the preset's)
 
     def describe(self) -> dict[str, Any]:
         return {"variant": self.name, "dtype": str(self.dtype).removeprefix("torch."),
                 "attention": self.attention, "channels_last": self.channels_last,
                 "vae_tiling": self.vae_tiling, "cpu_offload": self.cpu_offload,
-                "grad_ckpt": self.grad_ckpt, "compile": self.compile}
+                "grad_ckpt": self.grad_ckpt, "compile": self.compile,
+                "mixed_precision": self.mixed_precision, "augment_pool": self.augment_pool}
+
+    def config(self, base: Any, compile_mode: str | None = None) -> Any:
+        """``base`` (an AppConfig) with this variant's switches in ``runtime`` and ``train``:
+        what the app would load with the same choice made in its YAML."""
+        runtime = dataclasses.replace(
+            base.runtime, dtype=str(self.dtype).removeprefix("torch."), attention=self.attention,
+            channels_last=self.channels_last, vae_tiling=self.vae_tiling,
+            cpu_offload=self.cpu_offload, compile=self.compile,
+            compile_mode=compile_mode or base.runtime.compile_mode)
+        train = dataclasses.replace(base.train, gradient_checkpointing=self.grad_ckpt,
+                                    mixed_precision=self.mixed_precision)
+        if self.augment_pool is not None:
+            train = dataclasses.replace(train, augment_pool=self.augment_pool)
+        return base.replace(runtime=runtime, train=train)
 
 
 def make_variant(name: str, base_dtype: torch.dtype) -> Variant:
@@ -101,7 +131,8 @@ def make_variant(name: str, base_dtype: torch.dtype) -> Variant:
     flags = {"baseline": {}, "attn-default": {"attention": "default"},
              "channels-last": {"channels_last": True}, "vae-tiling": {"vae_tiling": True},
              "cpu-offload": {"cpu_offload": True}, "grad-ckpt": {"grad_ckpt": True},
-             "compile": {"compile": True}}
+             "compile": {"compile": True}, "no-autocast": {"mixed_precision": "no"},
+             "augment-fresh": {"augment_pool": 0}}
     if name not in flags:
         raise ValueError(f"unknown variant {name!r}")
     return Variant(name, base_dtype, **flags[name])
@@ -123,9 +154,16 @@ _DIFFUSION_MODULES = ("text_encoder", "text_encoder_2", "unet", "vae")
 
 
 @contextlib.contextmanager
-def applied(components: Any, variant: Variant) -> Iterator[None]:
+def applied(components: Any, variant: Variant, product: bool = False) -> Iterator[None]:
     """Apply ``variant``'s dtype, attention, memory-format and checkpointing switches to the
-    components in place, and undo them on exit (pipeline-level switches live elsewhere)."""
+    components in place, and undo them on exit.
+
+    ``product=True`` (the app's generator and trainer): only what the app decides at load time
+    outside ``apply_runtime_switches`` (the dtype cast) and what it has no switch for (the text
+    encoders' eager attention); the app's own code applies the rest from the config.
+    """
+    if product:
+        variant = dataclasses.replace(variant, channels_last=False, grad_ckpt=False)
     modules = {n: getattr(components, n) for n in _DIFFUSION_MODULES}
     old_dtype = components.unet.dtype
     processors = {n: modules[n].attn_processors for n in ("unet", "vae")}
@@ -138,8 +176,9 @@ def applied(components: Any, variant: Variant) -> Iterator[None]:
         if variant.attention == "default":
             from diffusers.models.attention_processor import AttnProcessor
 
-            for n in ("unet", "vae"):
-                modules[n].set_attn_processor(AttnProcessor())
+            if not product:
+                for n in ("unet", "vae"):
+                    modules[n].set_attn_processor(AttnProcessor())
             for n in ("text_encoder", "text_encoder_2"):
                 if hasattr(modules[n], "set_attn_implementation"):
                     modules[n].set_attn_implementation("eager")
@@ -156,8 +195,9 @@ def applied(components: Any, variant: Variant) -> Iterator[None]:
             for n in ("unet", "vae"):
                 modules[n].to(memory_format=torch.contiguous_format)
         if variant.attention == "default":
-            for n in ("unet", "vae"):
-                modules[n].set_attn_processor(processors[n])
+            if not product:
+                for n in ("unet", "vae"):
+                    modules[n].set_attn_processor(processors[n])
             for n, impl in text_attn.items():
                 if impl and hasattr(modules[n], "set_attn_implementation"):
                     modules[n].set_attn_implementation(impl)
@@ -290,40 +330,57 @@ def count_flops(modules: dict[str, nn.Module], panel_size: int, panel_steps: int
 
 # ----------------------------------------------------------------------------- panel
 
-def _pipeline(components: Any) -> Any:
-    from diffusers import StableDiffusionXLPipeline
+PANEL_CHARACTER = "Alice Smith"
 
-    pipe = StableDiffusionXLPipeline(**components.pipeline_parts())
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+
+def panel_identity(components: Any, seed: int) -> Any:
+    """A random identity for :data:`PANEL_CHARACTER` with the encoders' widths (the panel binds
+    it, as a real comic panel binds its cast)."""
+    import types
+
+    gen = torch.Generator("cpu").manual_seed(seed + 7)
+    clip_l, clip_g = (torch.randn(2, getattr(components, n).get_input_embeddings().embedding_dim,
+                                  generator=gen) * 0.02 for n in ("text_encoder", "text_encoder_2"))
+    return types.SimpleNamespace(name=PANEL_CHARACTER, clip_l=clip_l, clip_g=clip_g)
+
+
+def _restore_runtime(pipe: Any, components: Any, runtime: Any, offloaded: bool) -> None:
+    """Undo a variant's pipeline switches: offload hooks off, then the base runtime's tiling,
+    attention, channels-last and compile state (``apply_memory_switches`` follows it both ways)."""
+    from pipelines.generation import apply_memory_switches
+
+    if offloaded:
+        pipe.remove_all_hooks()
+        for n in _DIFFUSION_MODULES:
+            getattr(components, n).to(components.device)
+    apply_memory_switches(pipe, dataclasses.replace(runtime, cpu_offload=False), components.device)
 
 
 def run_panel_variant(components: Any, variant: Variant, size: int, steps: int, guidance: float,
                       negative_prompt: str, repeats: int, warmup_steps: int,
                       compile_mode: str | None, seed: int) -> dict[str, Any]:
-    """Time full panels for one variant; returns a result row (seconds, GiB)."""
+    """Time full panels of the app's :class:`~pipelines.generation.PanelGenerator` for one
+    variant (its switches in the config, applied by the generator); returns a result row."""
+    from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec
+
     device = components.device
-    pipe = _pipeline(components)
-    unet = components.unet
-    offloaded = False
+    config = variant.config(components.config, compile_mode)
+    generator = None
     try:
-        with applied(components, variant):
-            if variant.compile:
-                pipe.unet = compiled(unet, compile_mode)
-            if variant.vae_tiling:
-                components.vae.enable_tiling()
-            if variant.cpu_offload:
-                pipe.enable_model_cpu_offload(device=device)
-                offloaded = True
+        with applied(components, variant, product=True):
+            run_components = dataclasses.replace(components, config=config, dtype=variant.dtype)
+            generator = PanelGenerator(run_components)  # apply_memory_switches, as in the app
+            if variant.cpu_offload and device.type == "cuda":
                 common.synchronize(device)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+                torch.cuda.empty_cache()
+            cast = {PANEL_CHARACTER: panel_identity(components, seed)}
+            request = ComicRequest(panels=(PanelSpec(PANEL_PROMPT, (PANEL_CHARACTER,)),), style="none",
+                                   negative_prompt=negative_prompt, seed=seed, steps=steps,
+                                   guidance_scale=guidance, width=size, height=size, candidates=1)
 
             def call(n_steps: int) -> Any:
-                generator = torch.Generator("cpu").manual_seed(seed)
-                return pipe(prompt=PANEL_PROMPT, negative_prompt=negative_prompt or None,
-                            height=size, width=size, num_inference_steps=n_steps,
-                            guidance_scale=guidance, generator=generator, output_type="pil").images
+                return [r.image for r in generator.generate(dataclasses.replace(request, steps=n_steps),
+                                                            cast)]
 
             warm, _ = common.time_once(lambda: call(min(warmup_steps, steps)), device)
             weights = common.allocated_gib(device)
@@ -331,15 +388,12 @@ def run_panel_variant(components: Any, variant: Variant, size: int, steps: int, 
             timing = common.time_repeats(lambda: call(steps), device, repeats=repeats, warmup=0)
             return {"seconds": timing.median, "min_s": min(timing.seconds),
                     "max_s": max(timing.seconds), "repeats": repeats, "warmup_s": warm,
-                    "weights_gib": weights, "peak_gib": common.peak_memory_gib(device)}
+                    "weights_gib": weights, "peak_gib": common.peak_memory_gib(device),
+                    "impl": "PanelGenerator", "prompt_cache_hits": generator.prompt_cache.hits}
     finally:
-        if variant.vae_tiling:
-            components.vae.disable_tiling()
-        if offloaded:
-            pipe.remove_all_hooks()
-            for n in _DIFFUSION_MODULES:
-                getattr(components, n).to(device)
-        pipe.unet = unet
+        if generator is not None:
+            _restore_runtime(generator.pipe, components, components.config.runtime,
+                             offloaded=variant.cpu_offload and device.type == "cuda")
 
 
 # ----------------------------------------------------------------------------- training
@@ -573,36 +627,57 @@ def synthetic_face(seed: int, size: int = 512) -> tuple[Any, Any]:
 def run_trainer_variant(trainer_cls: type, components: Any, variant: Variant, resolution: int,
                         timed_steps: int, warmup_steps: int, identity_steps: int,
                         compile_mode: str | None, seed: int) -> dict[str, Any]:
-    """Time ``StableIdentityTrainer.step`` (the app's own training step) for one variant.
+    """Time the app's own training loop, ``StableIdentityTrainer.run``, for one variant.
 
-    The trainer VAE-encodes augmented samples ``PREFETCH`` at a time, so the timed steps are
-    rounded up to a multiple of it and ``step_s`` is their MEAN (the encode amortised), seconds.
+    The variant's switches are in the config: ``runtime.*`` applied to the shared UNet/VAE by
+    ``apply_runtime_switches`` (what the loader does), ``train.*`` read by the trainer
+    (checkpointing, mixed precision, augmentation pool). The augmentation pool is filled first
+    (``pool_fill_s``: the VAE encodes of the first ``augment_pool`` steps); then steps run in
+    chunks of ``PREFETCH`` through ``run()`` (one loss read-back per step, one step behind, as in
+    the app). ``step_s`` is the mean per step, ``min_s`` / ``max_s`` the fastest and slowest
+    chunk per step; ``identity_s`` = setup + pool fill + ``identity_steps`` x ``step_s``. With
+    ``augment_pool: 0`` each chunk encodes its own 8 views, so ``step_s`` includes them.
     """
+    from pipelines.loading import apply_runtime_switches
     from stableidentity import trainer as trainer_module
 
     prefetch = int(getattr(trainer_module, "PREFETCH", 1))
-    timed_steps = -(-timed_steps // prefetch) * prefetch
+    chunks = max(1, -(-timed_steps // prefetch))
     device = components.device
-    with applied(components, variant):
-        config = components.config.replace(
-            train=dataclasses.replace(components.config.train, resolution=resolution, seed=seed))
-        unet = compiled(components.unet, compile_mode) if variant.compile else components.unet
-        run_components = dataclasses.replace(components, config=config, dtype=variant.dtype,
-                                             unet=unet)
-        aligned, masks = synthetic_face(seed)
-        setup_s, trainer = common.time_once(
-            lambda: trainer_cls(run_components, aligned, seed=seed, masks=masks), device)
-        warm = common.time_repeats(trainer.step, device, repeats=warmup_steps, warmup=0) \
-            if warmup_steps else None
-        weights = common.allocated_gib(device)
-        common.reset_peak_memory(device)
-        timing = common.time_repeats(trainer.step, device, repeats=timed_steps, warmup=0)
-        mean = sum(timing.seconds) / len(timing.seconds)
-        return {"step_s": mean, "min_s": min(timing.seconds), "max_s": max(timing.seconds),
-                "repeats": timed_steps, "warmup_s": sum(warm.seconds) if warm else 0.0,
-                "setup_s": setup_s, "identity_steps": identity_steps,
-                "identity_s": setup_s + identity_steps * mean,
-                "weights_gib": weights, "peak_gib": common.peak_memory_gib(device)}
+    config = variant.config(components.config, compile_mode)
+    config = config.replace(train=dataclasses.replace(config.train, resolution=resolution, seed=seed))
+    try:
+        with applied(components, variant, product=True):
+            apply_runtime_switches(components.unet, components.vae, config.runtime)
+            run_components = dataclasses.replace(components, config=config, dtype=variant.dtype)
+            aligned, masks = synthetic_face(seed)
+            setup_s, trainer = common.time_once(
+                lambda: trainer_cls(run_components, aligned, seed=seed, masks=masks), device)
+            pool = getattr(trainer, "augment_pool", None)
+            fill_s = 0.0
+            if pool:
+                fill_s, _ = common.time_once(lambda: [trainer.next_view() for _ in range(pool)], device)
+            elif warmup_steps:  # keep the fresh-augmentation chunks aligned with the VAE batches
+                warmup_steps = -(-warmup_steps // prefetch) * prefetch
+            warm, _ = common.time_once(lambda: trainer.run(warmup_steps), device) \
+                if warmup_steps else (0.0, None)
+            weights = common.allocated_gib(device)
+            common.reset_peak_memory(device)
+            timing = common.time_repeats(lambda: trainer.run(prefetch), device, repeats=chunks, warmup=0)
+            per_step = [t / prefetch for t in timing.seconds]
+            mean = sum(per_step) / len(per_step)
+            return {"step_s": mean, "min_s": min(per_step), "max_s": max(per_step),
+                    "repeats": chunks * prefetch, "warmup_s": warm, "setup_s": setup_s,
+                    "pool_fill_s": fill_s, "identity_steps": identity_steps,
+                    "identity_s": setup_s + fill_s + identity_steps * mean,
+                    "weights_gib": weights, "peak_gib": common.peak_memory_gib(device),
+                    "gradient_checkpointing": bool(components.unet.is_gradient_checkpointing),
+                    "autocast": str(getattr(trainer, "autocast_dtype", None)).removeprefix("torch."),
+                    "train_augment_pool": pool}
+    finally:
+        apply_runtime_switches(components.unet, components.vae, components.config.runtime)
+        if components.unet.is_gradient_checkpointing:
+            components.unet.disable_gradient_checkpointing()
 
 
 # ----------------------------------------------------------------------------- driver
@@ -793,6 +868,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             if why:
                 emit(row | {"status": f"skipped: {why}"})
                 continue
+            if section == "train" and trainer_cls is None and name in TRAINER_ONLY:
+                emit(row | {"status": "skipped: only the app's trainer has this switch"})
+                continue
             try:
                 if section == "panel":
                     row |= {"size": plan.panel_size, "steps": plan.panel_steps,
@@ -812,7 +890,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                                                        args.compile_mode, args.seed)
                             row["train_impl"] = "trainer"
                         except Exception as exc:  # noqa: BLE001 - fall back, say why
-                            if args.train_impl == "trainer":
+                            if args.train_impl == "trainer" or name in TRAINER_ONLY:
                                 raise
                             results.notes.append(f"train {name}: StableIdentityTrainer failed, "
                                                  f"faithful step used: {type(exc).__name__}: {exc}")

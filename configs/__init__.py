@@ -43,7 +43,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """Device, precision and memory switches."""
+    """Device, precision, memory and speed switches (docs/PERFORMANCE.md).
+
+    ``channels_last`` and ``compile`` act on the shared UNet (and channels-last on the VAE) once,
+    when the components load; ``compile`` wraps the UNet's call in ``torch.compile`` (lazily: the
+    first call of each input shape compiles), ``compile_mode`` is passed to it.
+    """
 
     device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
@@ -51,6 +56,10 @@ class RuntimeConfig:
     vae_tiling: bool = False
     vae_slicing: bool = True
     attention: Literal["sdpa", "default"] = "sdpa"
+    channels_last: bool = False
+    compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune",
+                          "max-autotune-no-cudagraphs"] = "default"
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,14 @@ class FaceConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """StableIdentity training hyperparameters (REFERENCE.md section 2)."""
+    """StableIdentity training hyperparameters (REFERENCE.md section 2) and speed switches.
+
+    ``augment_pool``: distinct augmentations VAE-encoded per run, later steps reuse them (0: a
+    fresh augmentation every step). ``gradient_checkpointing``: UNet activation checkpointing
+    (less memory, one more UNet forward per step). ``mixed_precision``: ``auto`` autocasts the
+    UNet pass to the components' dtype on CUDA; ``no`` runs it in the weights' dtype without
+    autocast (as inference does); ``bf16``/``fp16`` autocast to that dtype on any device.
+    """
 
     steps: int = 450
     learning_rate: float = 5e-5
@@ -84,11 +100,14 @@ class TrainConfig:
     adam_epsilon: float = 1e-8
     num_train_timesteps: int = 1000
     seed: int = 0
+    augment_pool: int = 64
+    gradient_checkpointing: bool = False
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Panel sampling defaults."""
+    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off)."""
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
     steps: int = 30
@@ -98,6 +117,7 @@ class GenerationConfig:
     candidates: int = 1
     max_identities_per_panel: int = 3
     negative_prompt: str = ""
+    prompt_cache_size: int = 32
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,7 @@ class AppConfig:
 
 _POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "num_train_timesteps", "width",
                   "height", "candidates", "max_identities_per_panel", "aligned_size", "min_image_size"}
+_NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size"}
 _POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "grad_clip", "adam_epsilon", "timeout_s"}
 _UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2"}
 _NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale"}
@@ -223,6 +244,8 @@ def _coerce(hint: Any, value: Any, key: str, file: Path) -> Any:
             raise ConfigError(f"{file}: '{key}' must be a whole number, got {value!r}")
         if leaf in _POSITIVE_INTS and value <= 0:
             raise ConfigError(f"{file}: '{key}' must be positive, got {value}")
+        if leaf in _NON_NEGATIVE_INTS and value < 0:
+            raise ConfigError(f"{file}: '{key}' must not be negative, got {value}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

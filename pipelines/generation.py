@@ -28,12 +28,12 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from diffusers import StableDiffusionXLPipeline
-from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 from PIL import Image
 
-from pipelines.binding import (SIGNAL_WORD, BindingError, IdentityLike, SignalWordBinder, bind_text,
-                               signal_pair)
+from pipelines.binding import (SIGNAL_WORD, BindingError, IdentityLike, PromptCache, PromptEmbeddings,
+                               SignalWordBinder, bind_text, cast_key, signal_pair)
 from pipelines.layout import Box, PageStyle, detect_faces, render_pages
+from pipelines.loading import apply_runtime_switches
 from pipelines.project import (ComicRequest, GenerationError, IdentitySource, PanelSpec, Project,
                                UnknownCharacter, lookup_identity, panels_from_json)
 from pipelines.styles import StyleBook, StyleError, load_style_book
@@ -100,19 +100,20 @@ class PreparedPanel:
 
 
 def apply_memory_switches(pipe: StableDiffusionXLPipeline, runtime, device: torch.device) -> None:
-    """Apply ``runtime`` (a RuntimeConfig) to ``pipe``: VAE slicing/tiling, attention, offload.
+    """Apply ``runtime`` (a RuntimeConfig) to ``pipe``: VAE slicing/tiling, attention,
+    channels-last, ``torch.compile`` of the UNet, model CPU offload.
 
-    dtype is decided when the components are loaded. Model CPU offload is enabled only when
-    configured AND on CUDA (accelerate's hooks need an accelerator); elsewhere it is ignored.
-    VAE and attention switches set flags on the shared modules, consistent with their preset.
+    dtype is decided when the components are loaded, and so are attention, channels-last and
+    compile (:func:`pipelines.loading.apply_runtime_switches`, repeated here as a no-op for
+    components loaded elsewhere): this runs once per generator, never per panel. Model CPU
+    offload is enabled only when configured AND on CUDA (accelerate's hooks need an
+    accelerator); elsewhere it is ignored. The switches set flags on the shared modules,
+    consistent with their preset.
     """
     vae = pipe.vae
     (vae.enable_slicing if runtime.vae_slicing else vae.disable_slicing)()
     (vae.enable_tiling if runtime.vae_tiling else vae.disable_tiling)()
-    wanted = AttnProcessor2_0 if runtime.attention == "sdpa" else AttnProcessor
-    for module in (pipe.unet, vae):
-        if not all(isinstance(p, wanted) for p in module.attn_processors.values()):
-            module.set_attn_processor(wanted())
+    apply_runtime_switches(pipe.unet, vae, runtime)
     if runtime.cpu_offload:
         if device.type == "cuda":
             pipe.enable_model_cpu_offload(device=device)
@@ -128,6 +129,8 @@ class PanelGenerator:
         binder: the :class:`SignalWordBinder` (lock, signal pool).
         styles: the :class:`StyleBook`.
         config: the preset (``AppConfig``).
+        prompt_cache: the :class:`PromptCache` of encoded prompts
+            (``generation.prompt_cache_size`` entries; 0 turns it off).
     """
 
     def __init__(self, components, styles: StyleBook | None = None) -> None:
@@ -146,6 +149,7 @@ class PanelGenerator:
         base = self.pipe.scheduler  # pristine; each thread's pipeline copy gets its own deep copy
         self._scheduler = type(base).from_config(base.config)
         self._local = threading.local()
+        self.prompt_cache = PromptCache(self.config.generation.prompt_cache_size)
 
     @property
     def max_identities(self) -> int:
@@ -244,6 +248,34 @@ class PanelGenerator:
 
     # ------------------------------------------------------------------ drawing
 
+    def prompt_embeddings(self, panel: PreparedPanel, guidance: bool) -> PromptEmbeddings:
+        """The panel's conditioning (and the negative's, with ``guidance``), through the cache.
+
+        The bound prompt is encoded with the cast's rows once per (bound prompt, cast vectors):
+        a redraw, another candidate count or a panel repeated in another request reuses it. The
+        negative prompt is encoded on its own, once per text (every panel of a request shares
+        it); an empty one is SDXL's zero conditioning. The tensors equal, bit for bit, what
+        ``binder.encode(bound_prompt, cast, negative_prompt)`` returns in one call: diffusers
+        encodes prompt and negative in separate encoder calls with the same tokenisation, and
+        the negative holds no signal words, so the cast's rows cannot reach it (tested).
+        """
+        device = self.execution_device
+        positive = self.prompt_cache.get(
+            ("prompt", panel.bound_prompt, cast_key(panel.cast)),
+            lambda: self.binder.encode(panel.bound_prompt, panel.cast,
+                                       do_classifier_free_guidance=False, device=device))
+        if not guidance:
+            return positive
+        text = panel.negative_prompt
+        if not text.strip():  # as the pipeline does for a missing negative (force_zeros_for_empty_prompt)
+            return replace(positive, negative_prompt_embeds=torch.zeros_like(positive.prompt_embeds),
+                           negative_pooled_prompt_embeds=torch.zeros_like(positive.pooled_prompt_embeds))
+        negative = self.prompt_cache.get(
+            ("negative", text),
+            lambda: self.binder.encode(text, (), do_classifier_free_guidance=False, device=device))
+        return replace(positive, negative_prompt_embeds=negative.prompt_embeds,
+                       negative_pooled_prompt_embeds=negative.pooled_prompt_embeds)
+
     def draw(self, request: ComicRequest, panel: PreparedPanel) -> list[PanelResult]:
         """All candidates of one prepared panel, in one batched pipeline call.
 
@@ -255,9 +287,7 @@ class PanelGenerator:
         pipe = self._call_pipe()
         # the pipeline's own rule for classifier-free guidance (do_classifier_free_guidance)
         cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
-        embeddings = self.binder.encode(panel.bound_prompt, panel.cast, panel.negative_prompt,
-                                        do_classifier_free_guidance=cfg,
-                                        device=self.execution_device)
+        embeddings = self.prompt_embeddings(panel, cfg)
         seeds = [candidate_seed(panel.seed, c) for c in range(n)]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
         output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
@@ -270,6 +300,21 @@ class PanelGenerator:
                             negative_prompt=panel.negative_prompt, seed=seeds[c],
                             characters=panel.characters, seconds=seconds)
                 for c, image in enumerate(output.images)]
+
+    def warm_up(self, width: int | None = None, height: int | None = None, candidates: int | None = None,
+                guidance_scale: float | None = None) -> float:
+        """Draw one throw-away 1-step panel of this shape; returns its seconds.
+
+        With ``runtime.compile`` the UNet compiles on its first call of each input shape; calling
+        this at start-up (defaults: the preset's size, candidates and guidance) moves that
+        compile out of the first click. Without compile it only warms caches.
+        """
+        request = ComicRequest(panels=(PanelSpec("a comic panel"),), steps=1, seed=0, width=width,
+                               height=height, candidates=candidates, guidance_scale=guidance_scale)
+        start = time.perf_counter()
+        request, prepared = self.prepare(request)
+        self.draw(request, prepared[0])
+        return time.perf_counter() - start
 
     def generate(self, request: ComicRequest,
                  identities: IdentitySource | Mapping[str, IdentityLike] | None = None

@@ -10,17 +10,35 @@ per-run constant (face, masks, features, statistics, tokenised templates, time i
 once; augmented training images are VAE-encoded in small batches ahead of the steps that use them.
 Only the MLPs have trainable parameters; the shared components are never modified.
 
-**Augmentation pool.** VAE-encoding one 512x512 image costs 1.1 TFLOP, a third of the UNet's
-forward + backward (3.2 TFLOP), so encoding a fresh augmentation every step would make a step
-~1.4x a bare UNet step. The first :data:`AUGMENT_POOL` steps each get a fresh augmentation, exactly
-as in the paper; later steps draw uniformly from those encoded views, each time with a fresh VAE
-posterior sample, timestep, noise and template. Runs no longer than the pool are unaffected;
-``augment_pool=None`` encodes a fresh augmentation every step.
+**Augmentation pool** (``train.augment_pool``, default :data:`AUGMENT_POOL` = 64). VAE-encoding
+one 512x512 image costs 1.1 TFLOP, a third of the UNet's forward + backward (3.2 TFLOP), so
+encoding a fresh augmentation every step would make a step ~1.4x a bare UNet step. The first
+``augment_pool`` steps each get a fresh augmentation, exactly as in the paper; later steps draw
+uniformly from those encoded views, each time with a fresh VAE posterior sample, timestep, noise
+and template. Runs no longer than the pool are unaffected; ``augment_pool: 0`` in the config (or
+``augment_pool=None`` here) encodes a fresh augmentation every step.
 
-**Precision.** The MLPs, their outputs, the loss and the optimiser state are float32. On CUDA with
-float16/bfloat16 components the UNet pass runs under autocast in that dtype (plus a GradScaler
-for float16); the text encoders run in their own dtype without autocast, as the inference
-pipeline runs them. On CPU everything is float32.
+**Precision** (``train.mixed_precision``). The MLPs, their outputs, the loss and the optimiser
+state are always float32, and the text encoders run in their own dtype without autocast, as the
+inference pipeline runs them. The UNet pass: ``auto`` autocasts to the components' dtype on CUDA
+when that is float16/bfloat16 (float32 elsewhere); ``no`` runs it in the weights' dtype with no
+autocast (pure bf16 on a bf16 GPU, as inference does); ``bf16``/``fp16`` autocast to that dtype
+on any device (e.g. float32 weights). A float16 UNet pass gets a GradScaler.
+
+**Gradient checkpointing** (``train.gradient_checkpointing``). The frozen UNet keeps every
+activation of the forward pass for the backward into the conditioning; with checkpointing its
+blocks keep only their inputs and recompute the rest during the backward (one more UNet forward
+per step, much less activation memory). diffusers checks ``torch.is_grad_enabled()`` (not
+``module.training``), so it works on the frozen, eval-mode UNet, and gradients are unchanged
+(tested). The flag lives on the shared UNet and follows the config when a trainer is built; it
+has no effect on inference, which runs without autograd.
+
+**What autograd records.** Only the path from the MLPs: FR-ViT features, celebrity statistics,
+templates and time ids are constants; VAE encoding runs under ``no_grad``; the frozen weights
+have ``requires_grad`` False, so the backward computes activation gradients only. The text
+encoders carry gradients from the two injected rows on; the few positions before them (BOS and
+the template's first words, ~4 of 77) are carried along in the same tensors (their share of
+the encoders' backward is ~5%, of a step ~0.25%: not worth a hand-written split attention).
 
 **Host syncs.** A step never reads a value back from the device; :meth:`StableIdentityTrainer.run`
 reads step k's loss only after queuing step k + 1.
@@ -57,8 +75,11 @@ if TYPE_CHECKING:
 
 #: Augmented samples VAE-encoded per VAE call (fewer, larger calls while the pool fills).
 PREFETCH = 8
-#: Distinct encoded augmentations per run; later steps reuse them (module docstring).
+#: Distinct encoded augmentations per run; later steps reuse them (module docstring). The
+#: default of ``train.augment_pool``.
 AUGMENT_POOL = 64
+#: ``augment_pool`` argument default: take ``config.train.augment_pool``.
+FROM_CONFIG = "config"
 
 
 @dataclass
@@ -138,6 +159,36 @@ def photo_digest(loaded: LoadedPhoto) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def set_gradient_checkpointing(unet: torch.nn.Module, enabled: bool) -> bool:
+    """Turn diffusers' gradient checkpointing of ``unet`` on or off; returns whether it changed.
+
+    Idempotent (nothing is touched when the UNet already matches). Affects only calls with
+    autograd enabled: panel generation runs under ``no_grad`` and never checkpoints.
+    """
+    if bool(unet.is_gradient_checkpointing) == bool(enabled):
+        return False
+    (unet.enable_gradient_checkpointing if enabled else unet.disable_gradient_checkpointing)()
+    return True
+
+
+def unet_precision(mixed_precision: str, device: torch.device, dtype: torch.dtype
+                   ) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, whether a GradScaler is needed) of the training UNet pass.
+
+    ``dtype`` is the UNet weights' dtype; see the module docstring for the modes.
+    """
+    if mixed_precision == "auto":
+        autocast = dtype if device.type == "cuda" and dtype != torch.float32 else None
+    elif mixed_precision == "no":
+        autocast = None
+    elif mixed_precision in ("bf16", "fp16"):
+        autocast = torch.bfloat16 if mixed_precision == "bf16" else torch.float16
+    else:
+        raise ValueError(f"mixed_precision must be auto, no, bf16 or fp16, got {mixed_precision!r}")
+    compute = autocast if autocast is not None else dtype
+    return autocast, compute == torch.float16
+
+
 def _image_tensor(image: np.ndarray, resolution: int, device: torch.device) -> torch.Tensor:
     """uint8 (H, W, 3) -> float32 (3, res, res) in [0, 1] on ``device``."""
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float() / 255.0
@@ -157,13 +208,19 @@ class StableIdentityTrainer:
         learning_rate: defaults to ``config.train.learning_rate``.
         augmentation: augmentation settings (``NO_AUGMENT`` to switch off).
         masks: precomputed masks (default: parsed with ``components.face_parser``).
-        augment_pool: distinct augmentations to encode before reusing them (None: never reuse).
+        augment_pool: distinct augmentations to encode before reusing them (None: never reuse);
+            default ``config.train.augment_pool`` (0 there means None).
+
+    ``config.train.gradient_checkpointing`` is applied to the shared UNet here and
+    ``config.train.mixed_precision`` decides the UNet pass's autocast (module docstring).
     """
 
     def __init__(self, components: Components, aligned: AlignedFace, *, seed: int | None = None,
                  learning_rate: float | None = None, augmentation: AugmentSettings = AugmentSettings(),
-                 masks: FaceMasks | None = None, augment_pool: int | None = AUGMENT_POOL) -> None:
-        if augment_pool is not None and augment_pool < 1:
+                 masks: FaceMasks | None = None, augment_pool: int | None | str = FROM_CONFIG) -> None:
+        if augment_pool == FROM_CONFIG:
+            augment_pool = components.config.train.augment_pool or None
+        if augment_pool is not None and (isinstance(augment_pool, (bool, str)) or augment_pool < 1):
             raise ValueError(f"augment_pool must be at least 1 or None, got {augment_pool}")
         for name in ("text_encoder", "text_encoder_2", "unet", "vae", "fr_vit"):
             module = getattr(components, name)
@@ -218,13 +275,15 @@ class StableIdentityTrainer:
             self.trainable_parameters(), lr=cfg.learning_rate if learning_rate is None else learning_rate,
             betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay, eps=cfg.adam_epsilon,
             fused=self.device.type in ("cpu", "cuda"))  # one kernel for all parameters
-        self._mixed = self.device.type == "cuda" and self.dtype != torch.float32
-        self.scaler = torch.amp.GradScaler("cuda") if self._mixed and self.dtype == torch.float16 else None
+        self.autocast_dtype, scaled = unet_precision(cfg.mixed_precision, self.device,
+                                                     components.unet.dtype)
+        self.scaler = torch.amp.GradScaler(self.device.type) if scaled else None
+        set_gradient_checkpointing(components.unet, cfg.gradient_checkpointing)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Context for the UNet pass: CUDA autocast in the components' dtype, else a no-op."""
-        if self._mixed:
-            return torch.autocast("cuda", dtype=self.dtype)
+        """Context for the UNet pass: autocast to :attr:`autocast_dtype`, or a no-op (None)."""
+        if self.autocast_dtype is not None:
+            return torch.autocast(self.device.type, dtype=self.autocast_dtype)
         return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ parameters and embeddings
@@ -312,7 +371,7 @@ class StableIdentityTrainer:
         z0 = sample.latents.float()
         z_t = add_noise(z0, noise, timesteps, self.alphas_cumprod)
         with self.autocast():
-            eps_hat = unet(z_t.to(unet.dtype), timesteps, **cond.unet_kwargs()).sample
+            eps_hat = unet(z_t.to(unet.dtype), timesteps, **cond.unet_kwargs()).sample.float()
         return two_phase_loss(eps_hat=eps_hat, eps=noise, z_t=z_t, z0=z0, timesteps=timesteps,
                               face_mask=sample.face_mask, hair_mask=sample.hair_mask,
                               alphas_cumprod=self.alphas_cumprod, alpha=cfg.alpha,
@@ -429,6 +488,7 @@ def train_identity(components: Components, photo: PhotoInput, *, steps: int | No
                            warnings=list(_iter_warnings(aligned, trainer.masks)))
 
 
-__all__ = ["AUGMENT_POOL", "PREFETCH", "EncodedView", "FacePrepError", "StableIdentityTrainer",
-           "TrainProgress", "TrainedIdentity", "TrainingCancelled", "TrainingSample", "photo_digest",
-           "train_identity"]
+__all__ = ["AUGMENT_POOL", "FROM_CONFIG", "PREFETCH", "EncodedView", "FacePrepError",
+           "StableIdentityTrainer", "TrainProgress", "TrainedIdentity", "TrainingCancelled",
+           "TrainingSample", "photo_digest", "set_gradient_checkpointing", "train_identity",
+           "unet_precision"]

@@ -59,7 +59,8 @@ def test_smoke_train_rows(smoke):
         assert row["step_s"] > 0 and row["resolution"] == 64 and row["repeats"] >= 2
         assert row["min_s"] <= row["step_s"] <= row["max_s"]
         assert row["identity_steps"] == 500
-        assert row["identity_s"] == pytest.approx(row["setup_s"] + 500 * row["step_s"])
+        assert row["identity_s"] == pytest.approx(row["setup_s"] + row.get("pool_fill_s", 0.0)
+                                                  + 500 * row["step_s"])
         # the app's own trainer when it imports, else the faithful step; the JSON says which
         assert row["train_impl"] == ("trainer" if bench.real_trainer()[0] else "faithful-step")
     assert train["grad-ckpt"]["grad_ckpt"] is True
