@@ -1,0 +1,153 @@
+"""The editable panel list of the app: rows of (Text, Characters, Seed) <-> :class:`PanelSpec`.
+
+The story parser's panels appear as a table the user edits: one row per panel with the sentence,
+the characters as comma-separated full names, and an optional seed (blank: the comic's seed plus
+the row's index). These helpers convert between the table and :class:`~pipelines.project.PanelSpec`
+and implement the row controls (add, remove, move up, move down) with 1-based row numbers, as
+the table shows them. Blank rows are ignored when building panels.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pipelines.project import GenerationError, PanelSpec
+
+HEADERS = ["Text", "Characters", "Seed"]
+Row = list[str]
+_SPLIT = re.compile(r"\s*[,;]\s*")
+
+
+class PanelTableError(GenerationError):
+    """A malformed row or a row number out of range (one-line message)."""
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:  # NaN from an emptied pandas cell
+            return ""
+        if value == int(value):
+            return str(int(value))
+    return " ".join(str(value).split())
+
+
+def normalise_rows(value: Any) -> list[Row]:
+    """Any table value (list of lists, a ``{"data": ...}`` dict, a pandas DataFrame) -> rows of
+    three strings. Missing cells become "", extra cells are dropped."""
+    if value is None:
+        return []
+    if hasattr(value, "values") and hasattr(value, "columns"):  # pandas DataFrame
+        value = value.values.tolist()
+    elif isinstance(value, dict):
+        value = value.get("data") or []
+    rows: list[Row] = []
+    for raw in value or []:
+        cells = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+        cells = (cells + ["", "", ""])[:3]
+        rows.append([_cell(c) for c in cells])
+    return rows
+
+
+def split_characters(cell: str) -> tuple[str, ...]:
+    """``"Ada Lovelace, Alan Turing"`` -> ``("Ada Lovelace", "Alan Turing")`` (duplicates kept once)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for part in _SPLIT.split(cell or ""):
+        name = " ".join(part.split())
+        if name and name.casefold() not in seen:
+            seen.add(name.casefold())
+            out.append(name)
+    return tuple(out)
+
+
+def rows_from_panels(panels: Iterable[Any]) -> list[Row]:
+    """Rows from PanelSpecs or the story parser's panels (``text``, ``characters``, ``seed``)."""
+    rows = []
+    for panel in panels:
+        seed = getattr(panel, "seed", None)
+        rows.append([panel.text, ", ".join(panel.characters), "" if seed is None else str(seed)])
+    return rows
+
+
+def panels_from_rows(value: Any) -> tuple[PanelSpec, ...]:
+    """The table as PanelSpecs (blank rows skipped).
+
+    Raises:
+        PanelTableError: a row with characters or a seed but no text, or a seed that is not a
+            whole number >= 0. (An empty list is returned as empty; callers decide.)
+    """
+    panels = []
+    for number, (text, characters, seed) in enumerate(normalise_rows(value), start=1):
+        if not any((text, characters, seed)):
+            continue
+        if not text:
+            raise PanelTableError(f"row {number}: the panel text is empty; write the sentence "
+                                  "or remove the row")
+        own_seed = None
+        if seed:
+            try:
+                own_seed = int(seed)
+            except ValueError:
+                raise PanelTableError(f"row {number}: the seed '{seed[:20]}' is not a whole number; "
+                                      "leave it blank for an automatic seed") from None
+            if own_seed < 0:
+                raise PanelTableError(f"row {number}: the seed must not be negative")
+        panels.append(PanelSpec(text=text, characters=split_characters(characters), seed=own_seed))
+    return tuple(panels)
+
+
+def _row_index(rows: Sequence[Row], row: Any, what: str) -> int:
+    """0-based index of the 1-based ``row``; PanelTableError if it is not a row of the table."""
+    if not rows:
+        raise PanelTableError(f"the panel list is empty: there is no row to {what}")
+    try:
+        number = int(float(row))
+    except (TypeError, ValueError):
+        raise PanelTableError(f"give the number of the row to {what} (1 to {len(rows)})") from None
+    if not 1 <= number <= len(rows):
+        raise PanelTableError(f"row {number} does not exist; the table has rows 1 to {len(rows)}")
+    return number - 1
+
+
+def add_row(value: Any, after: Any = None) -> list[Row]:
+    """A blank row after row ``after`` (1-based); at the end when ``after`` is empty or 0."""
+    rows = normalise_rows(value)
+    blank = ["", "", ""]
+    if after in (None, "", 0) or (isinstance(after, float) and after == 0):
+        return rows + [blank]
+    index = _row_index(rows, after, "add after")
+    return rows[:index + 1] + [blank] + rows[index + 1:]
+
+
+def remove_row(value: Any, row: Any) -> list[Row]:
+    """The table without row ``row`` (1-based)."""
+    rows = normalise_rows(value)
+    index = _row_index(rows, row, "remove")
+    return rows[:index] + rows[index + 1:]
+
+
+def move_row(value: Any, row: Any, delta: int) -> tuple[list[Row], int]:
+    """Row ``row`` moved by ``delta`` (-1 up, +1 down), clamped to the table; returns the rows and
+    the row's new 1-based number."""
+    rows = normalise_rows(value)
+    index = _row_index(rows, row, "move")
+    target = min(max(index + delta, 0), len(rows) - 1)
+    moved = rows.pop(index)
+    rows.insert(target, moved)
+    return rows, target + 1
+
+
+def set_seed(value: Any, row: int, seed: int) -> list[Row]:
+    """The table with row ``row``'s (1-based) seed cell set to ``seed``."""
+    rows = normalise_rows(value)
+    index = _row_index(rows, row, "set the seed of")
+    rows[index][2] = str(int(seed))
+    return rows
+
+
+__all__ = ["HEADERS", "PanelTableError", "add_row", "move_row", "normalise_rows", "panels_from_rows",
+           "remove_row", "rows_from_panels", "set_seed", "split_characters"]

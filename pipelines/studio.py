@@ -1,0 +1,862 @@
+"""The comic-making session behind the web app: everything the Gradio handlers call.
+
+Two kinds of object:
+
+* :class:`Studio` — process-wide services, created once in ``app.py``'s ``main()`` and closed over
+  by the handlers: the loaded models (``load_components``' per-process cache), the identity
+  catalog (the user's library + read-only examples), the training service and its queue (one
+  training at a time per GPU), the panel generator, face similarity, the style book, the safety
+  filter and a folder for downloads. It holds no per-user data.
+* :class:`Session` — one browser session's data (``gr.State``): the cast, a pending deletion, the
+  identities carried by an opened project zip, the drawn comic (every candidate, its scores, the
+  chosen one per panel, the pages and the exported files).
+
+Every operation takes the session explicitly and raises a ``ValueError`` subclass with a one-line
+message for anything the user can fix; :func:`user_message` turns any exception into the text the
+app shows (never a traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from llm import StoryError, parse_story
+from pipelines.panel_table import Row, normalise_rows, panels_from_rows, rows_from_panels, set_seed
+from pipelines.project import (ComicRequest, EmbeddedIdentity, GenerationError, PanelSpec, Project,
+                               ProjectError, UnknownCharacter, load_project)
+from pipelines.safety import SafetyFilter, UnsafePrompt
+from pipelines.styles import StyleBook, StyleError, load_style_book
+from stableidentity.catalog import EXAMPLES_DIR, CatalogEntry, IdentityCatalog
+from stableidentity.jobs import TrainingQueue
+from stableidentity.library import IdentityLibrary
+from stableidentity.names import LibraryError, name_key, show
+from stableidentity.training_service import TrainingService
+
+if TYPE_CHECKING:  # pragma: no cover
+    from configs import AppConfig
+    from pipelines.generation import PanelGenerator, PanelResult
+    from pipelines.loading import Components
+    from stableidentity.similarity import FaceSimilarity, PanelScore
+
+logger = logging.getLogger(__name__)
+
+#: Largest seed the app offers (the generator accepts more; 2**31 keeps the number field exact).
+MAX_UI_SEED = 2**31 - 1
+PLACEHOLDER_FACE = "no_face.png"
+
+
+class StudioError(ValueError):
+    """Something the user can fix, said in one line."""
+
+
+class ModelsUnavailable(StudioError):
+    """The models failed to load at start-up; the message says why."""
+
+
+# ----------------------------------------------------------------------------- messages
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """Exception types whose message is meant for the user as it is."""
+    from configs import ConfigError
+    from pipelines.binding import BindingError
+    from stableidentity.face_prep import FacePrepError
+
+    return (StudioError, LibraryError, FacePrepError, StoryError, UnsafePrompt, GenerationError,
+            ProjectError, StyleError, BindingError, ConfigError)
+
+
+def user_message(exc: BaseException) -> str:
+    """The one-line text to show for ``exc``.
+
+    Known user errors keep their message; anything else is logged with its traceback and shown as
+    a short "something went wrong" line naming the error type.
+    """
+    if isinstance(exc, _user_error_types()):
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        first = text.split(" ", 1)[0]
+        return text[0].upper() + text[1:] if first.isalpha() else text
+    logger.error("unexpected error in the app", exc_info=exc)
+    detail = " ".join(str(exc).split())[:200]
+    return (f"Something went wrong ({type(exc).__name__}{': ' + detail if detail else ''}). "
+            "The details are in the server log; the app keeps working.")
+
+
+# ----------------------------------------------------------------------------- session data
+
+
+@dataclass
+class StyleSettings:
+    """The Style and settings step: what every panel of the next comic is drawn with."""
+
+    style: str
+    keywords: tuple[str, ...] = ()
+    negative_prompt: str = ""
+    seed: int = 0
+    randomize: bool = False
+    steps: int = 30
+    guidance: float = 8.5
+    width: int = 1024
+    height: int = 1024
+    candidates: int = 1
+    title: str = ""
+
+
+@dataclass
+class DrawnPanel:
+    """Every candidate of one drawn panel, their face-similarity scores and the chosen one."""
+
+    text: str
+    results: list["PanelResult"]
+    scores: list["PanelScore | None"]
+    chosen: int = 0
+
+    @property
+    def image(self) -> Image.Image:
+        return self.results[self.chosen].image
+
+
+@dataclass
+class Comic:
+    """The session's drawn comic."""
+
+    request: ComicRequest
+    title: str
+    panels: list[DrawnPanel]
+    pages: list[Image.Image] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Session:
+    """One browser session (kept in ``gr.State``; never shared between sessions).
+
+    Attributes:
+        id: names the session's download folder (given on first export: ``gr.State`` deep-copies
+            its initial value, so a default id would be shared by every session).
+        cast: full names of the story's characters, in the order added.
+        pending_delete: the identity awaiting a confirmed deletion.
+        embedded: identities carried by an opened project zip (used when the library lacks them).
+        restored: the opened project; its candidate choices apply while its request is unchanged.
+        comic: the drawn comic, or None.
+    """
+
+    id: str = ""
+    cast: list[str] = field(default_factory=list)
+    pending_delete: str | None = None
+    embedded: dict[str, EmbeddedIdentity] = field(default_factory=dict)
+    restored: Project | None = None
+    comic: Comic | None = None
+
+
+@dataclass(frozen=True)
+class ParseOutcome:
+    """The story parser's panels as table rows, and what to tell the user about them."""
+
+    rows: list[Row]
+    info: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ComicUpdate:
+    """One step of drawing: the panels so far (with captions) and, at the end, pages and files."""
+
+    gallery: list[tuple[Image.Image, str]]
+    status: str
+    seed: int
+    notes: str = ""
+    done: bool = False
+    pages: list[Image.Image] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestoredProject:
+    """What opening a project puts back into the app."""
+
+    rows: list[Row]
+    settings: StyleSettings
+    cast: list[str]
+    info: str
+    warnings: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------- the studio
+
+
+class Studio:
+    """Process-wide services for the app (see the module docstring).
+
+    Args:
+        config: the preset.
+        components: the loaded models, or None with ``load_error`` saying why they are missing.
+        examples_dir: read-only shipped identities (``embeddings/examples``).
+        export_root: where each session's downloads are written (default: a new temp folder).
+        queue: the training queue (default: a new one).
+    """
+
+    def __init__(self, config: "AppConfig", components: "Components | None" = None, *,
+                 load_error: str | None = None, examples_dir: str | Path | None = EXAMPLES_DIR,
+                 export_root: str | Path | None = None, queue: TrainingQueue | None = None,
+                 styles: StyleBook | None = None, safety: SafetyFilter | None = None) -> None:
+        self.config = config
+        self._components = components
+        self.load_error = load_error if components is None else None
+        if components is None and not load_error:
+            self.load_error = "the models were not loaded"
+        self.catalog = IdentityCatalog(IdentityLibrary(config.library_dir), examples_dir)
+        self.queue = queue or TrainingQueue(on_error=lambda text: logger.error("training failed:\n%s", text))
+        self.training = TrainingService(self.components, self.catalog.library, self.queue)
+        self.styles = styles or load_style_book()
+        self.safety = safety or SafetyFilter.from_file()
+        self.export_root = Path(export_root) if export_root is not None else \
+            Path(tempfile.mkdtemp(prefix="comic-identity-"))
+        self.export_root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._similarity: FaceSimilarity | None = None
+        self._similarity_error: str | None = None
+        self._references: dict[tuple[str, float], np.ndarray | None] = {}
+
+    @classmethod
+    def create(cls, config: "AppConfig", **kwargs: Any) -> "Studio":
+        """Load the models (once per process) and warm up the generator and face similarity.
+
+        A loading failure does not raise: the studio keeps the message (shown in the page and
+        printed on stderr) and every model-backed operation raises :class:`ModelsUnavailable`.
+        """
+        from pipelines.loading import load_components
+
+        from pipelines.generation import panel_generator
+
+        try:
+            components = load_components(config)
+            panel_generator(components)  # built once per process, before the first click
+        except Exception as exc:  # noqa: BLE001 - the page must still come up
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            print(f"error: the models could not be loaded: {message}", file=sys.stderr, flush=True)
+            logger.debug("model loading failed", exc_info=exc)
+            return cls(config, None, load_error=message, **kwargs)
+        studio = cls(config, components, **kwargs)
+        studio.similarity()
+        return studio
+
+    # ------------------------------------------------------------------ services
+
+    def components(self) -> "Components":
+        """The loaded models; :class:`ModelsUnavailable` when loading failed."""
+        if self._components is None:
+            raise ModelsUnavailable(f"the models could not be loaded ({self.load_error}); fix the "
+                                    "problem and restart the app")
+        return self._components
+
+    def generator(self) -> "PanelGenerator":
+        from pipelines.generation import panel_generator
+
+        return panel_generator(self.components())
+
+    def similarity(self) -> "FaceSimilarity | None":
+        """Face similarity on the preset's recogniser, or None when it is unavailable."""
+        with self._lock:
+            if self._similarity is None and self._similarity_error is None:
+                from stableidentity.similarity import FaceSimilarity
+
+                try:
+                    self._similarity = FaceSimilarity.from_config(
+                        self.config.face, detector=self.components().face_detector)
+                except ModelsUnavailable:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - scores are optional
+                    self._similarity_error = " ".join(str(exc).split()) or type(exc).__name__
+                    print(f"warning: face similarity is unavailable: {self._similarity_error}",
+                          file=sys.stderr)
+            return self._similarity
+
+    def shutdown(self) -> None:
+        """Stop the training queue and remove the downloads folder."""
+        self.queue.shutdown()
+        shutil.rmtree(self.export_root, ignore_errors=True)
+
+    # ------------------------------------------------------------------ defaults
+
+    def default_settings(self) -> StyleSettings:
+        gen = self.config.generation
+        return StyleSettings(style=self.styles.default_style, keywords=(),
+                             negative_prompt=gen.negative_prompt, seed=0, randomize=False,
+                             steps=gen.steps, guidance=gen.guidance_scale, width=gen.width,
+                             height=gen.height, candidates=gen.candidates, title="")
+
+    def style_choices(self) -> list[tuple[str, str]]:
+        """(label, name) of every style template, for a dropdown."""
+        return [(style.label, name) for name, style in self.styles.styles.items()]
+
+    def size_step(self) -> int:
+        """Panel sizes must be multiples of this (the VAE's scale factor)."""
+        try:
+            return int(self.generator().pipe.vae_scale_factor)
+        except ModelsUnavailable:
+            return 8
+
+    # ------------------------------------------------------------------ library and cast
+
+    def library_entries(self) -> list[CatalogEntry]:
+        return self.catalog.entries()
+
+    def placeholder_face(self) -> str:
+        path = self.export_root / PLACEHOLDER_FACE
+        if not path.is_file():
+            Image.new("RGB", (64, 64), (200, 200, 200)).save(path)
+        return str(path)
+
+    def gallery_items(self) -> list[tuple[str, str]]:
+        """(thumbnail path, caption) of every identity, the user's first."""
+        return [(str(e.identity.face_path or self.placeholder_face()), e.caption())
+                for e in self.library_entries()]
+
+    def library_summary(self) -> str:
+        """One line counting the identities, plus unreadable library folders if any."""
+        entries = self.library_entries()
+        mine = sum(1 for e in entries if not e.read_only)
+        text = f"{mine} identit{'y' if mine == 1 else 'ies'} in your library"
+        shipped = len(entries) - mine
+        if shipped:
+            text += f", {shipped} example{'s' if shipped != 1 else ''}"
+        problems = self.catalog.problems()
+        if problems:
+            text += "; unreadable: " + "; ".join(f"{p.folder.name} ({p.message})" for p in problems[:3])
+        return text
+
+    def identity_details(self, name: str | None) -> tuple[str | None, str]:
+        """(reference crop path, markdown) of the identity ``name``; (None, "") for no name."""
+        if not name:
+            return None, ""
+        entry = self.catalog.find(name)
+        meta = entry.identity.metadata
+        facts = [f"**{entry.name}**", entry.identity.pronouns or "no pronouns",
+                 "shipped example (read-only)" if entry.read_only else "your library"]
+        if meta.get("steps"):
+            facts.append(f"{meta['steps']} steps")
+        if meta.get("preset"):
+            facts.append(f"preset {meta['preset']}")
+        if meta.get("created"):
+            facts.append(meta["created"][:10])
+        text = " · ".join(facts)
+        if meta.get("warnings"):
+            text += f"\n\nNote: {meta['warnings']}"
+        path = entry.identity.face_path
+        return (str(path) if path else None), text
+
+    def _pronouns(self, session: Session, name: str) -> str:
+        try:
+            return self.catalog.get(name).pronouns
+        except LibraryError:
+            embedded = _find_name(session.embedded, name)
+            return embedded.pronouns if embedded is not None else ""
+
+    def cast_characters(self, session: Session) -> list[tuple[str, str]]:
+        """(full name, pronouns) of the cast, for the story parser."""
+        return [(name, self._pronouns(session, name)) for name in session.cast]
+
+    def cast_text(self, session: Session) -> str:
+        """The cast as one markdown line."""
+        if not session.cast:
+            return "The cast is empty: pick identities in the library and press **Add to cast**."
+        parts = [f"{name} ({p})" if p else name for name, p in self.cast_characters(session)]
+        return "**Cast:** " + ", ".join(parts)
+
+    def cast_gallery(self, session: Session) -> list[tuple[str, str]]:
+        """(thumbnail, caption) of each cast member."""
+        items = []
+        for name, pronouns in self.cast_characters(session):
+            try:
+                face = self.catalog.get(name).face_path
+            except LibraryError:
+                face = None
+            items.append((str(face or self.placeholder_face()), f"{name} ({pronouns})" if pronouns else name))
+        return items
+
+    def add_to_cast(self, session: Session, name: str | None) -> str:
+        """Add the identity ``name`` to the cast; returns its canonical name."""
+        if not name or not str(name).strip():
+            raise StudioError("choose an identity in the library first (click its picture)")
+        identity = self.catalog.get(str(name))
+        from pipelines.binding import BindingError
+
+        try:
+            self.generator().binder.check_identity(identity)
+        except BindingError as exc:
+            raise StudioError(f"{exc}; it cannot be used with the '{self.config.name}' preset") from None
+        if any(name_key(n) == name_key(identity.name) for n in session.cast):
+            raise StudioError(f"{identity.name} is already in the cast")
+        from llm.characters import MAX_CHARACTERS
+
+        if len(session.cast) >= MAX_CHARACTERS:
+            raise StudioError(f"the cast is full ({MAX_CHARACTERS} characters)")
+        session.cast.append(identity.name)
+        return identity.name
+
+    def remove_from_cast(self, session: Session, name: str | None) -> str:
+        """Remove ``name`` from the cast; returns the removed name."""
+        if not name:
+            raise StudioError("choose the cast member to remove")
+        for existing in session.cast:
+            if name_key(existing) == name_key(str(name)):
+                session.cast.remove(existing)
+                return existing
+        raise StudioError(f"{show(str(name))} is not in the cast")
+
+    def request_delete(self, session: Session, name: str | None) -> str:
+        """First step of deleting an identity: remember it and return the question to confirm."""
+        if not name:
+            raise StudioError("choose the identity to delete in the library first")
+        entry = self.catalog.find(str(name))
+        if entry.read_only:
+            raise StudioError(f"{entry.name} is a shipped example and cannot be deleted")
+        session.pending_delete = entry.name
+        return (f"Delete **{entry.name}** from the library for good? Its learned vectors and face "
+                "crop are removed; comics already drawn are not affected.")
+
+    def confirm_delete(self, session: Session) -> str:
+        """Second step: delete the remembered identity (and drop it from the cast)."""
+        name = session.pending_delete
+        session.pending_delete = None
+        if not name:
+            raise StudioError("nothing to delete: choose an identity and press Delete first")
+        self.catalog.delete(name)
+        session.cast = [n for n in session.cast if name_key(n) != name_key(name)]
+        return name
+
+    def cancel_delete(self, session: Session) -> None:
+        session.pending_delete = None
+
+    # ------------------------------------------------------------------ story
+
+    def parse(self, session: Session, story: str | None) -> ParseOutcome:
+        """Parse the story for the cast (Gemini with a key, else offline) into table rows."""
+        text = story or ""
+        if not text.strip():
+            raise StudioError("the story is empty; write a few sentences that name the characters")
+        self.safety.check(text, "story")
+        if not session.cast:
+            raise StudioError("the cast is empty: add the story's characters on the Characters step "
+                              "first")
+        result = parse_story(text, self.cast_characters(session), config=self.config.llm)
+        if not result.panels:
+            raise StudioError("the parser found no panels in the story")
+        warnings = tuple(result.warnings)
+        info = f"**{len(result.panels)} panels**, {result.describe()}."
+        if warnings:
+            info += "\n\n" + "\n".join(f"* {w}" for w in warnings)
+        return ParseOutcome(rows=rows_from_panels(result.panels), info=info, warnings=warnings)
+
+    # ------------------------------------------------------------------ the request
+
+    def settings_from(self, style: str | None, keywords: Sequence[str] | None, negative: str | None,
+                      seed: Any, randomize: bool, steps: Any, guidance: Any, width: Any,
+                      height: Any, candidates: Any, title: str | None) -> StyleSettings:
+        """The Style and settings step's inputs as :class:`StyleSettings` (numbers checked)."""
+        def whole(value: Any, label: str, low: int, high: int | None = None) -> int:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise StudioError(f"{label} must be a number") from None
+            if number != int(number) or number < low or (high is not None and number > high):
+                limit = f"between {low} and {high}" if high is not None else f"at least {low}"
+                raise StudioError(f"{label} must be a whole number {limit}, got {value}")
+            return int(number)
+
+        try:
+            scale = float(guidance)
+        except (TypeError, ValueError):
+            raise StudioError("guidance must be a number") from None
+        from pipelines.generation import MAX_CANDIDATES
+
+        return StyleSettings(
+            style=style or self.styles.default_style, keywords=tuple(keywords or ()),
+            negative_prompt=negative or "",
+            seed=whole(seed if seed not in (None, "") else 0, "the seed", 0, MAX_UI_SEED),
+            randomize=bool(randomize), steps=whole(steps, "steps", 1, 500),
+            guidance=scale, width=whole(width, "the width", 8, 4096),
+            height=whole(height, "the height", 8, 4096),
+            candidates=whole(candidates, "candidates per panel", 1, MAX_CANDIDATES),
+            title=(title or "").strip())
+
+    def build_request(self, session: Session, rows: Any, settings: StyleSettings) -> ComicRequest:
+        """The comic to draw from the panel table and the settings, fully checked.
+
+        Raises (one line each): empty panel list, refused terms, too many identities in a panel,
+        a character not in the cast, bad style or settings.
+        """
+        panels = panels_from_rows(rows)
+        if not panels:
+            raise StudioError("the panel list is empty: press Process Text on the Story step or add "
+                              "rows to the table")
+        fixed = [self._checked_panel(session, panel, number)
+                 for number, panel in enumerate(panels, start=1)]
+        self.safety.check(settings.title, "title")
+        request = ComicRequest(panels=tuple(fixed), style=settings.style,
+                               keywords=tuple(self.styles.keyword_list(settings.keywords)),
+                               negative_prompt=settings.negative_prompt, seed=settings.seed,
+                               steps=settings.steps, guidance_scale=settings.guidance,
+                               width=settings.width, height=settings.height,
+                               candidates=settings.candidates)
+        return self.generator().check_request(request)
+
+    def _checked_panel(self, session: Session, panel: PanelSpec, number: int) -> PanelSpec:
+        """``panel`` with its names spelled as in the cast; refused terms, too many identities and
+        characters outside the cast raise."""
+        self.safety.check(panel.text, f"text of panel {number}")
+        limit = self.config.generation.max_identities_per_panel
+        if len(panel.characters) > limit:
+            raise StudioError(f"panel {number} has {len(panel.characters)} identities "
+                              f"({', '.join(panel.characters)}); the '{self.config.name}' preset "
+                              f"draws at most {limit} per panel")
+        cast_keys = {name_key(n): n for n in session.cast}
+        names = []
+        for name in panel.characters:
+            if name_key(name) not in cast_keys:
+                known = ", ".join(session.cast) or "the cast is empty"
+                raise UnknownCharacter(f"panel {number}: '{name}' is not in the cast ({known}); "
+                                       "add the character on the Characters step or fix the name")
+            names.append(cast_keys[name_key(name)])
+        return replace(panel, characters=tuple(names))
+
+    def identities_for(self, session: Session, names: Sequence[str]) -> dict[str, Any]:
+        """name -> identity for ``names``: the library first, then an opened project's zip."""
+        found: dict[str, Any] = {}
+        for name in names:
+            try:
+                found[name] = self.catalog.get(name)
+            except LibraryError as exc:
+                embedded = _find_name(session.embedded, name)
+                if embedded is None:
+                    raise UnknownCharacter(f"character '{name}': {exc}") from None
+                found[name] = embedded
+        return found
+
+    # ------------------------------------------------------------------ drawing
+
+    def _reference(self, identity: Any) -> np.ndarray | None:
+        """The face-recognition embedding of an identity's library crop (cached), or None."""
+        path = getattr(identity, "face_path", None)
+        similarity = self.similarity()
+        if path is None or similarity is None:
+            return None
+        key = (str(path), path.stat().st_mtime)
+        with self._lock:
+            if key in self._references:
+                return self._references[key]
+        try:
+            with Image.open(path) as image:
+                vector = similarity.reference(np.asarray(image.convert("RGB")))
+        except Exception:  # noqa: BLE001 - a reference without a face just gets no score
+            vector = None
+        with self._lock:
+            self._references[key] = vector
+        return vector
+
+    def _score(self, results: list["PanelResult"], identities: Mapping[str, Any]
+               ) -> list["PanelScore | None"]:
+        similarity = self.similarity()
+        if similarity is None or not results or not results[0].characters:
+            return [None] * len(results)
+        references = {}
+        for name in results[0].characters:
+            vector = self._reference(identities[name])
+            if vector is not None:
+                references[name] = vector
+        if not references:
+            return [None] * len(results)
+        return list(similarity.score_candidates([r.image for r in results], references))
+
+    def _caption(self, index: int, panel: DrawnPanel) -> str:
+        text = f"{index + 1}. {panel.text}"
+        badge = self._badge(panel, panel.chosen)
+        return f"{text}\n{badge}" if badge else text
+
+    def _badge(self, panel: DrawnPanel, candidate: int) -> str:
+        result = panel.results[candidate]
+        if not result.characters:
+            return ""
+        score = panel.scores[candidate]
+        if score is None:
+            reason = "unavailable" if self.similarity() is None else "no reference face"
+            return f"face similarity {reason}"
+        return score.badge()
+
+    def _drawn(self, text: str, results: list["PanelResult"], identities: Mapping[str, Any],
+               choice: int | None) -> DrawnPanel:
+        from stableidentity.similarity import pick_best
+
+        scores = self._score(results, identities)
+        if choice is not None and 0 <= choice < len(results):
+            chosen = choice
+        elif all(s is not None for s in scores) and len(results) > 1:
+            chosen = pick_best(scores)  # type: ignore[arg-type]
+        else:
+            chosen = 0
+        return DrawnPanel(text=text, results=results, scores=scores, chosen=chosen)
+
+    def generate(self, session: Session, rows: Any, settings: StyleSettings) -> Iterator[ComicUpdate]:
+        """Draw the comic panel by panel, yielding after each; the last update has pages and files.
+
+        With ``settings.randomize`` a fresh seed is drawn (and reported in every update).
+        Everything is checked before the first panel is drawn.
+        """
+        if settings.randomize:
+            settings = replace(settings, seed=secrets.randbelow(MAX_UI_SEED + 1))
+        request = self.build_request(session, rows, settings)
+        identities = self.identities_for(session, request.cast_names())
+        generator = self.generator()
+        resolved, prepared = generator.prepare(request, identities)
+        warnings = tuple(f"panel {p.index + 1}: '{name}' is listed but not named in the text, so "
+                         "that identity will not appear" for p in prepared for name in p.unnamed)
+        restored = session.restored
+        choices = restored.choices if restored is not None and \
+            _same_request(restored.request, resolved, self.config) else None
+        total = len(prepared)
+        drawn: list[DrawnPanel] = []
+        yield ComicUpdate(gallery=[], status=f"Drawing panel 1 of {total} …", seed=settings.seed,
+                          warnings=warnings)
+        for panel in prepared:
+            results = generator.draw(resolved, panel)
+            choice = choices[panel.index] if choices is not None and panel.index < len(choices) else None
+            drawn.append(self._drawn(resolved.panels[panel.index].text, results, identities, choice))
+            gallery = [(p.image, self._caption(i, p)) for i, p in enumerate(drawn)]
+            if len(drawn) < total:
+                yield ComicUpdate(gallery=gallery, seed=settings.seed, notes=self._notes(drawn),
+                                  status=f"Drew panel {len(drawn)} of {total}; drawing panel "
+                                         f"{len(drawn) + 1} …")
+        session.comic = Comic(request=resolved, title=settings.title, panels=drawn)
+        self._finish(session, identities)
+        comic = session.comic
+        yield ComicUpdate(gallery=self.panel_gallery(session), seed=settings.seed, done=True,
+                          notes=self.panel_notes(session),
+                          status=self._done_status(comic), pages=comic.pages, files=comic.files)
+
+    def _done_status(self, comic: Comic) -> str:
+        n = len(comic.panels)
+        candidates = comic.request.candidates or 1
+        best = f", best of {candidates} per panel by face similarity" if candidates > 1 else ""
+        return (f"Done: {n} panel{'s' if n != 1 else ''} on {len(comic.pages)} "
+                f"page{'s' if len(comic.pages) != 1 else ''}{best}. Downloads are below.")
+
+    def _finish(self, session: Session, identities: Mapping[str, Any]) -> None:
+        """Lay out the pages and export every file for the session's comic."""
+        from pipelines.export import export_comic
+        from pipelines.layout import detect_faces, render_pages
+
+        comic = session.comic
+        assert comic is not None
+        images = [p.image for p in comic.panels]
+        faces = detect_faces(self.components().face_detector, images)
+        comic.pages = render_pages(images, [p.text for p in comic.request.panels], comic.title, faces)
+        project = Project.from_request(comic.request, self.config, title=comic.title,
+                                       choices=[p.chosen for p in comic.panels])
+        candidates = {(i, r.candidate): r.image for i, p in enumerate(comic.panels) for r in p.results}
+        folder = self.session_folder(session)
+        shutil.rmtree(folder, ignore_errors=True)
+        written = export_comic(folder, project, images, comic.pages, candidates=candidates,
+                              identities=identities)
+        comic.files = [str(p) for p in [*written.pages, written.pdf, written.zip, written.project]]
+
+    def session_folder(self, session: Session) -> Path:
+        """The session's download folder (its id is assigned here on first use)."""
+        if not session.id:
+            session.id = uuid.uuid4().hex[:12]
+        return self.export_root / session.id
+
+    def forget(self, session: Session) -> None:
+        """Remove a finished session's downloads (``gr.State``'s delete callback)."""
+        if isinstance(session, Session) and session.id:
+            shutil.rmtree(self.export_root / session.id, ignore_errors=True)
+
+    def _comic(self, session: Session) -> Comic:
+        if session.comic is None:
+            raise StudioError("there is no comic yet: press Generate first")
+        return session.comic
+
+    def _panel_index(self, comic: Comic, number: Any) -> int:
+        try:
+            value = float(number)
+        except (TypeError, ValueError):
+            raise StudioError(f"give a panel number from 1 to {len(comic.panels)}") from None
+        if value != int(value) or not 1 <= value <= len(comic.panels):
+            raise StudioError(f"panel {number} does not exist; the comic has panels 1 to "
+                              f"{len(comic.panels)}")
+        return int(value) - 1
+
+    def _notes(self, panels: Sequence[DrawnPanel]) -> str:
+        if not panels:
+            return ""
+        lines = ["| Panel | Sentence | Face similarity | Seed |", "|---|---|---|---|"]
+        for i, panel in enumerate(panels):
+            result = panel.results[panel.chosen]
+            badge = self._badge(panel, panel.chosen) or "no characters"
+            pick = f" (candidate {panel.chosen + 1} of {len(panel.results)})" \
+                if len(panel.results) > 1 else ""
+            text = panel.text.replace("|", "\\|")
+            lines.append(f"| {i + 1} | {text} | {badge}{pick} | {result.seed} |")
+        return "\n".join(lines)
+
+    def panel_notes(self, session: Session) -> str:
+        """A markdown table of the panels: sentence, face-similarity badge, candidate, seed."""
+        return self._notes(session.comic.panels) if session.comic is not None else ""
+
+    def panel_gallery(self, session: Session) -> list[tuple[Image.Image, str]]:
+        """(chosen image, caption with the face-similarity badge) of every panel."""
+        if session.comic is None:
+            return []
+        return [(p.image, self._caption(i, p)) for i, p in enumerate(session.comic.panels)]
+
+    def candidates(self, session: Session, number: Any) -> list[tuple[Image.Image, str]]:
+        """Every candidate of panel ``number`` (1-based) with its badge; the chosen one marked."""
+        comic = self._comic(session)
+        panel = comic.panels[self._panel_index(comic, number)]
+        items = []
+        for c, result in enumerate(panel.results):
+            badge = self._badge(panel, c)
+            mark = " (in the comic)" if c == panel.chosen else ""
+            items.append((result.image, f"candidate {c + 1}{mark}" + (f"\n{badge}" if badge else "")))
+        return items
+
+    def choose(self, session: Session, number: Any, candidate: Any) -> None:
+        """Put candidate ``candidate`` (1-based) of panel ``number`` into the comic."""
+        comic = self._comic(session)
+        index = self._panel_index(comic, number)
+        panel = comic.panels[index]
+        try:
+            value = float(candidate)
+        except (TypeError, ValueError):
+            raise StudioError(f"give a candidate number from 1 to {len(panel.results)}") from None
+        if value != int(value) or not 1 <= value <= len(panel.results):
+            raise StudioError(f"candidate {candidate} does not exist; panel {index + 1} has "
+                              f"candidates 1 to {len(panel.results)}")
+        panel.chosen = int(value) - 1
+        self._finish(session, self.identities_for(session, comic.request.cast_names()))
+
+    def redraw(self, session: Session, rows: Any, number: Any, seed: Any) -> tuple[list[Row], int]:
+        """Draw panel ``number`` again with ``seed`` (blank: a random one).
+
+        The panel's text and characters come from the table's row of that number when the table
+        still has one row per panel (so an edited sentence is drawn); the other settings are the
+        comic's. Returns the table with the row's seed filled in, and the seed used.
+        """
+        comic = self._comic(session)
+        index = self._panel_index(comic, number)
+        if seed in (None, ""):
+            new_seed = secrets.randbelow(MAX_UI_SEED + 1)
+        else:
+            try:
+                new_seed = int(float(seed))
+            except (TypeError, ValueError):
+                raise StudioError("the new seed must be a whole number (or blank for a random one)") from None
+            if not 0 <= new_seed <= MAX_UI_SEED or float(seed) != new_seed:
+                raise StudioError(f"the new seed must be a whole number from 0 to {MAX_UI_SEED}")
+        table = normalise_rows(rows)
+        panel = comic.request.panels[index]
+        edited = [r for r in table if any(r)]
+        if len(edited) == len(comic.panels):
+            fresh = panels_from_rows([edited[index][:2] + [""]])[0]
+            fresh = self._checked_panel(session, fresh, index + 1)
+            panel = replace(panel, text=fresh.text, characters=fresh.characters)
+        panel = replace(panel, seed=new_seed)
+        request = replace(comic.request, panels=tuple(
+            panel if i == index else p for i, p in enumerate(comic.request.panels)))
+        identities = self.identities_for(session, request.cast_names())
+        results = self.generator().redraw(request, index, new_seed, identities)
+        comic.request = request
+        comic.panels[index] = self._drawn(panel.text, results, identities, None)
+        self._finish(session, identities)
+        rows_out = table
+        if len(edited) == len(comic.panels):
+            position = [i for i, r in enumerate(table) if any(r)][index]
+            rows_out = set_seed(table, position + 1, new_seed)
+        return rows_out, new_seed
+
+    # ------------------------------------------------------------------ projects
+
+    def open_project(self, session: Session, path: str | None) -> RestoredProject:
+        """Restore panels, cast and settings from a project zip or ``project.json``."""
+        if not path:
+            raise StudioError("choose a project file first (comic.zip or project.json)")
+        shown = Path(path).name
+        if Path(path).suffix.lower() not in (".zip", ".json"):
+            raise ProjectError(f"'{shown}' is not a project file; open the comic.zip or project.json "
+                               "saved by the Generate step")
+        try:
+            project = load_project(path)
+        except ProjectError as exc:
+            raise ProjectError(str(exc).replace(str(path), shown)) from None
+        request = project.request
+        session.embedded = dict(project.identities)
+        session.restored = project
+        session.comic = None
+        cast: list[str] = []
+        warnings: list[str] = []
+        for name in project.cast:
+            if name in self.catalog:
+                cast.append(self.catalog.get(name).name)
+            elif _find_name(session.embedded, name) is not None:
+                cast.append(_find_name(session.embedded, name).name)  # type: ignore[union-attr]
+            else:
+                cast.append(name)
+                warnings.append(f"'{name}' is neither in the library nor in the project file; "
+                                "train that identity before generating")
+        session.cast = cast
+        if project.preset and project.preset != self.config.name:
+            warnings.append(f"the project was drawn with the '{project.preset}' preset and this app "
+                            f"runs '{self.config.name}': the pictures will differ")
+        gen = self.config.generation
+        settings = StyleSettings(
+            style=request.style, keywords=tuple(request.keywords),
+            negative_prompt=request.negative_prompt if request.negative_prompt is not None
+            else gen.negative_prompt,
+            seed=request.seed, randomize=False,
+            steps=request.steps or gen.steps, guidance=request.guidance_scale or gen.guidance_scale,
+            width=request.width or gen.width, height=request.height or gen.height,
+            candidates=request.candidates or gen.candidates, title=project.title)
+        embedded = f", {len(project.identities)} identities inside" if project.identities else ""
+        info = (f"Opened **{shown}**: {len(request.panels)} panels{embedded}. Press **Generate** "
+                "to draw it again.")
+        return RestoredProject(rows=rows_from_panels(request.panels), settings=settings, cast=cast,
+                               info=info, warnings=tuple(warnings))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _find_name(mapping: Mapping[str, Any], name: str) -> Any:
+    key = name_key(name)
+    for stored, value in mapping.items():
+        if name_key(stored) == key:
+            return value
+    return None
+
+
+def _same_request(saved: ComicRequest, resolved: ComicRequest, config: "AppConfig") -> bool:
+    """Whether ``resolved`` draws exactly what the opened project ``saved`` drew."""
+    a = saved.resolved(config)
+    a = replace(a, panels=tuple(replace(p, seed=a.panel_seed(i)) for i, p in enumerate(a.panels)),
+                guidance_scale=float(a.guidance_scale or 0))
+    b = replace(resolved, panels=tuple(replace(p, seed=resolved.panel_seed(i))
+                                       for i, p in enumerate(resolved.panels)),
+                guidance_scale=float(resolved.guidance_scale or 0))
+    return replace(a, seed=0) == replace(b, seed=0)
+
+
+__all__ = ["Comic", "ComicUpdate", "DrawnPanel", "ModelsUnavailable", "ParseOutcome",
+           "RestoredProject", "Session", "StyleSettings", "Studio", "StudioError", "user_message"]

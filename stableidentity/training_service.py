@@ -1,0 +1,211 @@
+"""Training identities in the background for the app: check the input, queue the job, report.
+
+:class:`TrainingService` sits between the web app and the :class:`~stableidentity.jobs.TrainingQueue`:
+
+* :meth:`TrainingService.check` validates everything a user can get wrong (consent, name, pronouns,
+  steps, a readable photo with a face) *before* anything is queued, raising one-line errors
+  (:class:`TrainingInputError`, :class:`~stableidentity.names.InvalidName`,
+  :class:`~stableidentity.library.IdentityExists`, :class:`~stableidentity.face_prep.FacePrepError`);
+* :meth:`TrainingService.submit` queues the training (one at a time per GPU; others wait and
+  see their position) and saves the result into the library when it finishes;
+* :meth:`TrainingService.views` returns the current snapshots of a browser's jobs, so a reloaded
+  page finds them again by id.
+
+The photo's bytes are read at submit time: the job does not depend on the upload staying on disk.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
+from stableidentity.jobs import JobProgress, JobView, TrainingQueue
+from stableidentity.library import IdentityExists, IdentityLibrary, save_trained
+from stableidentity.names import LibraryError, name_key, parse_pronouns, show, validate_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipelines.loading import Components
+
+#: Most training steps a user may ask for from the app.
+MAX_TRAIN_STEPS = 5000
+CONSENT_MESSAGE = ("tick \"I have the right to use this person's likeness\" before training: "
+                   "an identity reproduces a real person's face")
+
+
+class TrainingInputError(LibraryError):
+    """A training request that cannot be queued (no photo, no consent, bad steps, busy name)."""
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """A checked training request, ready to queue.
+
+    Attributes:
+        name: the validated full name; pronouns: "he", "she", "they" or "".
+        photo: the uploaded file's bytes.
+        steps: optimisation steps; seed: training seed (None: the preset's).
+        warnings: notes from the face check (several faces, small face).
+    """
+
+    name: str
+    pronouns: str
+    photo: bytes
+    steps: int
+    seed: int | None = None
+    warnings: tuple[str, ...] = ()
+
+
+class TrainingService:
+    """Queues identity training and stores the results in the user's library.
+
+    Args:
+        components: a callable returning the loaded models (raises if they failed to load), so
+            the service can be built before the models are ready.
+        library: where trained identities are saved.
+        queue: the process's training queue (one job at a time).
+    """
+
+    def __init__(self, components: Callable[[], "Components"], library: IdentityLibrary,
+                 queue: TrainingQueue) -> None:
+        self._components = components
+        self.library = library
+        self.queue = queue
+        self._lock = threading.Lock()
+        self._names: dict[str, str] = {}  # job id -> name key, for names still being trained
+
+    def default_steps(self) -> int:
+        return self._components().config.train.steps
+
+    # ------------------------------------------------------------------ checking
+
+    def busy_names(self) -> set[str]:
+        """Name keys of jobs still queued or running."""
+        with self._lock:
+            items = list(self._names.items())
+        busy = set()
+        for job_id, key in items:
+            view = self.queue.get(job_id)
+            if view is not None and not view.finished:
+                busy.add(key)
+        return busy
+
+    def check(self, photo: str | bytes | None, name: str | None, pronouns: str | None,
+              consent: bool, steps: int | float | None = None,
+              seed: int | float | None = None) -> TrainingRequest:
+        """Validate a training request; nothing is queued.
+
+        Args:
+            photo: path of the uploaded photo (or its bytes).
+            steps: None -> the preset's ``train.steps``.
+        Raises:
+            TrainingInputError, InvalidName, InvalidPronouns, IdentityExists, FacePrepError.
+        """
+        if not consent:
+            raise TrainingInputError(CONSENT_MESSAGE)
+        if photo is None or (isinstance(photo, str) and not photo.strip()):
+            raise TrainingInputError("upload a photo of the person's face first")
+        clean_name = validate_name(name if name is not None else "")
+        clean_pronouns = parse_pronouns(pronouns)
+        if steps is None or steps == "":
+            total = self.default_steps()
+        else:
+            if float(steps) != int(float(steps)):
+                raise TrainingInputError(f"training steps must be a whole number, got {steps}")
+            total = int(float(steps))
+            if not 1 <= total <= MAX_TRAIN_STEPS:
+                raise TrainingInputError(f"training steps must be between 1 and {MAX_TRAIN_STEPS}, "
+                                         f"got {total}")
+        if clean_name in self.library:
+            raise IdentityExists(f"an identity named {show(clean_name)} already exists; choose "
+                                 "another name or delete the old one from the library first")
+        if name_key(clean_name) in self.busy_names():
+            raise TrainingInputError(f"{show(clean_name)} is already being trained; wait for that "
+                                     "job to finish")
+        loaded = load_photo(photo)
+        if loaded.raw_bytes is None:  # pragma: no cover - paths and bytes always have bytes
+            raise FacePrepError("the photo could not be read")
+        components = self._components()
+        aligned = prepare_face(loaded, components.face_detector,
+                               min_image_size=components.config.face.min_image_size,
+                               size=components.config.face.aligned_size)
+        return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=loaded.raw_bytes,
+                               steps=total, seed=None if seed in (None, "") else int(seed),
+                               warnings=tuple(aligned.warnings))
+
+    # ------------------------------------------------------------------ running
+
+    def submit(self, request: TrainingRequest) -> JobView:
+        """Queue ``request``; the job saves the identity into the library when training ends."""
+        from stableidentity.trainer import train_identity
+
+        def work(report: Callable[[JobProgress], None], cancel: threading.Event) -> str:
+            components = self._components()
+
+            def progress(update) -> None:
+                report(JobProgress(step=update.step, total=update.total, loss=update.loss,
+                                   elapsed_s=update.elapsed_s, eta_s=update.eta_s))
+
+            report(JobProgress(step=0, total=request.steps))
+            trained = train_identity(components, request.photo, steps=request.steps,
+                                     progress=progress, cancel=cancel, seed=request.seed)
+            identity = save_trained(self.library, request.name, trained,
+                                    pronouns=request.pronouns, config=components.config)
+            notes = f" (note: {'; '.join(trained.warnings)})" if trained.warnings else ""
+            return f"saved {identity.name} to the library{notes}"
+
+        view = self.queue.submit(f"Training {request.name}", work)
+        with self._lock:
+            self._names[view.id] = name_key(request.name)
+        return view
+
+    def views(self, job_ids: Iterable[str]) -> list[JobView]:
+        """Snapshots of the known jobs among ``job_ids`` (unknown or forgotten ids are skipped)."""
+        out = []
+        for job_id in job_ids or ():
+            if isinstance(job_id, str):
+                view = self.queue.get(job_id)
+                if view is not None:
+                    out.append(view)
+        return out
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a job to stop; False when it is unknown or already finished."""
+        return self.queue.cancel(job_id)
+
+
+def job_line(view: JobView) -> str:
+    """:meth:`JobView.describe`, saying "starting" for a queued job with nobody ahead of it."""
+    if view.status == "queued" and not view.position:
+        return f"{view.label}: starting"
+    return view.describe()
+
+
+def job_dict(view: JobView) -> dict:
+    """A JSON-ready snapshot of a job (for the app's API)."""
+    p = view.progress
+    return {"id": view.id, "label": view.label, "status": view.status, "step": p.step,
+            "total": p.total, "loss": p.loss, "eta_s": p.eta_s, "position": view.position,
+            "message": view.message, "finished": view.finished, "text": job_line(view)}
+
+
+def progress_html(views: Iterable[JobView]) -> str:
+    """Progress bars (HTML) for a browser's training jobs, newest first."""
+    rows = []
+    for view in sorted(views, key=lambda v: v.created, reverse=True):
+        percent = 100.0 if view.status == "done" else 100.0 * view.fraction
+        colour = {"done": "#2e7d32", "failed": "#c62828", "cancelled": "#757575"}.get(view.status, "#1565c0")
+        rows.append(
+            f'<div class="train-job" data-status="{view.status}" data-job="{html.escape(view.id)}" '
+            f'style="margin:6px 0">'
+            f'<div style="font-size:0.9em">{html.escape(job_line(view))}</div>'
+            f'<div style="background:#e0e0e0;border-radius:4px;height:10px;overflow:hidden">'
+            f'<div style="width:{percent:.0f}%;background:{colour};height:10px"></div></div></div>')
+    return "".join(rows) or '<div class="train-job-none">No training jobs yet.</div>'
+
+
+__all__ = ["CONSENT_MESSAGE", "MAX_TRAIN_STEPS", "TrainingInputError", "TrainingRequest",
+           "TrainingService", "job_dict", "job_line", "progress_html"]
