@@ -690,14 +690,7 @@ class Studio:
         return session.comic
 
     def _panel_index(self, comic: Comic, number: Any) -> int:
-        try:
-            value = float(number)
-        except (TypeError, ValueError):
-            raise StudioError(f"give a panel number from 1 to {len(comic.panels)}") from None
-        if value != int(value) or not 1 <= value <= len(comic.panels):
-            raise StudioError(f"panel {number} does not exist; the comic has panels 1 to "
-                              f"{len(comic.panels)}")
-        return int(value) - 1
+        return _zero_based(number, len(comic.panels), "panel", "the comic has panels")
 
     def _notes(self, panels: Sequence[DrawnPanel]) -> str:
         if not panels:
@@ -738,14 +731,8 @@ class Studio:
         comic = self._comic(session)
         index = self._panel_index(comic, number)
         panel = comic.panels[index]
-        try:
-            value = float(candidate)
-        except (TypeError, ValueError):
-            raise StudioError(f"give a candidate number from 1 to {len(panel.results)}") from None
-        if value != int(value) or not 1 <= value <= len(panel.results):
-            raise StudioError(f"candidate {candidate} does not exist; panel {index + 1} has "
-                              f"candidates 1 to {len(panel.results)}")
-        panel.chosen = int(value) - 1
+        panel.chosen = _zero_based(candidate, len(panel.results), "candidate",
+                                   f"panel {index + 1} has candidates")
         self._finish(session, self.identities_for(session, comic.request.cast_names()))
 
     def redraw(self, session: Session, rows: Any, number: Any, seed: Any) -> tuple[list[Row], int]:
@@ -860,3 +847,14 @@ def _same_request(saved: ComicRequest, resolved: ComicRequest, config: "AppConfi
 
 __all__ = ["Comic", "ComicUpdate", "DrawnPanel", "ModelsUnavailable", "ParseOutcome",
            "RestoredProject", "Session", "StyleSettings", "Studio", "StudioError", "user_message"]
+
+
+def _zero_based(number: Any, count: int, what: str, range_text: str) -> int:
+    """A 1-based number typed by the user -> a 0-based index below ``count`` (StudioError if not)."""
+    try:
+        value = float(number)
+    except (TypeError, ValueError):
+        raise StudioError(f"give a {what} number from 1 to {count}") from None
+    if value != int(value) or not 1 <= value <= count:
+        raise StudioError(f"{what} {number} does not exist; {range_text} 1 to {count}")
+    return int(value) - 1
