@@ -13,32 +13,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from llm.errors import StoryError
+from stableidentity.names import MAX_NAME_WORDS, PRONOUN_CLASS_OF
+from stableidentity.names import PRONOUNS as PRONOUN_CLASSES
 
 MAX_CHARACTERS = 12
-MAX_NAME_WORDS = 4
 
 #: A name word: letters, then letters, hyphens, apostrophes or periods ("O'Brien", "Jean-Luc", "Jr.").
 _NAME_WORD = r"[^\W\d_](?:[^\W\d_]|['’.\-])*"
 _NAME_RE = re.compile(rf"{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,{MAX_NAME_WORDS - 1}}}")
-
-#: Every spelling accepted for a pronoun set, mapped to its class.
-PRONOUN_CLASS_OF = {
-    "he": "he",
-    "him": "he",
-    "his": "he",
-    "himself": "he",
-    "she": "she",
-    "her": "she",
-    "hers": "she",
-    "herself": "she",
-    "they": "they",
-    "them": "they",
-    "their": "they",
-    "theirs": "they",
-    "themselves": "they",
-    "themself": "they",
-}
-PRONOUN_CLASSES = ("he", "she", "they")
 
 #: Name suffixes that never serve as a surname on their own.
 _SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}

@@ -11,12 +11,12 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 from transformers import CLIPTokenizer
+
+from pipelines.files import cache_dir, write_bytes_atomic
 
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 N_MERGES = 49152 - 256 - 2  # the merges OpenAI's CLIP uses: 48,894
@@ -65,22 +65,16 @@ def write_vocab_files(bpe_gz: Path, out_dir: Path) -> tuple[Path, Path]:
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     out_dir.mkdir(parents=True, exist_ok=True)
     vocab_path, merges_path = out_dir / "vocab.json", out_dir / "merges.txt"
-    _atomic_write(vocab_path, json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False))
-    _atomic_write(merges_path, "#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    vocab_json = json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False)
+    merges_txt = "#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n"
+    write_bytes_atomic(vocab_path, vocab_json.encode("utf-8"))
+    write_bytes_atomic(merges_path, merges_txt.encode("utf-8"))
     return vocab_path, merges_path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def vocab_cache_dir() -> Path:
     """Where the converted vocabulary is kept (``$COMIC_CACHE`` or ``~/.cache/comic_identity``)."""
-    root = os.environ.get("COMIC_CACHE") or Path.home() / ".cache" / "comic_identity"
-    return Path(root) / "clip_bpe"
+    return cache_dir("clip_bpe")
 
 
 @lru_cache(maxsize=1)

