@@ -457,13 +457,14 @@ def detect_faces(detector: Any, images: Sequence[Image.Image]) -> list[list[Box]
     """Face boxes per image with a ``FaceDetector`` (``detect(rgb_uint8) -> [DetectedFace]``)."""
     import numpy as np
 
-    out = []
-    for image in images:
-        found = detector.detect(np.asarray(image.convert("RGB")))
-        out.append([Box(*(int(round(v)) for v in _face_box(f))) for f in found])
-    return out
+    return [face_boxes(detector.detect(np.asarray(image.convert("RGB")))) for image in images]
+
+
+def face_boxes(faces: Sequence[Any]) -> list[Box]:
+    """Whole-pixel :class:`Box` es of detected faces (objects with ``.box``) or (x0, y0, x1, y1)."""
+    return [Box(*(int(round(v)) for v in _face_box(f))) for f in faces]
 
 
 __all__ = ["Box", "PageLayout", "PageStyle", "SlotLayout", "bubble_box", "detect_faces",
-           "find_font", "load_font", "plan_pages", "render_page", "render_pages", "row_pattern",
+           "face_boxes", "find_font", "load_font", "plan_pages", "render_page", "render_pages", "row_pattern",
            "scale_faces", "split_dialogue", "split_pages", "wrap_text"]

@@ -48,6 +48,7 @@ from stableidentity.training_service import TrainingService
 if TYPE_CHECKING:  # pragma: no cover
     from configs import AppConfig
     from pipelines.generation import PanelGenerator, PanelResult
+    from pipelines.layout import Box
     from pipelines.loading import Components
     from stableidentity.similarity import FaceSimilarity, PanelScore
 
@@ -122,10 +123,24 @@ class DrawnPanel:
     results: list["PanelResult"]
     scores: list["PanelScore | None"]
     chosen: int = 0
+    faces: dict[int, list["Box"]] = field(default_factory=dict)
 
     @property
     def image(self) -> Image.Image:
         return self.results[self.chosen].image
+
+    def chosen_faces(self, detector: Any) -> list["Box"]:
+        """Face boxes of the chosen candidate, for speech bubbles; found once per candidate.
+
+        A scored candidate already went through the detector: its score carries the boxes.
+        """
+        from pipelines.layout import detect_faces, face_boxes
+
+        if self.chosen not in self.faces:
+            score = self.scores[self.chosen]
+            self.faces[self.chosen] = face_boxes(score.face_boxes) if score is not None \
+                else detect_faces(detector, [self.image])[0]
+        return self.faces[self.chosen]
 
 
 @dataclass
@@ -244,7 +259,9 @@ class Studio:
 
         try:
             components = load_components(config)
-            panel_generator(components)  # built once per process, before the first click
+            generator = panel_generator(components)  # built once per process, before any click
+            if config.runtime.compile:
+                generator.warm_up()  # compile the UNet now, not on the first Generate
         except Exception as exc:  # noqa: BLE001 - the page must still come up
             message = " ".join(str(exc).split()) or type(exc).__name__
             print(f"error: the models could not be loaded: {message}", file=sys.stderr, flush=True)
@@ -657,12 +674,13 @@ class Studio:
     def _finish(self, session: Session, identities: Mapping[str, Any]) -> None:
         """Lay out the pages and export every file for the session's comic."""
         from pipelines.export import export_comic
-        from pipelines.layout import detect_faces, render_pages
+        from pipelines.layout import render_pages
 
         comic = session.comic
         assert comic is not None
         images = [p.image for p in comic.panels]
-        faces = detect_faces(self.components().face_detector, images)
+        detector = self.components().face_detector
+        faces = [panel.chosen_faces(detector) for panel in comic.panels]
         comic.pages = render_pages(images, [p.text for p in comic.request.panels], comic.title, faces)
         project = Project.from_request(comic.request, self.config, title=comic.title,
                                        choices=[p.chosen for p in comic.panels])

@@ -79,14 +79,18 @@ class PanelScore:
         characters: per-character scores (stored as a tuple; a list is accepted).
         faces_found: faces the detector found in the panel (matched or not).
         recognizer: back-end that produced the scores ("dlib", "insightface"); scales differ.
+        face_boxes: every face the detector found, (x0, y0, x1, y1) pixels in detector order,
+            so callers (speech-bubble placement) need not detect the same panel again.
     """
 
     characters: tuple[CharacterScore, ...]
     faces_found: int
     recognizer: str = ""
+    face_boxes: tuple[tuple[float, float, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "characters", tuple(self.characters))
+        object.__setattr__(self, "face_boxes", tuple(tuple(b) for b in self.face_boxes))
 
     @property
     def worst(self) -> float | None:
@@ -272,7 +276,7 @@ class FaceSimilarity:
             else CharacterScore(name=name, score=None, box=None)
             for i, (name, j) in enumerate(zip(names, matched))]
         return PanelScore(characters=tuple(characters), faces_found=len(faces),
-                          recognizer=self.recognizer.name)
+                          recognizer=self.recognizer.name, face_boxes=tuple(f.box for f in faces))
 
     def score_candidates(self, images: Sequence[Any],
                          references: Mapping[str, np.ndarray]) -> list[PanelScore]:

@@ -275,3 +275,37 @@ def test_gpu_functions_use_spaces_when_it_is_installed(monkeypatch):
     fake.GPU = lambda fn: ("on gpu", fn)
     monkeypatch.setitem(sys.modules, "spaces", fake)
     assert app.gpu(plain) == ("on gpu", plain)
+
+
+class _CountingDetector:
+    """A detector stand-in that records how often it is asked (returns one fixed face)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, image):
+        from stableidentity.face_detection import DetectedFace
+
+        self.calls += 1
+        return [DetectedFace(box=(1.0, 2.0, 30.4, 40.6), score=1.0,
+                             landmarks=np.zeros((5, 2), np.float32))]
+
+
+def test_speech_bubble_faces_come_from_the_score_or_one_detection_per_candidate():
+    from types import SimpleNamespace
+
+    from pipelines.layout import Box
+    from pipelines.studio import DrawnPanel
+    from stableidentity.similarity import PanelScore
+
+    image = Image.new("RGB", (64, 64))
+    results = [SimpleNamespace(image=image), SimpleNamespace(image=image)]
+    scored = PanelScore(characters=(), faces_found=1, face_boxes=((5.0, 6.0, 20.6, 30.2),))
+    panel = DrawnPanel(text="Ada reads.", results=results, scores=[scored, None])
+    detector = _CountingDetector()
+    assert panel.chosen_faces(detector) == [Box(5, 6, 21, 30)]
+    assert detector.calls == 0  # the scored candidate was not detected again
+    panel.chosen = 1
+    assert panel.chosen_faces(detector) == [Box(1, 2, 30, 41)]
+    assert panel.chosen_faces(detector) == [Box(1, 2, 30, 41)]
+    assert detector.calls == 1  # an unscored candidate is detected once, then remembered

@@ -114,6 +114,7 @@ def test_group_photo_each_reference_finds_its_own_face(sim, group_photo, group):
     assert len(faces) == 6
     result = sim.score_panel(group_photo, {"Ada Lovelace": ref_a, "Alan Turing": ref_b})
     assert result.faces_found == 6
+    assert result.face_boxes == tuple(f.box for f in faces)  # every face, matched or not
     assert [c.name for c in result.characters] == ["Ada Lovelace", "Alan Turing"]
     assert result.characters[0].box == faces[0].box
     assert result.characters[1].box == faces[2].box
