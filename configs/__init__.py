@@ -48,6 +48,9 @@ class RuntimeConfig:
     ``channels_last`` and ``compile`` act on the shared UNet (and channels-last on the VAE) once,
     when the components load; ``compile`` wraps the UNet's call in ``torch.compile`` (lazily: the
     first call of each input shape compiles), ``compile_mode`` is passed to it.
+    ``overlap_training``: training steps run beside panel drawing on one device instead of
+    taking turns with it (peak memory: both activations at once; ignored with ``cpu_offload``;
+    :mod:`stableidentity.concurrency`).
     """
 
     device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
@@ -60,6 +63,7 @@ class RuntimeConfig:
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune",
                           "max-autotune-no-cudagraphs"] = "default"
+    overlap_training: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,15 @@
 :class:`~pipelines.loading.Components` (see :func:`panel_generator`), with the preset's memory
 switches applied, and draws each panel in two steps:
 
-1. under the binder's lock, with the cast's signal rows active for this thread: encode prompt +
-   negative with diffusers' own ``encode_prompt`` (:meth:`SignalWordBinder.encode`);
-2. outside the lock: ``pipe(prompt_embeds=..., pooled_prompt_embeds=..., ...)`` on this
-   thread's shallow copy of the pipeline with its own scheduler (schedulers are stateful; two
-   concurrent calls must not share one).
+1. with the cast's signal rows active for this thread: encode prompt + negative with diffusers'
+   own ``encode_prompt`` (:meth:`SignalWordBinder.encode`);
+2. ``pipe(prompt_embeds=..., pooled_prompt_embeds=..., ...)`` on this thread's shallow copy of
+   the pipeline with its own scheduler (schedulers are stateful; two concurrent calls must not
+   share one).
+
+Both steps of one panel (all its candidates) run under the Components' device gate, so panels of
+concurrent requests and training steps take turns on the device, a panel at a time
+(:mod:`stableidentity.concurrency`).
 
 Seeds (documented in docs/PANELS.md): panel ``i`` uses ``seed + i`` unless the panel carries its
 own seed; candidate ``c`` of a panel uses ``panel_seed + c * CANDIDATE_SEED_STRIDE``. Every
@@ -126,7 +130,8 @@ class PanelGenerator:
 
     Attributes:
         pipe: the base ``StableDiffusionXLPipeline`` (shared modules, binder tokenizers).
-        binder: the :class:`SignalWordBinder` (lock, signal pool).
+        binder: the :class:`SignalWordBinder` (signal pool).
+        gate: the Components' :class:`~stableidentity.concurrency.DeviceGate`, held per panel.
         styles: the :class:`StyleBook`.
         config: the preset (``AppConfig``).
         prompt_cache: the :class:`PromptCache` of encoded prompts
@@ -137,6 +142,7 @@ class PanelGenerator:
         self.config = components.config
         self.device = components.device
         self.binder = SignalWordBinder(components)
+        self.gate = components.gate
         self.styles = styles or load_style_book()
         parts = components.pipeline_parts()
         parts.update(tokenizer=self.binder.tokenizer, tokenizer_2=self.binder.tokenizer_2)
@@ -279,7 +285,8 @@ class PanelGenerator:
     def draw(self, request: ComicRequest, panel: PreparedPanel) -> list[PanelResult]:
         """All candidates of one prepared panel, in one batched pipeline call.
 
-        ``request`` must be resolved (:meth:`prepare` returns it so).
+        ``request`` must be resolved (:meth:`prepare` returns it so). Holds the device gate from
+        encoding to the decoded images (one panel = one turn on the device).
         """
         start = time.perf_counter()
         n = request.candidates
@@ -287,13 +294,14 @@ class PanelGenerator:
         pipe = self._call_pipe()
         # the pipeline's own rule for classifier-free guidance (do_classifier_free_guidance)
         cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
-        embeddings = self.prompt_embeddings(panel, cfg)
         seeds = [candidate_seed(panel.seed, c) for c in range(n)]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
-        output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
-                      guidance_scale=guidance, width=request.width, height=request.height,
-                      num_images_per_prompt=n, generator=generators if n > 1 else generators[0],
-                      output_type="pil")
+        with self.gate.work():
+            embeddings = self.prompt_embeddings(panel, cfg)
+            output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
+                          guidance_scale=guidance, width=request.width, height=request.height,
+                          num_images_per_prompt=n, generator=generators if n > 1 else generators[0],
+                          output_type="pil")
         seconds = time.perf_counter() - start
         return [PanelResult(index=panel.index, candidate=c, image=image.convert("RGB"),
                             prompt=panel.prompt, bound_prompt=panel.bound_prompt,
