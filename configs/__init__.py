@@ -47,7 +47,9 @@ class RuntimeConfig:
 
     ``channels_last`` and ``compile`` act on the shared UNet (and channels-last on the VAE) once,
     when the components load; ``compile`` wraps the UNet's call in ``torch.compile`` (lazily: the
-    first call of each input shape compiles), ``compile_mode`` is passed to it.
+    first call of each input shape compiles), ``compile_mode`` is passed to it. ``memory_check``:
+    before a hub preset loads, refuse in one line when its estimated memory need exceeds what the
+    device has (:mod:`pipelines.memory`).
     ``overlap_training``: training steps run beside panel drawing on one device instead of
     taking turns with it (peak memory: both activations at once; ignored with ``cpu_offload``;
     :mod:`stableidentity.concurrency`).
@@ -63,6 +65,7 @@ class RuntimeConfig:
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune",
                           "max-autotune-no-cudagraphs"] = "default"
+    memory_check: bool = True
     overlap_training: bool = False
 
 
@@ -111,7 +114,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off)."""
+    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off).
+
+    Several people in one panel (docs/PANELS.md): ``regional_attention`` confines each
+    character's signal words to its place in the UNet's cross-attention (panels with two or more
+    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel.
+    ``face_pass`` redraws each detected face with its character's signal words (SDXL
+    inpainting, same weights): crop ``face_pass_margin`` x the face size around it, upscale to
+    ``face_pass_size`` pixels, denoise with ``face_pass_strength`` (0-1), paste back feathered.
+    """
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
     steps: int = 30
@@ -122,6 +133,12 @@ class GenerationConfig:
     max_identities_per_panel: int = 3
     negative_prompt: str = ""
     prompt_cache_size: int = 32
+    regional_attention: bool = True
+    region_feather: float = 0.05
+    face_pass: bool = True
+    face_pass_strength: float = 0.4
+    face_pass_margin: float = 0.35
+    face_pass_size: int = 1024
 
 
 @dataclass(frozen=True)
@@ -152,11 +169,12 @@ class AppConfig:
 
 
 _POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "num_train_timesteps", "width",
-                  "height", "candidates", "max_identities_per_panel", "aligned_size", "min_image_size"}
+                  "height", "candidates", "max_identities_per_panel", "aligned_size", "min_image_size",
+                  "face_pass_size"}
 _NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size"}
 _POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "grad_clip", "adam_epsilon", "timeout_s"}
-_UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2"}
-_NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale"}
+_UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2", "face_pass_strength", "region_feather"}
+_NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale", "face_pass_margin"}
 
 
 def available_presets() -> list[str]:
