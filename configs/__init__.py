@@ -78,6 +78,12 @@ class FaceConfig:
 class TrainConfig:
     """StableIdentity training hyperparameters (REFERENCE.md section 2) and speed switches.
 
+    MLP (official ``StyleVectorizer``): ``mlp_hidden_factor`` hidden width in multiples of the
+    token width (2: 2d), ``mlp_final_affine`` learnable affine of the final LayerNorm,
+    ``mlp_init_std`` std of the stored ``EqualLinear`` weights (effective std ``mlp_init_std *
+    lr_multiplier``). Augmentation: ``augment_crop_p`` / ``augment_paste_p`` probabilities of the
+    3/4 crop and of the downscale-and-paste, ``augment_paste_aspect`` the width-aspect jitter
+    (0.1: 0.9-1.1), ``resample`` bicubic (official) or antialiased bilinear with area-averaged masks.
     ``augment_pool``: distinct augmentations VAE-encoded per run, later steps reuse them (0: a
     fresh augmentation every step). ``gradient_checkpointing``: UNet activation checkpointing
     (less memory, one more UNet forward per step). ``mixed_precision``: ``auto`` autocasts the
@@ -92,6 +98,9 @@ class TrainConfig:
     alpha: float = 0.6
     hair_weight: float = 0.1
     mlp_depth: int = 2
+    mlp_hidden_factor: int = 2
+    mlp_final_affine: bool = True
+    mlp_init_std: float = 0.02
     lr_multiplier: float = 0.1
     grad_clip: float = 1.0
     adam_beta1: float = 0.9
@@ -101,6 +110,10 @@ class TrainConfig:
     num_train_timesteps: int = 1000
     seed: int = 0
     augment_pool: int = 64
+    augment_crop_p: float = 1.0
+    augment_paste_p: float = 1.0
+    augment_paste_aspect: float = 0.1
+    resample: Literal["bicubic", "bilinear"] = "bicubic"
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
 
@@ -147,11 +160,12 @@ class AppConfig:
         return dataclasses.replace(self, **changes)
 
 
-_POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "num_train_timesteps", "width",
-                  "height", "candidates", "max_identities_per_panel", "aligned_size", "min_image_size"}
+_POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "mlp_hidden_factor",
+                  "num_train_timesteps", "width", "height", "candidates", "max_identities_per_panel", "aligned_size", "min_image_size"}
 _NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size"}
-_POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "grad_clip", "adam_epsilon", "timeout_s"}
-_UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2"}
+_POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "mlp_init_std", "grad_clip", "adam_epsilon", "timeout_s"}
+_UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2", "augment_crop_p", "augment_paste_p",
+                  "augment_paste_aspect"}
 _NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale"}
 
 
