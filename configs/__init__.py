@@ -29,6 +29,12 @@ class ConfigError(ValueError):
     """A preset file is missing, unreadable or holds a bad value (one-line message)."""
 
 
+#: Token widths of SDXL's two text encoders (CLIP ViT-L, OpenCLIP bigG): every SDXL checkpoint.
+SDXL_TEXT_WIDTHS = (768, 1280)
+#: The same for the tiny preset's random encoders.
+TINY_TEXT_WIDTHS = (32, 64)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Where the diffusion model and the face-recognition ViT come from."""
@@ -39,6 +45,12 @@ class ModelConfig:
     vae: str | None = "madebyollin/sdxl-vae-fp16-fix"
     fr_vit: str = "jayanta/vit-base-patch16-224-in21k-face-recognition"
     seed: int = 0
+
+    @property
+    def text_encoder_widths(self) -> tuple[int, int]:
+        """(d1, d2): the widths an identity's ``clip_l`` and ``clip_g`` rows must have for this
+        model, known without loading it ((768, 1280) for any SDXL checkpoint, (32, 64) tiny)."""
+        return TINY_TEXT_WIDTHS if self.kind == "tiny" else SDXL_TEXT_WIDTHS
 
 
 @dataclass(frozen=True)
