@@ -59,7 +59,9 @@ class RuntimeConfig:
 
     ``channels_last`` and ``compile`` act on the shared UNet (and channels-last on the VAE) once,
     when the components load; ``compile`` wraps the UNet's call in ``torch.compile`` (lazily: the
-    first call of each input shape compiles), ``compile_mode`` is passed to it.
+    first call of each input shape compiles), ``compile_mode`` is passed to it. ``memory_check``:
+    before a hub preset loads, refuse in one line when its estimated memory need exceeds what the
+    device has (:mod:`pipelines.memory`).
     """
 
     device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
@@ -72,6 +74,7 @@ class RuntimeConfig:
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune",
                           "max-autotune-no-cudagraphs"] = "default"
+    memory_check: bool = True
 
 
 @dataclass(frozen=True)
