@@ -135,7 +135,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off)."""
+    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off).
+
+    Several people in one panel (docs/PANELS.md): ``regional_attention`` confines each
+    character's signal words to its place in the UNet's cross-attention (panels with two or more
+    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel.
+    ``face_pass`` redraws each detected face with its character's signal words (SDXL
+    inpainting, same weights): crop ``face_pass_margin`` x the face size around it, upscale to
+    ``face_pass_size`` pixels, denoise with ``face_pass_strength`` (0-1), paste back feathered.
+    """
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
     steps: int = 30
@@ -146,6 +154,12 @@ class GenerationConfig:
     max_identities_per_panel: int = 3
     negative_prompt: str = ""
     prompt_cache_size: int = 32
+    regional_attention: bool = True
+    region_feather: float = 0.05
+    face_pass: bool = True
+    face_pass_strength: float = 0.4
+    face_pass_margin: float = 0.35
+    face_pass_size: int = 1024
 
 
 @dataclass(frozen=True)
@@ -176,12 +190,14 @@ class AppConfig:
 
 
 _POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "mlp_hidden_factor",
-                  "num_train_timesteps", "width", "height", "candidates", "max_identities_per_panel", "aligned_size", "min_image_size"}
+                  "num_train_timesteps", "width", "height", "candidates", "max_identities_per_panel",
+                  "aligned_size", "min_image_size", "face_pass_size"}
 _NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size"}
-_POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "mlp_init_std", "grad_clip", "adam_epsilon", "timeout_s"}
+_POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "mlp_init_std", "grad_clip", "adam_epsilon",
+                    "timeout_s"}
 _UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2", "augment_crop_p", "augment_paste_p",
-                  "augment_paste_aspect"}
-_NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale"}
+                  "augment_paste_aspect", "face_pass_strength", "region_feather"}
+_NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale", "face_pass_margin"}
 
 
 def available_presets() -> list[str]:
