@@ -287,9 +287,10 @@ def make_sampler(name: str, base: SchedulerMixin) -> SchedulerMixin:
 def _load_diffusion_tiny(config: AppConfig) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.model.seed)
-        text_encoder = tiny.tiny_text_encoder(hidden=32)
-        text_encoder_2 = tiny.tiny_text_encoder_2(hidden=64, projection_dim=32)
-        unet = tiny.tiny_unet(cross_attention_dim=32 + 64, pooled_dim=32)
+        d1, d2 = config.model.text_encoder_widths
+        text_encoder = tiny.tiny_text_encoder(hidden=d1)
+        text_encoder_2 = tiny.tiny_text_encoder_2(hidden=d2, projection_dim=32)
+        unet = tiny.tiny_unet(cross_attention_dim=d1 + d2, pooled_dim=32)
         vae = tiny.tiny_vae()
     return dict(tokenizer=build_clip_tokenizer(), tokenizer_2=build_clip_tokenizer(pad_token="!"),
                 text_encoder=text_encoder, text_encoder_2=text_encoder_2, unet=unet, vae=vae,
