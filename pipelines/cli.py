@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--title", help="comic title, shown on the first page")
     gen.add_argument("--out", type=Path, default=Path("outputs/comic"), help="output folder")
     gen.add_argument("--no-faces", action="store_true",
-                     help="skip face detection (speech bubbles then go top-left)")
+                     help="skip face detection (speech bubbles then go top-left; no face pass)")
     gen.add_argument("--no-identities", action="store_true",
                      help="do not embed the cast's learned vectors in comic.zip")
     gen.add_argument("--no-regional", action="store_true",
@@ -95,7 +95,7 @@ def _request(args: argparse.Namespace):
         candidates=args.candidates).items() if value is not None}
     if args.no_regional:
         overrides["regional"] = False
-    if args.no_face_pass:
+    if args.no_face_pass or args.no_faces:  # the face pass needs face detection
         overrides["face_pass"] = False
     if args.style is not None:
         overrides["style"] = book.style(args.style).name
