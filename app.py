@@ -8,8 +8,9 @@ download, open a saved project), one module each in the ``ui`` package (``ui.app
 builds the page). Handlers are thin calls into :class:`ui.studio.Studio`; per-browser data lives
 in a ``gr.State`` holding a :class:`ui.studio.Session`. Every event
 has an ``api_name`` (see docs/APP.md) so the whole flow can be driven with ``gradio_client``.
-Runs unchanged as a Hugging Face Space (GPU handlers are wrapped in ``spaces.GPU`` when the
-``spaces`` package is present).
+Runs unchanged as a Hugging Face Space (docs/APP.md, "Run it as a Space"): drawing handlers are
+wrapped in ``spaces.GPU``, and on ZeroGPU training runs inside ``spaces.GPU`` from the Train
+request (``stableidentity/zero_gpu.py``, ``ui/zero_gpu.py``) instead of the background queue.
 """
 
 import argparse
@@ -17,6 +18,10 @@ import os
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from stableidentity.zero_gpu import import_spaces_first  # noqa: E402  (torch-free)
+
+import_spaces_first()  # on a ZeroGPU Space `spaces` must be imported before CUDA is initialised
 
 from configs import AppConfig, ConfigError, available_presets, load_config  # noqa: E402
 

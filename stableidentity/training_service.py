@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
-from stableidentity.jobs import JobProgress, JobView, TrainingQueue
+from stableidentity.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
 from stableidentity.library import IdentityExists, IdentityLibrary, save_trained
 from stableidentity.names import LibraryError, name_key, parse_pronouns, show, validate_name
 
@@ -95,12 +95,14 @@ class TrainingService:
 
     def check(self, photo: str | bytes | None, name: str | None, pronouns: str | None,
               consent: bool, steps: int | float | None = None,
-              seed: int | float | None = None) -> TrainingRequest:
+              seed: int | float | None = None, *, find_face: bool = True) -> TrainingRequest:
         """Validate a training request; nothing is queued.
 
         Args:
             photo: path of the uploaded photo (or its bytes).
             steps: None -> the preset's ``train.steps``.
+            find_face: run the face detector now (False on ZeroGPU, where model work belongs
+                inside ``spaces.GPU``: training detects the face first and fails just as early).
         Raises:
             TrainingInputError, InvalidName, InvalidPronouns, IdentityExists, FacePrepError.
         """
@@ -129,6 +131,9 @@ class TrainingService:
         if loaded.raw_bytes is None:  # pragma: no cover - paths and bytes always have bytes
             raise FacePrepError("the photo could not be read")
         components = self._components()
+        if not find_face:
+            return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=loaded.raw_bytes,
+                                   steps=total, seed=None if seed in (None, "") else int(seed))
         aligned = prepare_face(loaded, components.face_detector,
                                min_image_size=components.config.face.min_image_size,
                                size=components.config.face.aligned_size)
@@ -138,8 +143,12 @@ class TrainingService:
 
     # ------------------------------------------------------------------ running
 
-    def submit(self, request: TrainingRequest) -> JobView:
-        """Queue ``request``; the job saves the identity into the library when training ends."""
+    def work(self, request: TrainingRequest) -> WorkFunction:
+        """The job for ``request``: train, save the identity into the library, return a message.
+
+        The same function runs on the background queue (:meth:`submit`) and, on ZeroGPU, inside
+        ``spaces.GPU`` (:class:`stableidentity.zero_gpu.ZeroGPUTraining`).
+        """
         from stableidentity.trainer import train_identity
 
         def work(report: Callable[[JobProgress], None], cancel: threading.Event) -> str:
@@ -157,7 +166,11 @@ class TrainingService:
             notes = f" (note: {'; '.join(trained.warnings)})" if trained.warnings else ""
             return f"saved {identity.name} to the library{notes}"
 
-        view = self.queue.submit(f"Training {request.name}", work)
+        return work
+
+    def submit(self, request: TrainingRequest) -> JobView:
+        """Queue ``request``; the job saves the identity into the library when training ends."""
+        view = self.queue.submit(f"Training {request.name}", self.work(request))
         with self._lock:
             self._names[view.id] = name_key(request.name)
         return view
