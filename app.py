@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=available_presets(), default=None,
                         help="model preset (default: $COMIC_PRESET or sdxl; 'tiny' runs offline with random weights)")
     parser.add_argument("--config", default=None, help="a preset YAML file (wins over --preset)")
-    parser.add_argument("--library", default=None, help="identity library folder (default: the preset's library_dir)")
+    parser.add_argument("--library", default=os.environ.get("COMIC_LIBRARY") or None,
+                        help="identity library folder (default: $COMIC_LIBRARY, else the preset's library_dir)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port to serve on")
