@@ -63,19 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_panels(path: Path):
     """The panels of a panels.json, read within ``configs/limits.yaml`` (size, depth, numbers)."""
-    from configs import load_limits
-    from pipelines.project import panels_from_json
-    from pipelines.safe_read import loads_json, read_capped
+    from pipelines.project import load_panels
 
-    limits = load_limits()
     try:
-        data = loads_json(read_capped(path, limits.json_bytes, str(path), "json_bytes", limits),
-                          str(path), limits)
+        return load_panels(path)
     except FileNotFoundError:
         raise UsageError(f"panels file not found: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    return panels_from_json(data, limits)
 
 
 def _request(args: argparse.Namespace):

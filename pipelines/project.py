@@ -479,6 +479,29 @@ def load_project(path: str | Path, limits: Limits | None = None) -> Project:
     return replace(project, identities=MappingProxyType(identities))
 
 
+def load_panels(path: str | Path, limits: Limits | None = None) -> tuple[PanelSpec, ...]:
+    """Read a story parser's ``panels.json`` within ``limits`` (size, depth, numbers, panels).
+
+    Raises:
+        FileNotFoundError: no such file (the caller words it).
+        GenerationError: unreadable, invalid or over a limit (one line naming it).
+    """
+    from pipelines.safe_read import ReadRefused, loads_json
+
+    limits = limits or load_limits()
+    path = Path(path)
+    shown = show(str(path), 200)[1:-1]
+    try:
+        data = loads_json(_read_json_file(path, limits), shown, limits)
+    except ReadRefused as exc:
+        raise GenerationError(str(exc)) from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise GenerationError(f"cannot read {shown}: {exc.strerror or type(exc).__name__}") from None
+    return panels_from_json(data, limits)
+
+
 def _read_json_file(path: Path, limits: Limits) -> bytes:
     from pipelines.safe_read import read_capped
 
@@ -524,6 +547,6 @@ def save_project(project: Project, path: str | Path) -> Path:
 
 
 __all__ = ["APP_VERSION", "ComicRequest", "EmbeddedIdentity", "FORMAT_VERSION", "GenerationError",
-           "PROJECT_FILE", "PanelSpec", "Project", "ProjectError", "UnknownCharacter",
-           "IdentitySource", "identity_bytes", "identity_filename", "load_project", "lookup_identity", "panels_from_json",
-           "save_project"]
+           "IdentitySource", "PROJECT_FILE", "PanelSpec", "Project", "ProjectError",
+           "UnknownCharacter", "identity_bytes", "identity_filename", "load_panels", "load_project",
+           "lookup_identity", "panels_from_json", "save_project"]
