@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
 from configs import Limits, load_limits
 from stableidentity.names import name_key, show
+from pipelines.regions import PlaceError, check_places, split_places
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported lazily: the CLI validates without it
     import torch
@@ -64,15 +65,20 @@ class PanelSpec:
         characters: the full names of the identities in the panel, in cast order (the first is
             bound to v1* v2*, the second to v3* v4*, ...).
         seed: this panel's seed; None -> ``request.seed + index``.
+        places: where each character stands, in ``characters`` order (``left``, ``center``,
+            ``right``, ``auto`` or a box ``x0,y0,x1,y1`` in 0-1 units; see
+            :mod:`pipelines.regions`); missing entries are automatic. Canonical spelling.
     """
 
     text: str
     characters: tuple[str, ...] = ()
     seed: int | None = None
+    places: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any, index: int = 0, limits: Limits | None = None) -> "PanelSpec":
-        """Read the story parser's ``{"text": ..., "characters": [...]}`` (``seed`` optional).
+        """Read the story parser's ``{"text": ..., "characters": [...]}`` (``seed``, ``places``
+        optional; files without places read as automatic layout).
 
         Raises:
             GenerationError: malformed; LimitError: text, names or seed outside ``limits``.
@@ -98,7 +104,17 @@ class PanelSpec:
             raise GenerationError(f"{where}: 'seed' must be a whole number")
         if seed is not None:
             check_seed(seed, f"{where}: seed", limits)
-        panel = cls(text=text.strip(), characters=_dedupe(characters), seed=seed)
+        characters = _dedupe(characters)
+        places = data.get("places", [])
+        if isinstance(places, str):
+            places = list(split_places(places)) if places.strip() else []
+        if not isinstance(places, list):
+            raise GenerationError(f"{where}: 'places' must be a list like [\"left\", \"right\"]")
+        try:
+            places = check_places(places, characters)
+        except PlaceError as exc:
+            raise GenerationError(f"{where}: {exc}") from None
+        panel = cls(text=text.strip(), characters=characters, seed=seed, places=places)
         check_panel(panel, index + 1, limits)
         return panel
 
@@ -106,6 +122,8 @@ class PanelSpec:
         out: dict[str, Any] = {"text": self.text, "characters": list(self.characters)}
         if self.seed is not None:
             out["seed"] = self.seed
+        if any(p != "auto" for p in self.places):
+            out["places"] = list(self.places)
         return out
 
 
@@ -148,6 +166,10 @@ class ComicRequest:
         negative_prompt: None -> ``generation.negative_prompt``; the style's negative is added.
         seed: base seed (panel i: seed + i).
         steps, guidance_scale, width, height, candidates: sampling settings (pixels for sizes).
+        regional: regional attention for panels with two or more characters
+            (None -> ``generation.regional_attention``).
+        face_pass: redraw each detected face with its character's identity
+            (None -> ``generation.face_pass``).
     """
 
     panels: tuple[PanelSpec, ...]
@@ -160,6 +182,8 @@ class ComicRequest:
     width: int | None = None
     height: int | None = None
     candidates: int | None = None
+    regional: bool | None = None
+    face_pass: bool | None = None
 
     def resolved(self, config) -> "ComicRequest":
         """A copy with every None filled from ``config.generation``."""
@@ -172,7 +196,9 @@ class ComicRequest:
             guidance_scale=gen.guidance_scale if self.guidance_scale is None else self.guidance_scale,
             width=gen.width if self.width is None else self.width,
             height=gen.height if self.height is None else self.height,
-            candidates=gen.candidates if self.candidates is None else self.candidates)
+            candidates=gen.candidates if self.candidates is None else self.candidates,
+            regional=gen.regional_attention if self.regional is None else bool(self.regional),
+            face_pass=gen.face_pass if self.face_pass is None else bool(self.face_pass))
 
     def panel_seed(self, index: int) -> int:
         """Seed of panel ``index``: its own, else ``seed + index``."""
@@ -296,8 +322,9 @@ class Project:
             "width": r.width,
             "height": r.height,
             "candidates": r.candidates,
-            "panels": [{"text": p.text, "characters": list(p.characters),
-                        "seed": r.panel_seed(i), "candidate": choices[i]}
+            "regional": r.regional,
+            "face_pass": r.face_pass,
+            "panels": [{**p.to_dict(), "seed": r.panel_seed(i), "candidate": choices[i]}
                        for i, p in enumerate(r.panels)],
         }
 
@@ -344,7 +371,7 @@ class Project:
             value = data.get(key)
             if value is None and optional:
                 return None
-            if isinstance(value, bool) or not isinstance(value, kind):
+            if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
                 raise ProjectError(f"{source}: '{key}' is missing or has the wrong type")
             return value
 
@@ -365,7 +392,8 @@ class Project:
                 negative_prompt=get("negative_prompt", str, optional=True), seed=get("seed", int),
                 steps=get("steps", int), guidance_scale=get("guidance_scale", (int, float)),
                 width=get("width", int), height=get("height", int),
-                candidates=get("candidates", int))
+                candidates=get("candidates", int), regional=get("regional", bool, optional=True),
+                face_pass=get("face_pass", bool, optional=True))
             check_request(request, limits, meta["preset"] or None)
             request = replace(request, guidance_scale=float(request.guidance_scale))
             choices = []
