@@ -64,6 +64,9 @@ class RuntimeConfig:
     first call of each input shape compiles), ``compile_mode`` is passed to it. ``memory_check``:
     before a hub preset loads, refuse in one line when its estimated memory need exceeds what the
     device has (:mod:`pipelines.memory`).
+    ``overlap_training``: training steps run beside panel drawing on one device instead of
+    taking turns with it (peak memory: both activations at once; ignored with ``cpu_offload``;
+    :mod:`stableidentity.concurrency`).
     """
 
     device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
@@ -77,6 +80,7 @@ class RuntimeConfig:
     compile_mode: Literal["default", "reduce-overhead", "max-autotune",
                           "max-autotune-no-cudagraphs"] = "default"
     memory_check: bool = True
+    overlap_training: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,15 @@
 :class:`~pipelines.loading.Components` (see :func:`panel_generator`), with the preset's memory
 switches applied, and draws each panel in two steps:
 
-1. under the binder's lock, with the cast's signal rows active for this thread: encode prompt +
-   negative with diffusers' own ``encode_prompt`` (:meth:`SignalWordBinder.encode`);
-2. outside the lock: ``pipe(prompt_embeds=..., pooled_prompt_embeds=..., ...)`` on this
-   thread's shallow copy of the pipeline with its own scheduler (schedulers are stateful; two
-   concurrent calls must not share one).
+1. with the cast's signal rows active for this thread: encode prompt + negative with diffusers'
+   own ``encode_prompt`` (:meth:`SignalWordBinder.encode`);
+2. ``pipe(prompt_embeds=..., pooled_prompt_embeds=..., ...)`` on this thread's shallow copy of
+   the pipeline with its own scheduler (schedulers are stateful; two concurrent calls must not
+   share one).
+
+Both steps of one panel (all its candidates) run under the Components' device gate, so panels of
+concurrent requests and training steps take turns on the device, a panel at a time
+(:mod:`stableidentity.concurrency`).
 
 Seeds (documented in docs/PANELS.md): panel ``i`` uses ``seed + i`` unless the panel carries its
 own seed; candidate ``c`` of a panel uses ``panel_seed + c * CANDIDATE_SEED_STRIDE``. Every
@@ -141,7 +145,8 @@ class PanelGenerator:
 
     Attributes:
         pipe: the base ``StableDiffusionXLPipeline`` (shared modules, binder tokenizers).
-        binder: the :class:`SignalWordBinder` (lock, signal pool).
+        binder: the :class:`SignalWordBinder` (signal pool).
+        gate: the Components' :class:`~stableidentity.concurrency.DeviceGate`, held per panel.
         styles: the :class:`StyleBook`.
         config: the preset (``AppConfig``).
         prompt_cache: the :class:`PromptCache` of encoded prompts
@@ -152,6 +157,7 @@ class PanelGenerator:
         self.config = components.config
         self.device = components.device
         self.binder = SignalWordBinder(components)
+        self.gate = components.gate
         self.styles = styles or load_style_book()
         parts = components.pipeline_parts()
         parts.update(tokenizer=self.binder.tokenizer, tokenizer_2=self.binder.tokenizer_2)
@@ -166,7 +172,6 @@ class PanelGenerator:
         self._local = threading.local()
         self.prompt_cache = PromptCache(self.config.generation.prompt_cache_size)
         self.face_detector = getattr(components, "face_detector", None)
-        self._detect_lock = threading.Lock()  # dlib's detector is not thread-safe
         self._inpaint_base = None
         self._inpaint_lock = threading.Lock()
 
@@ -329,6 +334,8 @@ class PanelGenerator:
         (:mod:`pipelines.regional`); otherwise the pipeline runs exactly as without regions.
         With ``request.face_pass`` and a cast, each candidate's faces are redrawn
         (:meth:`face_pass`); ``matcher`` matches faces to characters by identity (else by place).
+        Holds the device gate from encoding to the last face redrawn (one panel = one turn on
+        the device).
         """
         start = time.perf_counter()
         n = request.candidates
@@ -337,29 +344,30 @@ class PanelGenerator:
         pipe, processor = self._regional_pipe() if regional else (self._call_pipe(), None)
         # the pipeline's own rule for classifier-free guidance (do_classifier_free_guidance)
         cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
-        embeddings = self.prompt_embeddings(panel, cfg)
         seeds = [candidate_seed(panel.seed, c) for c in range(n)]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
-        if processor is not None:
-            factor = pipe.vae_scale_factor
-            plan = make_plan(panel.tokens, panel.regions, (request.height // factor, request.width // factor),
-                             images=n, guidance=cfg, feather=self.config.generation.region_feather,
-                             sequence_length=embeddings.prompt_embeds.shape[1])
-            processor.set_plan(plan, unet_levels(pipe.unet), self.execution_device, pipe.unet.dtype)
-        try:
-            output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
-                          guidance_scale=guidance, width=request.width, height=request.height,
-                          num_images_per_prompt=n, generator=generators if n > 1 else generators[0],
-                          output_type="pil")
-        finally:
-            if processor is not None:
-                processor.clear()
-        images = [image.convert("RGB") for image in output.images]
         edits: list[tuple[FaceEdit, ...]] = [()] * n
-        if request.face_pass and panel.cast:
-            for c in range(n):
-                images[c], found = self.face_pass(request, panel, images[c], seeds[c], matcher)
-                edits[c] = tuple(found)
+        with self.gate.work():
+            embeddings = self.prompt_embeddings(panel, cfg)
+            if processor is not None:
+                factor = pipe.vae_scale_factor
+                plan = make_plan(panel.tokens, panel.regions, (request.height // factor, request.width // factor),
+                                 images=n, guidance=cfg, feather=self.config.generation.region_feather,
+                                 sequence_length=embeddings.prompt_embeds.shape[1])
+                processor.set_plan(plan, unet_levels(pipe.unet), self.execution_device, pipe.unet.dtype)
+            try:
+                output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
+                              guidance_scale=guidance, width=request.width, height=request.height,
+                              num_images_per_prompt=n, generator=generators if n > 1 else generators[0],
+                              output_type="pil")
+            finally:
+                if processor is not None:
+                    processor.clear()
+            images = [image.convert("RGB") for image in output.images]
+            if request.face_pass and panel.cast:
+                for c in range(n):
+                    images[c], found = self.face_pass(request, panel, images[c], seeds[c], matcher)
+                    edits[c] = tuple(found)
         seconds = time.perf_counter() - start
         return [PanelResult(index=panel.index, candidate=c, image=image,
                             prompt=panel.prompt, bound_prompt=panel.bound_prompt,
@@ -379,13 +387,12 @@ class PanelGenerator:
         rgb = np.asarray(image.convert("RGB"))
         names = list(panel.characters)
         regions = list(panel.regions) or panel_regions((), len(names))
-        with self._detect_lock:
-            if matcher is not None:
-                faces, embeddings = matcher.similarity.embed_faces(rgb)
-            elif self.face_detector is not None:
-                faces, embeddings = self.face_detector.detect(rgb), None
-            else:
-                return []
+        if matcher is not None:  # detector and recogniser lock themselves
+            faces, embeddings = matcher.similarity.embed_faces(rgb)
+        elif self.face_detector is not None:
+            faces, embeddings = self.face_detector.detect(rgb), None
+        else:
+            return []
         return match_faces([f.box for f in faces], names, regions, image.size, embeddings,
                            matcher.references if matcher is not None else None)
 

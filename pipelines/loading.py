@@ -36,6 +36,7 @@ from pipelines.files import cache_dir
 from pipelines.hub_files import (ModelUnavailable, ensure_files, fr_vit_needs, sdxl_needs, vae_needs,
                                  variant_in, weight_files)
 from pipelines.network import host_reachable
+from stableidentity.concurrency import DeviceGate
 from stableidentity.face_detection import DlibFaceDetector, FaceDetector, RetinaFaceDetector
 
 FACEXLIB_URLS = {
@@ -52,6 +53,9 @@ class Components:
     """Every model a preset needs, on ``device`` in ``dtype`` (face models stay float32).
 
     ``scheduler`` samples panels; ``train_scheduler`` (DDPM) adds noise during training.
+    ``gate`` serialises model work on ``device`` (:mod:`stableidentity.concurrency`): panels and
+    training steps hold it; ``dataclasses.replace`` keeps it, so copies sharing these modules
+    share their gate. The face detector locks itself.
     """
 
     config: AppConfig
@@ -68,6 +72,11 @@ class Components:
     fr_vit: ViTModel
     face_parser: torch.nn.Module
     face_detector: FaceDetector
+    gate: DeviceGate | None = None
+
+    def __post_init__(self) -> None:
+        if self.gate is None:
+            self.gate = DeviceGate(device=str(self.device))
 
     def pipeline_parts(self) -> dict[str, Any]:
         """Keyword arguments for ``StableDiffusionXLPipeline(**parts)``."""
