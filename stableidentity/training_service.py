@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from configs import load_limits
 from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
 from stableidentity.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
 from stableidentity.library import IdentityExists, IdentityLibrary, save_trained
@@ -30,8 +31,8 @@ from stableidentity.names import LibraryError, name_key, parse_pronouns, show, v
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.loading import Components
 
-#: Most training steps a user may ask for from the app.
-MAX_TRAIN_STEPS = 5000
+#: Most training steps a user may ask for (``configs/limits.yaml``: ``train_steps``).
+MAX_TRAIN_STEPS = load_limits().train_steps
 CONSENT_MESSAGE = ("tick \"I have the right to use this person's likeness\" before training: "
                    "an identity reproduces a real person's face")
 
@@ -115,12 +116,15 @@ class TrainingService:
         if steps is None or steps == "":
             total = self.default_steps()
         else:
-            if float(steps) != int(float(steps)):
-                raise TrainingInputError(f"training steps must be a whole number, got {steps}")
-            total = int(float(steps))
+            total = _whole_number(steps, "training steps")
             if not 1 <= total <= MAX_TRAIN_STEPS:
                 raise TrainingInputError(f"training steps must be between 1 and {MAX_TRAIN_STEPS}, "
-                                         f"got {total}")
+                                         f"got {total} {load_limits().tag('train_steps')}")
+        if seed not in (None, ""):
+            seed = _whole_number(seed, "the seed")
+            if not 0 <= seed <= load_limits().seed:
+                raise TrainingInputError(load_limits().refusal(f"the seed {seed}", "seed")
+                                         if seed > 0 else "the seed must not be negative")
         if clean_name in self.library:
             raise IdentityExists(f"an identity named {show(clean_name)} already exists; choose "
                                  "another name or delete the old one from the library first")
@@ -188,6 +192,17 @@ class TrainingService:
     def cancel(self, job_id: str) -> bool:
         """Ask a job to stop; False when it is unknown or already finished."""
         return self.queue.cancel(job_id)
+
+
+def _whole_number(value: object, label: str) -> int:
+    """``value`` (a number or its text) as an int; TrainingInputError for fractions, NaN, inf."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise TrainingInputError(f"{label} must be a whole number, got {show(str(value))}") from None
+    if not number.is_integer():
+        raise TrainingInputError(f"{label} must be a whole number, got {show(str(value))}")
+    return int(number)
 
 
 def job_line(view: JobView) -> str:
