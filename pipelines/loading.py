@@ -36,6 +36,7 @@ from pipelines.files import cache_dir
 from pipelines.hub_files import (ModelUnavailable, ensure_files, fr_vit_needs, sdxl_needs, vae_needs,
                                  variant_in, weight_files)
 from pipelines.network import host_reachable
+from stableidentity.concurrency import DeviceGate
 from stableidentity.face_detection import DlibFaceDetector, FaceDetector, RetinaFaceDetector
 
 FACEXLIB_URLS = {
@@ -52,6 +53,9 @@ class Components:
     """Every model a preset needs, on ``device`` in ``dtype`` (face models stay float32).
 
     ``scheduler`` samples panels; ``train_scheduler`` (DDPM) adds noise during training.
+    ``gate`` serialises model work on ``device`` (:mod:`stableidentity.concurrency`): panels and
+    training steps hold it; ``dataclasses.replace`` keeps it, so copies sharing these modules
+    share their gate. The face detector locks itself.
     """
 
     config: AppConfig
@@ -68,6 +72,11 @@ class Components:
     fr_vit: ViTModel
     face_parser: torch.nn.Module
     face_detector: FaceDetector
+    gate: DeviceGate | None = None
+
+    def __post_init__(self) -> None:
+        if self.gate is None:
+            self.gate = DeviceGate(device=str(self.device))
 
     def pipeline_parts(self) -> dict[str, Any]:
         """Keyword arguments for ``StableDiffusionXLPipeline(**parts)``."""
@@ -280,9 +289,10 @@ def make_sampler(name: str, base: SchedulerMixin) -> SchedulerMixin:
 def _load_diffusion_tiny(config: AppConfig) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.model.seed)
-        text_encoder = tiny.tiny_text_encoder(hidden=32)
-        text_encoder_2 = tiny.tiny_text_encoder_2(hidden=64, projection_dim=32)
-        unet = tiny.tiny_unet(cross_attention_dim=32 + 64, pooled_dim=32)
+        d1, d2 = config.model.text_encoder_widths
+        text_encoder = tiny.tiny_text_encoder(hidden=d1)
+        text_encoder_2 = tiny.tiny_text_encoder_2(hidden=d2, projection_dim=32)
+        unet = tiny.tiny_unet(cross_attention_dim=d1 + d2, pooled_dim=32)
         vae = tiny.tiny_vae()
     return dict(tokenizer=build_clip_tokenizer(), tokenizer_2=build_clip_tokenizer(pad_token="!"),
                 text_encoder=text_encoder, text_encoder_2=text_encoder_2, unet=unet, vae=vae,
