@@ -15,7 +15,6 @@ written files are listed on stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -68,17 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_panels(path: Path):
-    from pipelines.project import panels_from_json
+    """The panels of a panels.json, read within ``configs/limits.yaml`` (size, depth, numbers)."""
+    from pipelines.project import load_panels
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return load_panels(path)
     except FileNotFoundError:
         raise UsageError(f"panels file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    return panels_from_json(data)
 
 
 def _request(args: argparse.Namespace):
@@ -114,13 +109,15 @@ def _request(args: argparse.Namespace):
 
 
 def generate(args: argparse.Namespace) -> int:
-    from configs import load_config
+    from configs import load_config, load_limits
     from pipelines.export import ensure_writable, export_comic
+    from pipelines.request_limits import check_request
 
     request, title, project = _request(args)
     out = ensure_writable(args.out)
     preset = args.preset or (project.preset if project is not None and args.config is None else None)
     config = load_config(preset=preset, path=args.config)
+    check_request(request.resolved(config), load_limits(), config.name)  # before any model loads
     limit = config.generation.max_identities_per_panel
     for i, panel in enumerate(request.panels):
         if len(panel.characters) > limit:
@@ -226,7 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    from stableidentity.names import one_line
+
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 

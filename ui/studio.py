@@ -44,6 +44,7 @@ from stableidentity.jobs import TrainingQueue
 from stableidentity.library import IdentityLibrary
 from stableidentity.names import LibraryError, name_key, show
 from stableidentity.training_service import TrainingService
+from stableidentity.zero_gpu import ZeroGPUTraining, on_zero_gpu
 
 if TYPE_CHECKING:  # pragma: no cover
     from configs import AppConfig
@@ -246,6 +247,8 @@ class Studio:
         self.catalog = IdentityCatalog(IdentityLibrary(config.library_dir), examples_dir)
         self.queue = queue or TrainingQueue(on_error=lambda text: logger.error("training failed:\n%s", text))
         self.training = TrainingService(self.components, self.catalog.library, self.queue)
+        # on a ZeroGPU Space training runs inside spaces.GPU from the Train request (ui/zero_gpu.py)
+        self.zero_gpu = ZeroGPUTraining(self.training) if on_zero_gpu() else None
         self.styles = styles or load_style_book()
         self.safety = safety or SafetyFilter.from_file()
         self.export_root = Path(export_root) if export_root is not None else \
