@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--title", help="comic title, shown on the first page")
     gen.add_argument("--out", type=Path, default=Path("outputs/comic"), help="output folder")
     gen.add_argument("--no-faces", action="store_true",
-                     help="skip face detection (speech bubbles then go top-left; no face pass)")
+                     help="skip face detection for speech bubbles (they then go top-left; the "
+                          "face pass has its own switch, --no-face-pass)")
     gen.add_argument("--no-identities", action="store_true",
                      help="do not embed the cast's learned vectors in comic.zip")
     gen.add_argument("--no-regional", action="store_true",
@@ -90,7 +91,7 @@ def _request(args: argparse.Namespace):
         candidates=args.candidates).items() if value is not None}
     if args.no_regional:
         overrides["regional"] = False
-    if args.no_face_pass or args.no_faces:  # the face pass needs face detection
+    if args.no_face_pass:
         overrides["face_pass"] = False
     if args.style is not None:
         overrides["style"] = book.style(args.style).name

@@ -400,3 +400,28 @@ def test_the_app_draws_a_two_character_panel_with_places_and_the_face_pass_switc
         assert restored.rows[0][3] == "right; left" and restored.settings.face_pass is False
     finally:
         studio.shutdown()
+
+
+def test_regional_view_keeps_an_accelerate_hook_on_the_unet(tiny_components):
+    """Model CPU offload puts an accelerate hook on the UNet (instance ``forward``): the view
+    must run its own modules through that hook, not the original's."""
+    import copy
+
+    from accelerate.hooks import ModelHook, add_hook_to_module
+
+    class Counting(ModelHook):
+        calls = 0
+
+        def pre_forward(self, module, *args, **kwargs):
+            Counting.calls += 1
+            return args, kwargs
+
+    request = ComicRequest(panels=(TWO,), seed=8)
+    expected = pixels(next(panel_generator(tiny_components).generate(request, CAST)).image)
+    plain = pixels(next(panel_generator(tiny_components).generate(replace(request, regional=False), CAST)).image)
+    assert not np.array_equal(expected, plain)  # so equal pixels below prove the view ran
+    unet = copy.deepcopy(tiny_components.unet)
+    add_hook_to_module(unet, Counting())
+    gen = PanelGenerator(dataclasses.replace(tiny_components, unet=unet))
+    assert np.array_equal(pixels(next(gen.generate(request, CAST)).image), expected)
+    assert Counting.calls == tiny_components.config.generation.steps * 1  # one UNet call per step
