@@ -425,3 +425,24 @@ def test_regional_view_keeps_an_accelerate_hook_on_the_unet(tiny_components):
     gen = PanelGenerator(dataclasses.replace(tiny_components, unet=unet))
     assert np.array_equal(pixels(next(gen.generate(request, CAST)).image), expected)
     assert Counting.calls == tiny_components.config.generation.steps * 1  # one UNet call per step
+
+
+def test_concurrent_regional_and_plain_panels_keep_their_pixels(generator):
+    """One regional view per generator: panels from several threads (regional with other
+    places, and plain) draw exactly what they draw alone."""
+    import threading
+
+    requests = [ComicRequest(panels=(TWO,), seed=11), ComicRequest(panels=(THREE,), seed=12),
+                ComicRequest(panels=(TWO,), seed=11, regional=False)]
+    alone = [pixels(next(generator.generate(r, CAST)).image) for r in requests]
+    together: dict[int, np.ndarray] = {}
+
+    def draw(k: int) -> None:
+        together[k] = pixels(next(generator.generate(requests[k], CAST)).image)
+
+    threads = [threading.Thread(target=draw, args=(k,)) for k in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(np.array_equal(together[k], alone[k]) for k in range(len(requests)))
