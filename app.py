@@ -8,15 +8,21 @@ download, open a saved project), one module each in the ``ui`` package (``ui.app
 builds the page). Handlers are thin calls into :class:`ui.studio.Studio`; per-browser data lives
 in a ``gr.State`` holding a :class:`ui.studio.Session`. Every event
 has an ``api_name`` (see docs/APP.md) so the whole flow can be driven with ``gradio_client``.
-Runs unchanged as a Hugging Face Space (GPU handlers are wrapped in ``spaces.GPU`` when the
-``spaces`` package is present).
+Runs unchanged as a Hugging Face Space (docs/APP.md, "Run it as a Space"): drawing handlers are
+wrapped in ``spaces.GPU``, and on ZeroGPU training runs inside ``spaces.GPU`` from the Train
+request (``stableidentity/zero_gpu.py``, ``ui/zero_gpu.py``) instead of the background queue.
 """
 
 import argparse
 import os
+import signal
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from stableidentity.zero_gpu import import_spaces_first  # noqa: E402  (torch-free)
+
+import_spaces_first()  # on a ZeroGPU Space `spaces` must be imported before CUDA is initialised
 
 from configs import AppConfig, ConfigError, available_presets, load_config  # noqa: E402
 
@@ -26,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=available_presets(), default=None,
                         help="model preset (default: $COMIC_PRESET or sdxl; 'tiny' runs offline with random weights)")
     parser.add_argument("--config", default=None, help="a preset YAML file (wins over --preset)")
-    parser.add_argument("--library", default=None, help="identity library folder (default: the preset's library_dir)")
+    parser.add_argument("--library", default=os.environ.get("COMIC_LIBRARY") or None,
+                        help="identity library folder (default: $COMIC_LIBRARY, else the preset's library_dir)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port to serve on")
@@ -68,16 +75,41 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
+    from pipelines.run_folder import open_run_folder
+
+    run = open_run_folder()  # also removes the folders of killed runs
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(run.uploads))  # uploads die with the run
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
+    try:
+        return _serve(args, config, run)
+    except KeyboardInterrupt:  # interrupted before the server ran
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not stop the cleanup
+        run.remove()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: raise KeyboardInterrupt in the main thread, as SIGINT does, so Gradio
+    closes its server (and deletes its cache) and ``main`` removes the run folder."""
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
+    """Load the models, build the page and serve until interrupted; the studio is shut down after."""
+    from configs import load_limits
     from ui.app import build_demo
     from ui.studio import Studio
 
     print(f"loading the '{config.name}' models ...", file=sys.stderr, flush=True)
-    studio = Studio.create(config)  # a loading failure is shown in the page, not raised
-    demo = build_demo(studio)
-    demo.queue(default_concurrency_limit=None)
+    studio = Studio.create(config, export_root=run.downloads)  # a loading failure shows in the page
     try:
+        demo = build_demo(studio)
+        demo.queue(default_concurrency_limit=None)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    allowed_paths=[str(studio.export_root)])
+                    allowed_paths=[str(studio.export_root)],
+                    max_file_size=load_limits().upload_bytes)
     finally:
         studio.shutdown()
     return 0

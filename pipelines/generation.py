@@ -34,6 +34,7 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 from PIL import Image
 
+from configs import load_limits
 from pipelines.binding import (SIGNAL_WORD, BindingError, IdentityLike, PromptCache, PromptEmbeddings,
                                SignalWordBinder, bind_text, cast_key, signal_pair)
 from pipelines.face_pass import (FACE_PROMPT, FaceEdit, FaceJob, IdentityMatcher, match_faces,
@@ -44,13 +45,14 @@ from pipelines.regional import RegionalAttnProcessor, make_plan, regional_unet, 
 from pipelines.regions import Region, panel_regions, sentence_order
 from pipelines.project import (ComicRequest, GenerationError, IdentitySource, PanelSpec, Project,
                                UnknownCharacter, lookup_identity, panels_from_json)
+from pipelines.request_limits import check_request
 from pipelines.styles import StyleBook, StyleError, load_style_book
 
 logger = logging.getLogger(__name__)
 
 CANDIDATE_SEED_STRIDE = 1_000_000
-MAX_SEED = 2**63 - 1 - 64 * CANDIDATE_SEED_STRIDE
-MAX_CANDIDATES = 16
+#: Candidates per panel allowed by ``configs/limits.yaml`` (``candidates``).
+MAX_CANDIDATES = load_limits().candidates
 
 
 def candidate_seed(panel_seed: int, candidate: int) -> int:
@@ -212,7 +214,10 @@ class PanelGenerator:
 
             with self._inpaint_lock:
                 if self._inpaint_base is None:
-                    self._inpaint_base = StableDiffusionXLInpaintPipeline.from_pipe(self.pipe)
+                    # from_pipe ends with pipeline.to(dtype), float32 unless told: pass the
+                    # components' own dtype so the shared modules are never cast
+                    self._inpaint_base = StableDiffusionXLInpaintPipeline.from_pipe(
+                        self.pipe, torch_dtype=self.pipe.unet.dtype)
                     self._inpaint_base.set_progress_bar_config(disable=True)
             pipe = copy.copy(self._inpaint_base)
             pipe.scheduler = copy.deepcopy(self._scheduler)
@@ -222,7 +227,9 @@ class PanelGenerator:
     # ------------------------------------------------------------------ validation
 
     def check_request(self, request: ComicRequest) -> ComicRequest:
-        """Validate settings (not identities) and fill defaults; GenerationError / StyleError."""
+        """Validate settings (not identities) and fill defaults; GenerationError / StyleError.
+
+        The limits table (``configs/limits.yaml``) is checked for this generator's preset."""
         request = request.resolved(self.config)
         if not request.panels:
             raise GenerationError("the panel list is empty")
@@ -231,21 +238,11 @@ class PanelGenerator:
         reserved = SIGNAL_WORD.search(request.negative_prompt or "")
         if reserved:
             raise BindingError(f"the negative prompt contains the reserved word '{reserved.group(0)}'")
+        check_request(request, load_limits(), self.config.name)  # steps, sizes, seeds, ...
         factor = self.pipe.vae_scale_factor
         for label, value in (("width", request.width), ("height", request.height)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < factor or value % factor:
+            if value % factor:
                 raise GenerationError(f"{label} must be a positive multiple of {factor} pixels, got {value}")
-        if isinstance(request.steps, bool) or not isinstance(request.steps, int) or request.steps < 1:
-            raise GenerationError(f"steps must be a positive whole number, got {request.steps}")
-        if not isinstance(request.guidance_scale, (int, float)) or request.guidance_scale < 0:
-            raise GenerationError(f"guidance must be a non-negative number, got {request.guidance_scale}")
-        if (isinstance(request.candidates, bool) or not isinstance(request.candidates, int)
-                or not 1 <= request.candidates <= MAX_CANDIDATES):
-            raise GenerationError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {request.candidates}")
-        for i in range(len(request.panels)):
-            seed = request.panel_seed(i)
-            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-                raise GenerationError(f"panel {i + 1}: seed must be between 0 and {MAX_SEED}, got {seed}")
         return request
 
     def prepare(self, request: ComicRequest,

@@ -22,16 +22,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from configs import load_limits
 from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
-from stableidentity.jobs import JobProgress, JobView, TrainingQueue
+from stableidentity.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
 from stableidentity.library import IdentityExists, IdentityLibrary, save_trained
 from stableidentity.names import LibraryError, name_key, parse_pronouns, show, validate_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.loading import Components
 
-#: Most training steps a user may ask for from the app.
-MAX_TRAIN_STEPS = 5000
+#: Most training steps a user may ask for (``configs/limits.yaml``: ``train_steps``).
+MAX_TRAIN_STEPS = load_limits().train_steps
 CONSENT_MESSAGE = ("tick \"I have the right to use this person's likeness\" before training: "
                    "an identity reproduces a real person's face")
 
@@ -95,12 +96,14 @@ class TrainingService:
 
     def check(self, photo: str | bytes | None, name: str | None, pronouns: str | None,
               consent: bool, steps: int | float | None = None,
-              seed: int | float | None = None) -> TrainingRequest:
+              seed: int | float | None = None, *, find_face: bool = True) -> TrainingRequest:
         """Validate a training request; nothing is queued.
 
         Args:
             photo: path of the uploaded photo (or its bytes).
             steps: None -> the preset's ``train.steps``.
+            find_face: run the face detector now (False on ZeroGPU, where model work belongs
+                inside ``spaces.GPU``: training detects the face first and fails just as early).
         Raises:
             TrainingInputError, InvalidName, InvalidPronouns, IdentityExists, FacePrepError.
         """
@@ -113,12 +116,15 @@ class TrainingService:
         if steps is None or steps == "":
             total = self.default_steps()
         else:
-            if float(steps) != int(float(steps)):
-                raise TrainingInputError(f"training steps must be a whole number, got {steps}")
-            total = int(float(steps))
+            total = _whole_number(steps, "training steps")
             if not 1 <= total <= MAX_TRAIN_STEPS:
                 raise TrainingInputError(f"training steps must be between 1 and {MAX_TRAIN_STEPS}, "
-                                         f"got {total}")
+                                         f"got {total} {load_limits().tag('train_steps')}")
+        if seed not in (None, ""):
+            seed = _whole_number(seed, "the seed")
+            if not 0 <= seed <= load_limits().seed:
+                raise TrainingInputError(load_limits().refusal(f"the seed {seed}", "seed")
+                                         if seed > 0 else "the seed must not be negative")
         if clean_name in self.library:
             raise IdentityExists(f"an identity named {show(clean_name)} already exists; choose "
                                  "another name or delete the old one from the library first")
@@ -129,6 +135,9 @@ class TrainingService:
         if loaded.raw_bytes is None:  # pragma: no cover - paths and bytes always have bytes
             raise FacePrepError("the photo could not be read")
         components = self._components()
+        if not find_face:
+            return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=loaded.raw_bytes,
+                                   steps=total, seed=None if seed in (None, "") else int(seed))
         aligned = prepare_face(loaded, components.face_detector,
                                min_image_size=components.config.face.min_image_size,
                                size=components.config.face.aligned_size)
@@ -138,8 +147,12 @@ class TrainingService:
 
     # ------------------------------------------------------------------ running
 
-    def submit(self, request: TrainingRequest) -> JobView:
-        """Queue ``request``; the job saves the identity into the library when training ends."""
+    def work(self, request: TrainingRequest) -> WorkFunction:
+        """The job for ``request``: train, save the identity into the library, return a message.
+
+        The same function runs on the background queue (:meth:`submit`) and, on ZeroGPU, inside
+        ``spaces.GPU`` (:class:`stableidentity.zero_gpu.ZeroGPUTraining`).
+        """
         from stableidentity.trainer import train_identity
 
         def work(report: Callable[[JobProgress], None], cancel: threading.Event) -> str:
@@ -157,7 +170,11 @@ class TrainingService:
             notes = f" (note: {'; '.join(trained.warnings)})" if trained.warnings else ""
             return f"saved {identity.name} to the library{notes}"
 
-        view = self.queue.submit(f"Training {request.name}", work)
+        return work
+
+    def submit(self, request: TrainingRequest) -> JobView:
+        """Queue ``request``; the job saves the identity into the library when training ends."""
+        view = self.queue.submit(f"Training {request.name}", self.work(request))
         with self._lock:
             self._names[view.id] = name_key(request.name)
         return view
@@ -175,6 +192,17 @@ class TrainingService:
     def cancel(self, job_id: str) -> bool:
         """Ask a job to stop; False when it is unknown or already finished."""
         return self.queue.cancel(job_id)
+
+
+def _whole_number(value: object, label: str) -> int:
+    """``value`` (a number or its text) as an int; TrainingInputError for fractions, NaN, inf."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise TrainingInputError(f"{label} must be a whole number, got {show(str(value))}") from None
+    if not number.is_integer():
+        raise TrainingInputError(f"{label} must be a whole number, got {show(str(value))}")
+    return int(number)
 
 
 def job_line(view: JobView) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from ui import zero_gpu
 from ui.wiring import (MAX_REMEMBERED_JOBS, Shared, cast_view, guarded, jobs_view, library_view,
                        selected_index, warn_all)
 
@@ -154,12 +155,15 @@ def _wire_training(studio: "Studio", demo: gr.Blocks, shared: Shared, step: Char
         html, active, _ = jobs_view(studio, remembered)
         return (f"Queued: {job_line(view)}", view.id, remembered, html, active)
 
-    step.train_button.click(guarded(train),
-                            inputs=[step.train_photo, step.train_name, step.train_pronouns,
-                                    step.train_consent, step.train_steps, shared.jobs],
-                            outputs=[step.train_status, step.train_job_id, shared.jobs,
-                                     step.train_progress, shared.timer],
-                            api_name="train")
+    if studio.zero_gpu is not None:  # ZeroGPU: Train streams inside spaces.GPU (ui/zero_gpu.py)
+        zero_gpu.wire_training(studio, shared, step)
+    else:
+        step.train_button.click(guarded(train),
+                                inputs=[step.train_photo, step.train_name, step.train_pronouns,
+                                        step.train_consent, step.train_steps, shared.jobs],
+                                outputs=[step.train_status, step.train_job_id, shared.jobs,
+                                         step.train_progress, shared.timer],
+                                api_name="train")
 
     def poll(job_ids, seen, selected):
         html, active, views = jobs_view(studio, job_ids)
@@ -195,9 +199,10 @@ def _wire_training(studio: "Studio", demo: gr.Blocks, shared: Shared, step: Char
         html, active, _ = jobs_view(studio, job_ids)
         return f"Cancelling {len(views)} job(s).", html, active
 
-    step.train_cancel.click(guarded(cancel_training), inputs=[shared.jobs],
-                            outputs=[step.train_status, step.train_progress, shared.timer],
-                            api_name="cancel_training")
+    if studio.zero_gpu is None:
+        step.train_cancel.click(guarded(cancel_training), inputs=[shared.jobs],
+                                outputs=[step.train_status, step.train_progress, shared.timer],
+                                api_name="cancel_training")
 
 
 def _wire_library(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
