@@ -97,10 +97,11 @@ def build(studio: "Studio") -> ComicStep:
 def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep",
                   style: "StyleStep") -> None:
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
-                 guidance_value, width_value, height_value, candidates_value, title):
+                 guidance_value, width_value, height_value, candidates_value, title,
+                 face_pass=None):
         settings = studio.settings_from(style_name, keywords, negative, seed_value, randomize,
                                         steps_value, guidance_value, width_value,
-                                        height_value, candidates_value, title)
+                                        height_value, candidates_value, title, face_pass)
         for update in studio.generate(state, rows, settings):
             warn_all(update.warnings)
             yield (update.gallery, update.status,
@@ -182,7 +183,7 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
         s = restored.settings
         return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
                 s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-                s.guidance, s.width, s.height, s.candidates, s.title,
+                s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass,
                 [], [], None, [], "", state)
 
     step.project_open.click(guarded(open_project), inputs=[shared.session, step.project_file],
