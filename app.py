@@ -109,7 +109,6 @@ def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
     studio = Studio.create(config, export_root=run.downloads)  # a loading failure shows in the page
     try:
         demo = build_demo(studio)
-        demo.queue(default_concurrency_limit=None)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                     allowed_paths=[str(studio.export_root)],
                     max_file_size=load_limits().upload_bytes)
