@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import Shared, guarded, warn_all
+from ui.wiring import PARSING, Shared, guarded, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
@@ -71,7 +71,8 @@ def wire(studio: "Studio", shared: Shared, step: StoryStep) -> None:
         return outcome.rows, outcome.info
 
     step.story_parse.click(guarded(parse), inputs=[shared.session, step.story_text],
-                           outputs=[step.panels_table, step.story_info], api_name="parse")
+                           outputs=[step.panels_table, step.story_info], api_name="parse",
+                           **PARSING)
 
     def row_up(rows, row):
         table, number = move_row(rows, row, -1)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from configs import load_limits
+
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
 
@@ -63,10 +65,11 @@ def build(studio: "Studio") -> StyleStep:
                               elem_id="steps")
             guidance = gr.Slider(0, 20, value=defaults.guidance, step=0.5,
                                  label="Guidance", elem_id="guidance")
+            side = load_limits().side_limit(studio.config.name)  # configs/limits.yaml: max_side
             width = gr.Number(label="Width", value=defaults.width, precision=0,
-                              minimum=step, step=step, elem_id="width")
+                              minimum=step, maximum=side, step=step, elem_id="width")
             height = gr.Number(label="Height", value=defaults.height, precision=0,
-                               minimum=step, step=step, elem_id="height")
+                               minimum=step, maximum=side, step=step, elem_id="height")
         face_pass = gr.Checkbox(label="Face pass: redraw each character's face with its identity "
                                       "(places and faces: see the Place column on the Story step)",
                                 value=defaults.face_pass, elem_id="face_pass")
