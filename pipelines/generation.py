@@ -420,7 +420,8 @@ class PanelGenerator:
             jobs = self.find_faces(request, panel, image, matcher)
         if not jobs:
             return image, []
-        size = gen.face_pass_size - gen.face_pass_size % self.pipe.vae_scale_factor
+        factor = self.pipe.vae_scale_factor
+        size = max(factor, gen.face_pass_size - gen.face_pass_size % factor)  # a multiple of it
 
         def inpaint(crop: Image.Image, mask: Image.Image, job: FaceJob, face_seed: int) -> Image.Image:
             return self.inpaint_face(request, panel, crop, mask, job, face_seed)
