@@ -195,6 +195,7 @@ def test_regional_panels_with_every_sampler(tiny_components, sampler):
     assert np.array_equal(first, pixels(next(gen.generate(request, CAST)).image))
 
 
+@pytest.mark.slow
 def test_compiled_regional_view_draws_the_same_pixels_without_recompiling(tiny_components, monkeypatch):
     import copy
 
@@ -209,11 +210,11 @@ def test_compiled_regional_view_draws_the_same_pixels_without_recompiling(tiny_c
         runtime=dataclasses.replace(cfg.runtime, compile=True)))
     gen = PanelGenerator(parts)
     assert gen._regional is None
+    torch._dynamo.reset()
     gen.warm_up()  # with compile: the regional view is built and traced at start-up too
     pipe, _ = gen._regional_pipe()
     assert pipe.unet is gen._regional[0] is not parts.unet
     assert loading.compiled_with(pipe.unet) == ("default", "eager")
-    torch._dynamo.reset()
     with torch._dynamo.config.patch(error_on_recompile=True):
         for want, places in zip(expected, ((), ("0,0,0.5,0.5", "0.5,0.5,1,1"))):
             request = ComicRequest(panels=(replace(TWO, places=places),), seed=6)
@@ -316,6 +317,7 @@ def test_face_pass_switch_and_strength(tiny_components, generator):
 # ----------------------------------------------------------------------------- the CLI
 
 
+@pytest.mark.slow
 def test_cli_draws_a_two_character_panel_with_places(tmp_path, capsys):
     from pipelines.cli import main
     from stableidentity.library import IdentityLibrary
@@ -360,6 +362,7 @@ def test_the_inpainting_pipeline_shares_modules_and_never_casts_them(tiny_compon
         assert {p.dtype for p in getattr(parts, name).parameters()} == {torch.bfloat16}, name
 
 
+@pytest.mark.slow
 def test_eval_identity_multi_reports_every_cast_size_and_variant(tmp_path, capsys):
     from bench.eval_identity import main
 
@@ -374,6 +377,7 @@ def test_eval_identity_multi_reports_every_cast_size_and_variant(tmp_path, capsy
     assert len(payload["faces"]) == 3 * (2 * 2 + 3)  # windows of 2 (two groups) and of 3, one prompt
 
 
+@pytest.mark.slow
 def test_the_app_draws_a_two_character_panel_with_places_and_the_face_pass_switch(
         tiny_config, tiny_components, tmp_path, astronaut, grace_hopper):
     from ui.studio import Session, Studio
