@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
-    from ui.app import build_demo
+    from ui.app import CSS, build_demo
     from ui.studio import Studio
 
     print(f"loading the '{config.name}' models ...", file=sys.stderr, flush=True)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.queue(default_concurrency_limit=None)
     try:
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    allowed_paths=[str(studio.export_root)])
+                    allowed_paths=[str(studio.export_root)], css=CSS)
     finally:
         studio.shutdown()
     return 0

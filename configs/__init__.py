@@ -107,7 +107,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off)."""
+    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off);
+    ``max_panels``: most panels one comic may have in the app (the Comic step has that many cards)."""
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
     steps: int = 30
@@ -116,6 +117,7 @@ class GenerationConfig:
     height: int = 1024
     candidates: int = 1
     max_identities_per_panel: int = 3
+    max_panels: int = 24
     negative_prompt: str = ""
     prompt_cache_size: int = 32
 
@@ -148,7 +150,7 @@ class AppConfig:
 
 
 _POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "num_train_timesteps", "width",
-                  "height", "candidates", "max_identities_per_panel", "aligned_size", "min_image_size"}
+                  "height", "candidates", "max_identities_per_panel", "max_panels", "aligned_size", "min_image_size"}
 _NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size"}
 _POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "grad_clip", "adam_epsilon", "timeout_s"}
 _UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2"}

@@ -16,11 +16,17 @@ The photo's bytes are read at submit time: the job does not depend on the upload
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from PIL import Image
 
 from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
 from stableidentity.jobs import JobProgress, JobView, TrainingQueue
@@ -29,9 +35,20 @@ from stableidentity.names import LibraryError, name_key, parse_pronouns, show, v
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.loading import Components
+    from stableidentity.face_prep import AlignedFace
+
+logger = logging.getLogger(__name__)
 
 #: Most training steps a user may ask for from the app.
 MAX_TRAIN_STEPS = 5000
+#: Largest photo file the app accepts (bytes).
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
+#: Image formats the app accepts (PIL's names), with the words the user reads.
+PHOTO_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP"}
+#: A second face at least this fraction of the largest one's size makes the photo ambiguous.
+SECOND_FACE_RATIO = 0.5
+PRONOUNS_MESSAGE = ("choose the person's pronouns (he, she or they): the story parser needs them "
+                    "to tell who 'he', 'she' or 'they' is")
 CONSENT_MESSAGE = ("tick \"I have the right to use this person's likeness\" before training: "
                    "an identity reproduces a real person's face")
 
@@ -110,6 +127,8 @@ class TrainingService:
             raise TrainingInputError("upload a photo of the person's face first")
         clean_name = validate_name(name if name is not None else "")
         clean_pronouns = parse_pronouns(pronouns)
+        if not clean_pronouns:
+            raise TrainingInputError(PRONOUNS_MESSAGE)
         if steps is None or steps == "":
             total = self.default_steps()
         else:
@@ -125,16 +144,32 @@ class TrainingService:
         if name_key(clean_name) in self.busy_names():
             raise TrainingInputError(f"{show(clean_name)} is already being trained; wait for that "
                                      "job to finish")
-        loaded = load_photo(photo)
-        if loaded.raw_bytes is None:  # pragma: no cover - paths and bytes always have bytes
-            raise FacePrepError("the photo could not be read")
+        raw, aligned = self.check_photo(photo)
+        return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=raw,
+                               steps=total, seed=None if seed in (None, "") else int(seed),
+                               warnings=tuple(aligned.warnings))
+
+    def check_photo(self, photo: str | bytes | None) -> tuple[bytes, "AlignedFace"]:
+        """Open an uploaded photo and find its one face: (the file's bytes, the aligned face).
+
+        Raises:
+            FacePrepError: one plain reason: no file, not an image, an unsupported format, too
+                large, no face, several faces of similar size.
+        """
+        if photo is None or (isinstance(photo, str) and not photo.strip()):
+            raise TrainingInputError("upload a photo of the person's face first")
+        raw = _photo_bytes(photo)
+        if len(raw) > MAX_PHOTO_BYTES:
+            raise FacePrepError(f"the photo is too large ({len(raw) / 2**20:.1f} MB); upload one of "
+                                f"at most {MAX_PHOTO_BYTES // 2**20} MB")
+        _check_format(raw)
+        loaded = load_photo(raw)
         components = self._components()
         aligned = prepare_face(loaded, components.face_detector,
                                min_image_size=components.config.face.min_image_size,
                                size=components.config.face.aligned_size)
-        return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=loaded.raw_bytes,
-                               steps=total, seed=None if seed in (None, "") else int(seed),
-                               warnings=tuple(aligned.warnings))
+        _check_one_face(loaded.rgb, aligned, components.face_detector)
+        return raw, aligned
 
     # ------------------------------------------------------------------ running
 
@@ -154,8 +189,9 @@ class TrainingService:
                                      progress=progress, cancel=cancel, seed=request.seed)
             identity = save_trained(self.library, request.name, trained,
                                     pronouns=request.pronouns, config=components.config)
-            notes = f" (note: {'; '.join(trained.warnings)})" if trained.warnings else ""
-            return f"saved {identity.name} to the library{notes}"
+            if trained.warnings:  # internal notes (face parsing, masks) are for the log
+                logger.info("training %s: %s", identity.name, "; ".join(trained.warnings))
+            return f"saved {identity.name} to the library"
 
         view = self.queue.submit(f"Training {request.name}", work)
         with self._lock:
@@ -172,16 +208,99 @@ class TrainingService:
                     out.append(view)
         return out
 
+    def faces(self, views: Iterable[JobView]) -> dict[str, Path | None]:
+        """job id -> the library face crop of each finished job's identity (None if gone)."""
+        with self._lock:
+            names = dict(self._names)
+        out: dict[str, Path | None] = {}
+        for view in views:
+            if view.status == "done" and view.id in names:
+                try:
+                    out[view.id] = self.library.get(names[view.id]).face_path
+                except LibraryError:
+                    out[view.id] = None
+        return out
+
     def cancel(self, job_id: str) -> bool:
         """Ask a job to stop; False when it is unknown or already finished."""
         return self.queue.cancel(job_id)
 
 
+def _photo_bytes(photo: str | bytes) -> bytes:
+    if isinstance(photo, (bytes, bytearray, memoryview)):
+        return bytes(photo)
+    path = Path(photo)
+    if not path.is_file():
+        raise FacePrepError("the uploaded photo is gone; upload it again")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise FacePrepError(f"cannot read the photo: {exc.strerror or exc}") from None
+
+
+def _check_format(raw: bytes) -> None:
+    """Raise FacePrepError unless ``raw`` is an image in one of :data:`PHOTO_FORMATS`."""
+    if not raw:
+        raise FacePrepError("the uploaded file is empty; upload a JPEG, PNG or WebP photo")
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            kind = image.format or "unknown"
+    except Exception:  # noqa: BLE001 - any failure to identify means "not an image"
+        raise FacePrepError("the file is not an image; upload a JPEG, PNG or WebP photo") from None
+    if kind not in PHOTO_FORMATS:
+        raise FacePrepError(f"{kind} images are not supported; upload a JPEG, PNG or WebP photo")
+
+
+def _check_one_face(rgb, aligned: "AlignedFace", detector) -> None:
+    """Refuse a photo with a second face almost as large as the chosen one."""
+    from stableidentity.face_prep import detect_faces, face_size
+
+    if not any("faces found" in w for w in aligned.warnings):  # prepare_face saw one face
+        return
+    faces = detect_faces(rgb, detector)
+    sizes = sorted((face_size(f) for f in faces), reverse=True)
+    similar = sum(1 for size in sizes if size >= SECOND_FACE_RATIO * sizes[0])
+    if similar > 1:
+        raise FacePrepError(f"the photo shows {similar} faces; upload (or crop to) a photo of one "
+                            "person")
+
+
+def _duration(seconds: float) -> str:
+    """'about 40 s', 'about 3 min', 'about 1 h 5 min'."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60} min"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def job_line(view: JobView) -> str:
-    """:meth:`JobView.describe`, saying "starting" for a queued job with nobody ahead of it."""
-    if view.status == "queued" and not view.position:
-        return f"{view.label}: starting"
-    return view.describe()
+    """What a training job is doing, in words: queued (place in line), learning (percent, time
+    left), ready, failed (why) or cancelled. Loss values and internal notes are not shown."""
+    who = view.label.removeprefix("Training ").strip() or view.label
+    p = view.progress
+    if view.status == "queued":
+        if not view.position:
+            return f"{who}: starting …"
+        return (f"{who}: queued, {_ordinal(view.position + 1)} in line "
+                f"({view.position} training{'s' if view.position != 1 else ''} ahead)")
+    if view.status == "running":
+        if not p.step:
+            return f"{who}: preparing the photo …"
+        left = f", {_duration(p.eta_s)} left" if p.eta_s is not None else ""
+        return f"{who}: learning the face, {100 * view.fraction:.0f}% done{left}"
+    if view.status == "done":
+        return f"{who} is ready and in your library"
+    if view.status == "cancelled":
+        return f"{who}: training cancelled"
+    reason = view.message or "an unexpected error (see the server log)"
+    return f"{who}: training failed: {reason}"
 
 
 def job_dict(view: JobView) -> dict:
@@ -192,19 +311,43 @@ def job_dict(view: JobView) -> dict:
             "message": view.message, "finished": view.finished, "text": job_line(view)}
 
 
-def progress_html(views: Iterable[JobView]) -> str:
-    """Progress bars (HTML) for a browser's training jobs, newest first."""
+def _thumbnail(path: Path | None, size: int = 48) -> str:
+    """An ``<img>`` with the face crop at ``path`` inlined (data URI), or "" without one."""
+    if path is None or not Path(path).is_file():
+        return ""
+    try:
+        with Image.open(path) as image:
+            small = image.convert("RGB")
+            small.thumbnail((size, size))
+            buffer = io.BytesIO()
+            small.save(buffer, format="JPEG", quality=85)
+    except OSError:
+        return ""
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<img class="train-face" alt="face" src="data:image/jpeg;base64,{data}" '
+            f'style="width:{size}px;height:{size}px;border-radius:4px;margin-right:8px">')
+
+
+def progress_html(views: Iterable[JobView], faces: Mapping[str, Path | None] | None = None) -> str:
+    """Progress cards (HTML) for a browser's training jobs, newest first.
+
+    Args:
+        faces: job id -> the face crop of a finished job's identity (shown on its card).
+    """
     rows = []
     for view in sorted(views, key=lambda v: v.created, reverse=True):
         percent = 100.0 if view.status == "done" else 100.0 * view.fraction
         colour = {"done": "#2e7d32", "failed": "#c62828", "cancelled": "#757575"}.get(view.status, "#1565c0")
+        bar = "" if view.finished else (
+            f'<div style="background:#e0e0e0;border-radius:4px;height:10px;overflow:hidden">'
+            f'<div style="width:{percent:.0f}%;background:{colour};height:10px"></div></div>')
+        face = _thumbnail((faces or {}).get(view.id)) if view.status == "done" else ""
         rows.append(
             f'<div class="train-job" data-status="{view.status}" data-job="{html.escape(view.id)}" '
-            f'style="margin:6px 0">'
-            f'<div style="font-size:0.9em">{html.escape(job_line(view))}</div>'
-            f'<div style="background:#e0e0e0;border-radius:4px;height:10px;overflow:hidden">'
-            f'<div style="width:{percent:.0f}%;background:{colour};height:10px"></div></div></div>')
-    return "".join(rows) or '<div class="train-job-none">No training jobs yet.</div>'
+            f'style="margin:6px 0;display:flex;align-items:center">{face}'
+            f'<div style="flex:1"><div style="font-size:0.95em;color:{colour}">'
+            f'{html.escape(job_line(view))}</div>{bar}</div></div>')
+    return "".join(rows) or '<div class="train-job-none">No training yet.</div>'
 
 
 __all__ = ["CONSENT_MESSAGE", "MAX_TRAIN_STEPS", "TrainingInputError", "TrainingRequest",

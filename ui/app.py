@@ -14,6 +14,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
 
 
+#: Page styles (passed to ``launch``): whole names under gallery thumbnails, framed panel cards.
+CSS = """
+#library_gallery .caption-label, #cast_gallery .caption-label {
+  max-width: calc(100% - 8px); left: 4px; white-space: normal; overflow: visible;
+  text-overflow: clip; line-height: 1.2;
+}
+.panel-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
+#style_keywords_group { margin-top: 8px; }
+"""
+
+
 def build_demo(studio: "Studio") -> gr.Blocks:
     """The Blocks app for ``studio``: every control has an ``elem_id``, every event an ``api_name``."""
     config = studio.config
@@ -40,6 +51,6 @@ def build_demo(studio: "Studio") -> gr.Blocks:
             comic_step = comic.build(studio)
 
         characters.wire(studio, demo, shared, cast_step)
-        story.wire(studio, shared, story_step)
+        story.wire(studio, shared, story_step, cast_step)
         comic.wire(studio, shared, comic_step, cast_step, story_step, style_step)
     return demo
