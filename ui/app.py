@@ -21,6 +21,7 @@ CSS = """
   text-overflow: clip; line-height: 1.2;
 }
 .panel-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
+.panel-card [id$="_image"] img { width: 100%; height: 100%; object-fit: contain; }
 #style_keywords_group { margin-top: 8px; }
 """
 

@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
     from ui.style import StyleStep
 
-#: Panel cards per row.
-CARDS_PER_ROW = 3
+#: Narrowest a panel card gets (pixels); cards wrap onto the next line below that.
+CARD_MIN_WIDTH = 300
 
 
 @dataclass
@@ -71,13 +71,13 @@ class ComicStep:
 
 def _slot(number: int) -> PanelSlot:
     with gr.Column(visible=False, elem_id=f"card_{number}", elem_classes=["panel-card"],
-                   min_width=260) as box:
+                   min_width=CARD_MIN_WIDTH) as box:
         image = gr.Image(label=f"Panel {number}", interactive=False, height=300, format="png",
                          elem_id=f"card_{number}_image")
-        text = gr.Markdown(elem_id=f"card_{number}_text")
-        candidates = gr.Gallery(label="Candidates (click one to use it)", columns=4, height=110,
-                                allow_preview=False, object_fit="cover", format="png",
-                                visible=False, elem_id=f"card_{number}_candidates")
+        text = gr.Markdown(elem_id=f"card_{number}_text")  # sentence, face score, seed
+        candidates = gr.Gallery(label="Candidates (click one to use it)", show_label=False,
+                                columns=4, height=124, allow_preview=False, object_fit="cover",
+                                format="png", visible=False, elem_id=f"card_{number}_candidates")
         with gr.Row(equal_height=True):
             seed = gr.Textbox(placeholder="seed (blank: random)", show_label=False, scale=2,
                               container=False, elem_id=f"card_{number}_seed")
@@ -109,18 +109,16 @@ def build(studio: "Studio") -> ComicStep:
     with gr.Tab("4 · Comic", id="comic", elem_id="tab_comic"):
         with gr.Row(equal_height=True, elem_id="project_section"):
             project_file = gr.File(label="Open a saved comic (comic.zip or project.json)",
-                                   file_types=[".zip", ".json"], type="filepath", height=90,
+                                   file_types=[".zip", ".json"], type="filepath", height=120,
                                    elem_id="project_file", scale=3)
             project_open = gr.Button("Open", elem_id="project_open", scale=1)
         project_info = gr.Markdown(elem_id="project_info")
         generate_button = gr.Button("Generate", variant="primary", elem_id="generate_button")
         generate_status = gr.Markdown(elem_id="generate_status")
-        slots = []
-        for first in range(0, count, CARDS_PER_ROW):
-            with gr.Row(equal_height=False):
-                slots += [_slot(n + 1) for n in range(first, min(first + CARDS_PER_ROW, count))]
+        with gr.Row(equal_height=False, elem_id="panel_cards"):  # cards wrap: min_width each
+            slots = [_slot(n + 1) for n in range(count)]
         pages_gallery = gr.Gallery(label="Page preview (click to enlarge)", columns=2, format="png",
-                                   height=720, object_fit="contain", fit_columns=False,
+                                   height=640, object_fit="contain", fit_columns=False,
                                    elem_id="pages_gallery")
         downloads_html = gr.HTML(elem_id="downloads_list")
         version = gr.State(0)

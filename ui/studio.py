@@ -399,9 +399,7 @@ class Studio:
             facts.append(f"preset {meta['preset']}")
         if meta.get("created"):
             facts.append(meta["created"][:10])
-        text = " · ".join(facts)
-        if meta.get("warnings"):
-            text += f"\n\nNote: {meta['warnings']}"
+        text = " · ".join(facts)  # training notes (meta["warnings"]) are for the log only
         path = entry.identity.face_path
         return (str(path) if path else None), text
 
