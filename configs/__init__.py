@@ -10,12 +10,14 @@ Every bad value raises :class:`ConfigError` with a one-line message naming the k
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -29,6 +31,12 @@ class ConfigError(ValueError):
     """A preset file is missing, unreadable or holds a bad value (one-line message)."""
 
 
+#: Token widths of SDXL's two text encoders (CLIP ViT-L, OpenCLIP bigG): every SDXL checkpoint.
+SDXL_TEXT_WIDTHS = (768, 1280)
+#: The same for the tiny preset's random encoders.
+TINY_TEXT_WIDTHS = (32, 64)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Where the diffusion model and the face-recognition ViT come from."""
@@ -40,6 +48,12 @@ class ModelConfig:
     fr_vit: str = "jayanta/vit-base-patch16-224-in21k-face-recognition"
     seed: int = 0
 
+    @property
+    def text_encoder_widths(self) -> tuple[int, int]:
+        """(d1, d2): the widths an identity's ``clip_l`` and ``clip_g`` rows must have for this
+        model, known without loading it ((768, 1280) for any SDXL checkpoint, (32, 64) tiny)."""
+        return TINY_TEXT_WIDTHS if self.kind == "tiny" else SDXL_TEXT_WIDTHS
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -47,7 +61,12 @@ class RuntimeConfig:
 
     ``channels_last`` and ``compile`` act on the shared UNet (and channels-last on the VAE) once,
     when the components load; ``compile`` wraps the UNet's call in ``torch.compile`` (lazily: the
-    first call of each input shape compiles), ``compile_mode`` is passed to it.
+    first call of each input shape compiles), ``compile_mode`` is passed to it. ``memory_check``:
+    before a hub preset loads, refuse in one line when its estimated memory need exceeds what the
+    device has (:mod:`pipelines.memory`).
+    ``overlap_training``: training steps run beside panel drawing on one device instead of
+    taking turns with it (peak memory: both activations at once; ignored with ``cpu_offload``;
+    :mod:`stableidentity.concurrency`).
     """
 
     device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
@@ -60,6 +79,8 @@ class RuntimeConfig:
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune",
                           "max-autotune-no-cudagraphs"] = "default"
+    memory_check: bool = True
+    overlap_training: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,12 @@ class FaceConfig:
 class TrainConfig:
     """StableIdentity training hyperparameters (REFERENCE.md section 2) and speed switches.
 
+    MLP (official ``StyleVectorizer``): ``mlp_hidden_factor`` hidden width in multiples of the
+    token width (2: 2d), ``mlp_final_affine`` learnable affine of the final LayerNorm,
+    ``mlp_init_std`` std of the stored ``EqualLinear`` weights (effective std ``mlp_init_std *
+    lr_multiplier``). Augmentation: ``augment_crop_p`` / ``augment_paste_p`` probabilities of the
+    3/4 crop and of the downscale-and-paste, ``augment_paste_aspect`` the width-aspect jitter
+    (0.1: 0.9-1.1), ``resample`` bicubic (official) or antialiased bilinear with area-averaged masks.
     ``augment_pool``: distinct augmentations VAE-encoded per run, later steps reuse them (0: a
     fresh augmentation every step). ``gradient_checkpointing``: UNet activation checkpointing
     (less memory, one more UNet forward per step). ``mixed_precision``: ``auto`` autocasts the
@@ -92,6 +119,9 @@ class TrainConfig:
     alpha: float = 0.6
     hair_weight: float = 0.1
     mlp_depth: int = 2
+    mlp_hidden_factor: int = 2
+    mlp_final_affine: bool = True
+    mlp_init_std: float = 0.02
     lr_multiplier: float = 0.1
     grad_clip: float = 1.0
     adam_beta1: float = 0.9
@@ -101,14 +131,25 @@ class TrainConfig:
     num_train_timesteps: int = 1000
     seed: int = 0
     augment_pool: int = 64
+    augment_crop_p: float = 1.0
+    augment_paste_p: float = 1.0
+    augment_paste_aspect: float = 0.1
+    resample: Literal["bicubic", "bilinear"] = "bicubic"
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off);
-    ``max_panels``: most panels one comic may have in the app (the Comic step has that many cards)."""
+    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off).
+
+    Several people in one panel (docs/PANELS.md): ``regional_attention`` confines each
+    character's signal words to its place in the UNet's cross-attention (panels with two or more
+    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel.
+    ``face_pass`` redraws each detected face with its character's signal words (SDXL
+    inpainting, same weights): crop ``face_pass_margin`` x the face size around it, upscale to
+    ``face_pass_size`` pixels, denoise with ``face_pass_strength`` (0-1), paste back feathered.
+    """
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
     steps: int = 30
@@ -117,9 +158,14 @@ class GenerationConfig:
     height: int = 1024
     candidates: int = 1
     max_identities_per_panel: int = 3
-    max_panels: int = 24
     negative_prompt: str = ""
     prompt_cache_size: int = 32
+    regional_attention: bool = True
+    region_feather: float = 0.05
+    face_pass: bool = True
+    face_pass_strength: float = 0.4
+    face_pass_margin: float = 0.35
+    face_pass_size: int = 1024
 
 
 @dataclass(frozen=True)
@@ -149,17 +195,25 @@ class AppConfig:
         return dataclasses.replace(self, **changes)
 
 
-_POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "num_train_timesteps", "width",
-                  "height", "candidates", "max_identities_per_panel", "max_panels", "aligned_size", "min_image_size"}
+_POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "mlp_hidden_factor",
+                  "num_train_timesteps", "width", "height", "candidates", "max_identities_per_panel",
+                  "aligned_size", "min_image_size", "face_pass_size"}
 _NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size"}
-_POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "grad_clip", "adam_epsilon", "timeout_s"}
-_UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2"}
-_NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale"}
+_POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "mlp_init_std", "grad_clip", "adam_epsilon",
+                    "timeout_s"}
+_UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2", "augment_crop_p", "augment_paste_p",
+                  "augment_paste_aspect", "face_pass_strength", "region_feather"}
+_NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale", "face_pass_margin"}
+
+
+#: YAML files in ``configs/`` that are tables, not presets.
+NOT_PRESETS = frozenset({"limits", "safety", "styles"})
 
 
 def available_presets() -> list[str]:
     """Names of the preset files shipped in ``configs/``."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_"))
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")
+                  if not p.stem.startswith("_") and p.stem not in NOT_PRESETS)
 
 
 def preset_path(preset: str) -> Path:
@@ -267,7 +321,107 @@ def _coerce(hint: Any, value: Any, key: str, file: Path) -> Any:
     raise ConfigError(f"{file}: '{key}' has an unsupported type")  # pragma: no cover
 
 
+# ----------------------------------------------------------------------------- limits
+
+LIMITS_FILE = CONFIG_DIR / "limits.yaml"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper limits on user input (``configs/limits.yaml``, where every key is documented).
+
+    Byte sizes are bytes, lengths are characters, sizes are pixels. :meth:`refusal` words the
+    one-line message every refusal uses, so the app, the CLIs and the loaders name limits alike.
+    """
+
+    upload_bytes: int
+    photo_bytes: int
+    photo_pixels: int
+    zip_members: int
+    zip_read_bytes: int
+    json_bytes: int
+    json_depth: int
+    json_number_chars: int
+    identity_bytes: int
+    story_bytes: int
+    panels: int
+    cast: int
+    candidates: int
+    steps: int
+    train_steps: int
+    size_multiple: int
+    max_side: Mapping[str, int]
+    guidance: float
+    seed: int
+    name_chars: int
+    panel_text_chars: int
+    title_chars: int
+    prompt_chars: int
+    keywords: int
+    metadata_chars: int
+    source: str = str(LIMITS_FILE)
+
+    def side_limit(self, preset: str | None) -> int:
+        """Largest panel width/height (pixels) for ``preset`` (``max_side.default`` if unlisted)."""
+        return self.max_side.get(preset or "default", self.max_side["default"])
+
+    def tag(self, key: str) -> str:
+        """``"(limits.yaml: <key>)"``: how a message names a limit."""
+        return f"({Path(self.source).name}: {key})"
+
+    def refusal(self, what: str, key: str, limit: Any = None) -> str:
+        """``"<what> is over the limit of <limit> (limits.yaml: <key>)"``; ``limit`` defaults to
+        the value of ``key``."""
+        value = getattr(self, key) if limit is None else limit
+        shown = f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)
+        return f"{what} is over the limit of {shown} {self.tag(key)}"
+
+
+@functools.lru_cache(maxsize=8)
+def load_limits(path: str | os.PathLike[str] | None = None) -> Limits:
+    """Read and check the limits table (default ``configs/limits.yaml``); cached per path.
+
+    Raises:
+        ConfigError: a missing or unknown key, or a value that is not a positive number.
+    """
+    file = Path(path) if path is not None else LIMITS_FILE
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{file}: cannot read the limits table ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping of limits")
+    fields = {f.name: f for f in dataclasses.fields(Limits) if f.name != "source"}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{file}: unknown key '{unknown[0]}'")
+    missing = sorted(set(fields) - set(raw))
+    if missing:
+        raise ConfigError(f"{file}: missing key '{missing[0]}'")
+    hints = get_type_hints(Limits)
+    values: dict[str, Any] = {}
+    for name in fields:
+        value = raw[name]
+        if name == "max_side":
+            if not isinstance(value, dict) or "default" not in value:
+                raise ConfigError(f"{file}: 'max_side' must map preset names to pixels, with 'default'")
+            values[name] = types.MappingProxyType(
+                {str(k): _positive(v, f"max_side.{k}", file, int) for k, v in value.items()})
+        else:
+            values[name] = _positive(value, name, file, hints[name])
+    return Limits(**values, source=str(file))
+
+
+def _positive(value: Any, key: str, file: Path, kind: type) -> Any:
+    """``value`` as a positive int (or finite positive float); ConfigError naming ``key``."""
+    ok = not isinstance(value, bool) and isinstance(value, int if kind is int else (int, float))
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{file}: '{key}' must be a positive {'whole ' if kind is int else ''}"
+                          f"number, got {value!r}")
+    return kind(value)
+
+
 __all__ = [
-    "AppConfig", "ConfigError", "FaceConfig", "GenerationConfig", "LLMConfig", "ModelConfig",
+    "AppConfig", "ConfigError", "Limits", "load_limits", "FaceConfig", "GenerationConfig", "LLMConfig", "ModelConfig",
     "RuntimeConfig", "TrainConfig", "available_presets", "load_config", "preset_path",
 ]

@@ -9,8 +9,9 @@ Layout (``embeddings/`` by default)::
 
 ``identity.safetensors`` is the SDXL textual-inversion layout that AUTOMATIC1111, ComfyUI and
 diffusers' ``load_textual_inversion`` read. Its safetensors metadata holds ``name``, ``pronouns``,
-``base_model``, ``preset``, ``steps``, ``created``, ``photo_sha256``, ``format`` and
-``format_version``.
+``base_model``, ``preset``, ``steps``, ``created``, ``photo_sha256``, ``format``,
+``format_version`` and ``token_count``, and for the app alone ``final_loss``, ``warnings``,
+``imported_from`` and ``imported`` (:meth:`IdentityLibrary.export` leaves those out).
 
 Writes never leave half an identity: an entry is built in a hidden temporary folder inside the
 library and renamed into place; an overwrite first moves the old folder aside and only deletes it
@@ -39,6 +40,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from pipelines.files import write_bytes_atomic
 from stableidentity.names import (InvalidName, InvalidPronouns, LibraryError, name_key,
                                   parse_pronouns, show, validate_name)
 
@@ -63,6 +65,10 @@ THUMBNAIL_MAX = 512
 SLUG_MAX = 40
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle"})
 _TMP, _OLD, _DEL = ".tmp.", ".old.", ".del."
+#: Metadata an exported file keeps: what another tool or person needs (internal notes such as the
+#: library's ``warnings`` stay home).
+EXPORT_METADATA = ("format", "format_version", "name", "pronouns", "token_count", "base_model",
+                   "preset", "steps", "created", "photo_sha256")
 _TMP_FILE = ".tmp-"
 
 FaceInput = Image.Image | np.ndarray | str | os.PathLike
@@ -154,6 +160,12 @@ def check_embeddings(clip_l: Any, clip_g: Any, *, expected_dims: tuple[int, int]
         LibraryError: one line naming the tensor and what is wrong.
     """
     where = f"{source}: " if source else ""
+    widths = tuple(v.shape[1] if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 2 else None
+                   for v in (clip_l, clip_g))
+    if expected_dims and expected_dims[0] != expected_dims[1] and widths == tuple(expected_dims[::-1]):
+        raise LibraryError(f"{where}clip_l and clip_g are swapped (clip_l is {widths[0]} wide, clip_g "
+                           f"{widths[1]}); this model needs clip_l {expected_dims[0]} and clip_g "
+                           f"{expected_dims[1]} wide")
     out = []
     for key, value, expected in zip(TENSOR_KEYS, (clip_l, clip_g), expected_dims or (None, None)):
         if isinstance(value, np.ndarray):
@@ -164,7 +176,8 @@ def check_embeddings(clip_l: Any, clip_g: Any, *, expected_dims: tuple[int, int]
         if value.ndim != 2 or shape[1] == 0:
             raise LibraryError(f"{where}{key} must have shape ({TOKEN_COUNT}, width), got {shape}")
         if shape[0] != TOKEN_COUNT:
-            raise LibraryError(f"{where}{key} holds {shape[0]} vectors; an identity needs exactly "
+            raise LibraryError(f"{where}{key} holds {shape[0]} vector{'' if shape[0] == 1 else 's'}; "
+                               f"an identity needs exactly "
                                f"{TOKEN_COUNT} (one per signal word)")
         if expected is not None and shape[1] != expected:
             raise LibraryError(f"{where}{key} has width {shape[1]} but this model's text encoder "
@@ -187,13 +200,20 @@ def read_embedding_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor
     """Read ``clip_l`` / ``clip_g`` and the metadata of a .safetensors embedding (never unpickles).
 
     Raises:
-        LibraryError: missing file, a pickle, not safetensors, or no SDXL tensors.
+        LibraryError: missing file, larger than ``identity_bytes`` (``configs/limits.yaml``), a
+            pickle, not safetensors, or no SDXL tensors.
     """
     path = Path(path)
     if not path.exists():
         raise LibraryError(f"file not found: {path}")
     if not path.is_file():
         raise LibraryError(f"{path} is not a file")
+    from configs import load_limits
+
+    limits = load_limits()
+    size = path.stat().st_size
+    if size > limits.identity_bytes:  # an SDXL identity is about 16 KB
+        raise LibraryError(limits.refusal(f"{show(path.name)} ({size:,} bytes)", "identity_bytes"))
     try:
         with safe_open(str(path), framework="pt") as handle:
             keys = list(handle.keys())
@@ -227,8 +247,10 @@ def load_face(face: FaceInput) -> Image.Image:
     Raises:
         LibraryError: unreadable path or unsupported array/object.
     """
+    from stableidentity.photos import PhotoError, load_photo
+
     if isinstance(face, Image.Image):
-        image = face.convert("RGB")
+        image = Image.fromarray(load_photo(face).rgb)
     elif isinstance(face, np.ndarray):
         array = face
         if array.dtype != np.uint8 or array.ndim not in (2, 3) or (
@@ -241,10 +263,9 @@ def load_face(face: FaceInput) -> Image.Image:
         if not path.is_file():
             raise LibraryError(f"face image not found: {path}")
         try:
-            with Image.open(path) as opened:
-                image = opened.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError):
-            raise LibraryError(f"{path.name} is not a readable image") from None
+            image = Image.fromarray(load_photo(path).rgb)  # size-capped, any mode -> 8-bit RGB
+        except PhotoError as exc:
+            raise LibraryError(f"{show(path.name)} is not a usable image: {exc}") from None
     else:
         raise LibraryError(f"face must be an image, an array or a path, not {type(face).__name__}")
     if max(image.size) > THUMBNAIL_MAX:
@@ -312,6 +333,31 @@ def _read_entry(folder: Path) -> _Entry | None:
     identity = Identity(name=name, pronouns=pronouns, clip_l=clip_l, clip_g=clip_g,
                         metadata=metadata, folder=folder)
     return _Entry(folder, name, identity=identity)
+
+
+#: Characters refused in imported metadata values: markup and entity syntax.
+MARKUP = frozenset("<>&`")
+
+
+def check_imported_metadata(metadata: dict[str, str], source: str) -> None:
+    """Refuse metadata values from an imported file that are too long (``metadata_chars`` in
+    ``configs/limits.yaml``), hold markup (``< > & ```) or non-printable characters.
+
+    Raises:
+        LibraryError: one line naming the field and the rule.
+    """
+    from configs import load_limits
+
+    limits = load_limits()
+    for key, value in metadata.items():
+        where = f"{show(source)}: metadata field '{key}'"
+        if len(value) > limits.metadata_chars:
+            raise LibraryError(limits.refusal(f"{where} ({len(value):,} characters)",
+                                              "metadata_chars"))
+        bad = next((ch for ch in value if ch in MARKUP or not ch.isprintable()), None)
+        if bad is not None:
+            raise LibraryError(f"{where} contains {show(bad)}; markup and control characters are "
+                               "not accepted")
 
 
 def _build_metadata(name: str, pronouns: str, extra: dict[str, Any] | None) -> dict[str, str]:
@@ -598,6 +644,7 @@ class IdentityLibrary:
         if file_meta.get("format") == FORMAT:
             metadata = {k: file_meta[k] for k in ("base_model", "preset", "steps", "created",
                                                   "photo_sha256", "final_loss") if k in file_meta}
+            check_imported_metadata(metadata, path.name)
             if not pronouns:
                 try:
                     pronouns = parse_pronouns(file_meta.get("pronouns", ""))
@@ -608,8 +655,9 @@ class IdentityLibrary:
                         overwrite=overwrite)
 
     def export(self, name: str, path: str | os.PathLike) -> Path:
-        """Write identity ``name`` as a standalone .safetensors file (same tensors and metadata)
-        that AUTOMATIC1111, ComfyUI and diffusers can load; replaces ``path`` atomically.
+        """Write identity ``name`` as a standalone .safetensors file that AUTOMATIC1111, ComfyUI
+        and diffusers can load; replaces ``path`` atomically. Same tensors; of the metadata only
+        the keys in :data:`EXPORT_METADATA`; file mode 0644 (``pipelines.files.FILE_MODE``).
 
         A path without a suffix gets ``.safetensors``; any other suffix is refused.
         """
@@ -623,15 +671,11 @@ class IdentityLibrary:
             raise LibraryError(f"{path} is a folder; give a file name ending in .safetensors")
         if not path.parent.is_dir():
             raise LibraryError(f"folder not found: {path.parent}")
-        staged = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        shared = {k: identity.metadata[k] for k in EXPORT_METADATA if k in identity.metadata}
         try:
-            _save_tensors(staged, identity.clip_l, identity.clip_g, dict(identity.metadata))
-            os.replace(staged, path)
+            return write_bytes_atomic(path, safetensors.torch.save(identity.state_dict(), metadata=shared))
         except OSError as exc:
             raise LibraryError(f"cannot write {path}: {exc.strerror or exc}") from None
-        finally:
-            staged.unlink(missing_ok=True)
-        return path
 
 
 def save_trained(library: IdentityLibrary, name: str, trained: "TrainedIdentity", *,
@@ -651,7 +695,7 @@ def save_trained(library: IdentityLibrary, name: str, trained: "TrainedIdentity"
 
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "Identity", "IdentityExists", "IdentityLibrary", "IdentityNotFound",
+    "EXPORT_METADATA", "FORMAT", "FORMAT_VERSION", "Identity", "IdentityExists", "IdentityLibrary", "IdentityNotFound",
     "InvalidName", "InvalidPronouns", "LibraryError", "LibraryProblem", "TOKEN_COUNT",
-    "check_embeddings", "load_face", "read_embedding_file", "save_trained", "slugify",
+    "check_embeddings", "check_imported_metadata", "load_face", "read_embedding_file", "save_trained", "slugify",
 ]

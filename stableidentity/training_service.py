@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from configs import load_limits
 from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
-from stableidentity.jobs import JobProgress, JobView, TrainingQueue
+from stableidentity.photos import FORMAT_TEXT, read_photo_bytes
+from stableidentity.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
 from stableidentity.library import IdentityExists, IdentityLibrary, save_trained
 from stableidentity.names import LibraryError, name_key, parse_pronouns, show, validate_name
 
@@ -39,16 +41,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-#: Most training steps a user may ask for from the app.
-MAX_TRAIN_STEPS = 5000
-#: Largest photo file the app accepts (bytes).
-MAX_PHOTO_BYTES = 20 * 1024 * 1024
-#: Image formats the app accepts (PIL's names), with the words the user reads.
-PHOTO_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP"}
+#: Most training steps a user may ask for (``configs/limits.yaml``: ``train_steps``).
+MAX_TRAIN_STEPS = load_limits().train_steps
 #: A second face at least this fraction of the largest one's size makes the photo ambiguous.
 SECOND_FACE_RATIO = 0.5
 PRONOUNS_MESSAGE = ("choose the person's pronouns (he, she or they): the story parser needs them "
                     "to tell who 'he', 'she' or 'they' is")
+#: Leading bytes of common picture formats the app cannot open, with their names (ISO media
+#: brands such as HEIC sit at offset 4, after the box size).
+UNSUPPORTED_SIGNATURES = ((4, b"ftypheic", "HEIC"), (4, b"ftypheix", "HEIC"),
+                          (4, b"ftypmif1", "HEIF"), (4, b"ftypavif", "AVIF"),
+                          (0, b"8BPS", "Photoshop (PSD)"), (0, b"%PDF", "PDF"),
+                          (0, b"\x00\x00\x01\x00", "ICO"))
 CONSENT_MESSAGE = ("tick \"I have the right to use this person's likeness\" before training: "
                    "an identity reproduces a real person's face")
 
@@ -112,12 +116,14 @@ class TrainingService:
 
     def check(self, photo: str | bytes | None, name: str | None, pronouns: str | None,
               consent: bool, steps: int | float | None = None,
-              seed: int | float | None = None) -> TrainingRequest:
+              seed: int | float | None = None, *, find_face: bool = True) -> TrainingRequest:
         """Validate a training request; nothing is queued.
 
         Args:
             photo: path of the uploaded photo (or its bytes).
             steps: None -> the preset's ``train.steps``.
+            find_face: run the face detector now (False on ZeroGPU, where model work belongs
+                inside ``spaces.GPU``: training detects the face first and fails just as early).
         Raises:
             TrainingInputError, InvalidName, InvalidPronouns, IdentityExists, FacePrepError.
         """
@@ -132,38 +138,47 @@ class TrainingService:
         if steps is None or steps == "":
             total = self.default_steps()
         else:
-            if float(steps) != int(float(steps)):
-                raise TrainingInputError(f"training steps must be a whole number, got {steps}")
-            total = int(float(steps))
+            total = _whole_number(steps, "training steps")
             if not 1 <= total <= MAX_TRAIN_STEPS:
                 raise TrainingInputError(f"training steps must be between 1 and {MAX_TRAIN_STEPS}, "
-                                         f"got {total}")
+                                         f"got {total} {load_limits().tag('train_steps')}")
+        if seed not in (None, ""):
+            seed = _whole_number(seed, "the seed")
+            if not 0 <= seed <= load_limits().seed:
+                raise TrainingInputError(load_limits().refusal(f"the seed {seed}", "seed")
+                                         if seed > 0 else "the seed must not be negative")
         if clean_name in self.library:
             raise IdentityExists(f"an identity named {show(clean_name)} already exists; choose "
                                  "another name or delete the old one from the library first")
         if name_key(clean_name) in self.busy_names():
             raise TrainingInputError(f"{show(clean_name)} is already being trained; wait for that "
                                      "job to finish")
-        raw, aligned = self.check_photo(photo)
+        raw, aligned = self.check_photo(photo, find_face=find_face)
         return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=raw,
                                steps=total, seed=None if seed in (None, "") else int(seed),
-                               warnings=tuple(aligned.warnings))
+                               warnings=tuple(aligned.warnings) if aligned is not None else ())
 
-    def check_photo(self, photo: str | bytes | None) -> tuple[bytes, "AlignedFace"]:
-        """Open an uploaded photo and find its one face: (the file's bytes, the aligned face).
+    def check_photo(self, photo: str | bytes | None, *, find_face: bool = True
+                    ) -> tuple[bytes, "AlignedFace | None"]:
+        """Open an uploaded photo and find its one face: (the file's bytes, the aligned face;
+        None when ``find_face`` is False).
 
         Raises:
             FacePrepError: one plain reason: no file, not an image, an unsupported format, too
-                large, no face, several faces of similar size.
+                large (``configs/limits.yaml``), no face, several faces of similar size.
         """
         if photo is None or (isinstance(photo, str) and not photo.strip()):
             raise TrainingInputError("upload a photo of the person's face first")
-        raw = _photo_bytes(photo)
-        if len(raw) > MAX_PHOTO_BYTES:
-            raise FacePrepError(f"the photo is too large ({len(raw) / 2**20:.1f} MB); upload one of "
-                                f"at most {MAX_PHOTO_BYTES // 2**20} MB")
-        _check_format(raw)
+        raw = read_photo_bytes(photo)
+        kinds = [kind for offset, signature, kind in UNSUPPORTED_SIGNATURES
+                 if raw[offset:offset + len(signature)] == signature]
+        if b"<svg" in raw[:512].lower():
+            kinds.append("SVG")
+        if kinds:
+            raise FacePrepError(f"{kinds[0]} images are not supported; upload {FORMAT_TEXT}")
         loaded = load_photo(raw)
+        if not find_face:
+            return raw, None
         components = self._components()
         aligned = prepare_face(loaded, components.face_detector,
                                min_image_size=components.config.face.min_image_size,
@@ -173,8 +188,12 @@ class TrainingService:
 
     # ------------------------------------------------------------------ running
 
-    def submit(self, request: TrainingRequest) -> JobView:
-        """Queue ``request``; the job saves the identity into the library when training ends."""
+    def work(self, request: TrainingRequest) -> WorkFunction:
+        """The job for ``request``: train, save the identity into the library, return a message.
+
+        The same function runs on the background queue (:meth:`submit`) and, on ZeroGPU, inside
+        ``spaces.GPU`` (:class:`stableidentity.zero_gpu.ZeroGPUTraining`).
+        """
         from stableidentity.trainer import train_identity
 
         def work(report: Callable[[JobProgress], None], cancel: threading.Event) -> str:
@@ -193,7 +212,11 @@ class TrainingService:
                 logger.info("training %s: %s", identity.name, "; ".join(trained.warnings))
             return f"saved {identity.name} to the library"
 
-        view = self.queue.submit(f"Training {request.name}", work)
+        return work
+
+    def submit(self, request: TrainingRequest) -> JobView:
+        """Queue ``request``; the job saves the identity into the library when training ends."""
+        view = self.queue.submit(f"Training {request.name}", self.work(request))
         with self._lock:
             self._names[view.id] = name_key(request.name)
         return view
@@ -226,29 +249,15 @@ class TrainingService:
         return self.queue.cancel(job_id)
 
 
-def _photo_bytes(photo: str | bytes) -> bytes:
-    if isinstance(photo, (bytes, bytearray, memoryview)):
-        return bytes(photo)
-    path = Path(photo)
-    if not path.is_file():
-        raise FacePrepError("the uploaded photo is gone; upload it again")
+def _whole_number(value: object, label: str) -> int:
+    """``value`` (a number or its text) as an int; TrainingInputError for fractions, NaN, inf."""
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise FacePrepError(f"cannot read the photo: {exc.strerror or exc}") from None
-
-
-def _check_format(raw: bytes) -> None:
-    """Raise FacePrepError unless ``raw`` is an image in one of :data:`PHOTO_FORMATS`."""
-    if not raw:
-        raise FacePrepError("the uploaded file is empty; upload a JPEG, PNG or WebP photo")
-    try:
-        with Image.open(io.BytesIO(raw)) as image:
-            kind = image.format or "unknown"
-    except Exception:  # noqa: BLE001 - any failure to identify means "not an image"
-        raise FacePrepError("the file is not an image; upload a JPEG, PNG or WebP photo") from None
-    if kind not in PHOTO_FORMATS:
-        raise FacePrepError(f"{kind} images are not supported; upload a JPEG, PNG or WebP photo")
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise TrainingInputError(f"{label} must be a whole number, got {show(str(value))}") from None
+    if not number.is_integer():
+        raise TrainingInputError(f"{label} must be a whole number, got {show(str(value))}")
+    return int(number)
 
 
 def _check_one_face(rgb, aligned: "AlignedFace", detector) -> None:

@@ -269,8 +269,8 @@ def test_bad_inputs_give_one_line_errors_and_the_app_keeps_working(server, train
         archive.writestr("readme.txt", "no project here")
     text_photo = workdir / "notes.png"
     text_photo.write_text("not a picture at all")
-    gif = workdir / "face.gif"
-    Image.open(faces["astronaut"]).save(gif)
+    heic = workdir / "phone.heic"  # an iPhone photo's signature: an ISO box of brand "heic"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
     photo = handle_file(str(faces["astronaut"]))
     cases = [
         ((handle_file(str(blank)), "Ann Blank", "she", True, 3, []), "/train", "no face found"),
@@ -278,9 +278,9 @@ def test_bad_inputs_give_one_line_errors_and_the_app_keeps_working(server, train
         ((photo, "47", "he", True, 3, []), "/train", "has no letters"),
         ((photo, "Ann Other", None, True, 3, []), "/train", "choose the person's pronouns"),
         ((handle_file(str(text_photo)), "Ann Other", "she", True, 3, []), "/train",
-         "the file is not an image"),
-        ((handle_file(str(text_photo)),), "/check_photo", "the file is not an image"),
-        ((handle_file(str(gif)),), "/check_photo", "GIF images are not supported"),
+         "the file is not a readable image"),
+        ((handle_file(str(text_photo)),), "/check_photo", "the file is not a readable image"),
+        ((handle_file(str(heic)),), "/check_photo", "HEIC images are not supported"),
         ((photo, "Hugh Jackman", "he", True, 3, []), "/train", "already exists"),
         ((None, "Ann Other", "she", True, 3, []), "/train", "upload a photo"),
         (("Nobody Known",), "/cast_add", "no identity named 'Nobody Known'"),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from stableidentity.training_service import job_line
+from ui import zero_gpu
 from ui.studio import StudioError
 from ui.wiring import (MAX_REMEMBERED_JOBS, Shared, cast_view, error_line, guarded, jobs_view,
                        library_view, on, selected_index, warn_all)
@@ -187,15 +188,18 @@ def _wire_training(studio: "Studio", demo: gr.Blocks, shared: Shared, step: Char
         return (f"**{request.name}** is queued for training; follow it below. You can learn the "
                 "next character meanwhile.", view.id, remembered, html, active, True)
 
-    on(step.train_button.click, train,
-       inputs=[step.train_photo, step.train_name, step.train_pronouns, step.train_consent,
-               step.train_steps, shared.jobs],
-       outputs=[step.train_status, step.train_job_id, shared.jobs, step.train_progress,
-                shared.timer, step.form_done],
-       line=step.train_status, api_name="train").then(
-        _clear_form, inputs=[step.form_done],
-        outputs=[step.train_photo, step.train_face, step.train_name, step.train_pronouns,
-                 step.train_consent, step.form_done], api_visibility="private")
+    if studio.zero_gpu is not None:  # ZeroGPU: Train streams inside spaces.GPU (ui/zero_gpu.py)
+        zero_gpu.wire_training(studio, shared, step)
+    else:
+        on(step.train_button.click, train,
+           inputs=[step.train_photo, step.train_name, step.train_pronouns, step.train_consent,
+                   step.train_steps, shared.jobs],
+           outputs=[step.train_status, step.train_job_id, shared.jobs, step.train_progress,
+                    shared.timer, step.form_done],
+           line=step.train_status, api_name="train").then(
+            _clear_form, inputs=[step.form_done],
+            outputs=[step.train_photo, step.train_face, step.train_name, step.train_pronouns,
+                     step.train_consent, step.form_done], api_visibility="private")
 
     def poll(job_ids, seen, selected):
         html, active, views = jobs_view(studio, job_ids)
@@ -231,9 +235,10 @@ def _wire_training(studio: "Studio", demo: gr.Blocks, shared: Shared, step: Char
         html, active, _ = jobs_view(studio, job_ids)
         return f"Cancelling {len(views)} training{'s' if len(views) != 1 else ''}.", html, active
 
-    on(step.train_cancel.click, cancel_training, inputs=[shared.jobs],
-       outputs=[step.train_status, step.train_progress, shared.timer], line=step.train_status,
-       api_name="cancel_training")
+    if studio.zero_gpu is None:
+        on(step.train_cancel.click, cancel_training, inputs=[shared.jobs],
+           outputs=[step.train_status, step.train_progress, shared.timer], line=step.train_status,
+           api_name="cancel_training")
 
 
 def _clear_form(done):

@@ -105,7 +105,9 @@ def _api_only() -> dict[str, Any]:
 
 def build(studio: "Studio") -> ComicStep:
     """Lay out the Comic tab (call inside ``gr.Blocks``)."""
-    count = studio.config.generation.max_panels
+    from configs import load_limits
+
+    count = load_limits().panels  # one card per panel a comic may have
     with gr.Tab("4 · Comic", id="comic", elem_id="tab_comic"):
         with gr.Row(equal_height=True, elem_id="project_section"):
             project_file = gr.File(label="Open a saved comic (comic.zip or project.json)",
@@ -168,12 +170,12 @@ def _wire_cards(studio: "Studio", shared: Shared, step: ComicStep, story: "Story
 
     for number, slot in enumerate(step.slots, start=1):
         on(slot.candidates.select, _chooser(studio, number), inputs=[shared.session],
-           outputs=[step.pages_gallery, step.downloads, step.generate_status, shared.session,
-                    step.version], line=step.generate_status, api_visibility="private")
+           outputs=[step.pages_gallery, step.downloads, step.generate_status, step.version,
+                    shared.session], line=step.generate_status, api_visibility="private")
         on(slot.redraw.click, _redrawer(studio, number),
            inputs=[shared.session, story.panels_table, slot.seed],
            outputs=[step.pages_gallery, step.downloads, story.panels_table, step.generate_status,
-                    shared.session, step.version], line=step.generate_status, on_gpu=True,
+                    step.version, shared.session], line=step.generate_status, on_gpu=True,
            api_visibility="private", concurrency_id="gpu", concurrency_limit=1)
 
 
@@ -183,7 +185,7 @@ def _chooser(studio: "Studio", number: int):
         candidate = selected_index(evt) + 1
         studio.choose(state, number, candidate)
         return (state.comic.pages, state.comic.files,
-                f"Panel {number} now shows candidate {candidate}.", state, time.time_ns())
+                f"Panel {number} now shows candidate {candidate}.", time.time_ns(), state)
     return choose
 
 
@@ -192,7 +194,7 @@ def _redrawer(studio: "Studio", number: int):
     def redraw(state, rows, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
         return (state.comic.pages, state.comic.files, table,
-                f"Redrew panel {number} with seed {used}.", state, time.time_ns())
+                f"Redrew panel {number} with seed {used}.", time.time_ns(), state)
     return redraw
 
 
@@ -207,15 +209,25 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
             warn_all(update.warnings)
             yield (update.gallery, update.status,
                    update.pages if update.done else gr.skip(),
-                   update.files if update.done else gr.skip(), update.seed, update.notes, state,
-                   time.time_ns())
+                   update.files if update.done else gr.skip(), update.seed, update.notes,
+                   time.time_ns(), state)
+
+    def gpu_seconds(state, rows, *settings):
+        """GPU time to ask ZeroGPU for: the table's rows x the candidates (an estimate)."""
+        from stableidentity.zero_gpu import drawing_duration_s
+
+        try:
+            panels, candidates = len(rows), int(settings[-2] or 1)
+        except (TypeError, ValueError):
+            panels, candidates = 1, 1
+        return drawing_duration_s(panels, candidates)
 
     on(step.generate_button.click, generate,
        inputs=[shared.session, story.panels_table, *style.inputs()],
        outputs=[step.panels_gallery, step.generate_status, step.pages_gallery, step.downloads,
-                style.seed, step.panel_notes, shared.session, step.version],
-       line=step.generate_status, on_gpu=True, api_name="generate", concurrency_id="gpu",
-       concurrency_limit=1)
+                style.seed, step.panel_notes, step.version, shared.session],
+       line=step.generate_status, on_gpu=True, gpu_duration=gpu_seconds, api_name="generate",
+       concurrency_id="gpu", concurrency_limit=1)
 
 
 def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep") -> None:
@@ -231,12 +243,12 @@ def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StorySt
         comic = state.comic
         return (studio.panel_gallery(state), studio.candidates(state, number), comic.pages,
                 comic.files, f"Panel {int(number)} now shows candidate {int(candidate)}.",
-                studio.panel_notes(state), state, time.time_ns())
+                studio.panel_notes(state), time.time_ns(), state)
 
     on(step.candidate_use.click, use_candidate,
        inputs=[shared.session, step.candidate_panel, step.candidate_number],
        outputs=[step.panels_gallery, step.candidates_gallery, step.pages_gallery, step.downloads,
-                step.generate_status, step.panel_notes, shared.session, step.version],
+                step.generate_status, step.panel_notes, step.version, shared.session],
        line=step.generate_status, api_name="choose_candidate")
 
     def redraw(state, rows, number, new_seed):
@@ -249,7 +261,7 @@ def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StorySt
     on(step.redraw_button.click, redraw,
        inputs=[shared.session, story.panels_table, step.redraw_panel, step.redraw_seed],
        outputs=[step.panels_gallery, step.pages_gallery, step.downloads, story.panels_table,
-                step.generate_status, step.panel_notes, shared.session, step.version],
+                step.generate_status, step.panel_notes, step.version, shared.session],
        line=step.generate_status, on_gpu=True, api_name="redraw", concurrency_id="gpu",
        concurrency_limit=1)
 
@@ -266,13 +278,13 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
         return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
                 s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
                 s.guidance, s.width, s.height, s.candidates, s.title,
-                studio.panel_gallery(state), pages, files, [], studio.panel_notes(state), state,
-                story_text, time.time_ns())
+                studio.panel_gallery(state), pages, files, [], studio.panel_notes(state),
+                story_text, time.time_ns(), state)
 
     outputs = [story.panels_table, step.project_info, story.story_info, *characters.cast_outputs(),
                *style.inputs(), step.panels_gallery, step.pages_gallery, step.downloads,
-               step.candidates_gallery, step.panel_notes, shared.session, story.story_text,
-               step.version]
+               step.candidates_gallery, step.panel_notes, story.story_text, step.version,
+               shared.session]
     on(step.project_open.click, open_project, inputs=[shared.session, step.project_file],
        outputs=outputs, line=step.project_info, api_name="open_project")
     on(step.project_file.upload, open_project, inputs=[shared.session, step.project_file],

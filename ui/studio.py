@@ -44,6 +44,7 @@ from stableidentity.jobs import TrainingQueue
 from stableidentity.library import IdentityLibrary
 from stableidentity.names import LibraryError, name_key, show
 from stableidentity.training_service import TrainingService
+from stableidentity.zero_gpu import ZeroGPUTraining, on_zero_gpu
 
 if TYPE_CHECKING:  # pragma: no cover
     from configs import AppConfig
@@ -261,6 +262,8 @@ class Studio:
         self.catalog = IdentityCatalog(IdentityLibrary(config.library_dir), examples_dir)
         self.queue = queue or TrainingQueue(on_error=lambda text: logger.error("training failed:\n%s", text))
         self.training = TrainingService(self.components, self.catalog.library, self.queue)
+        # on a ZeroGPU Space training runs inside spaces.GPU from the Train request (ui/zero_gpu.py)
+        self.zero_gpu = ZeroGPUTraining(self.training) if on_zero_gpu() else None
         self.styles = styles or load_style_book()
         self.safety = safety or SafetyFilter.from_file()
         self.export_root = Path(export_root) if export_root is not None else \
@@ -562,10 +565,6 @@ class Studio:
         if not panels:
             raise StudioError("the panel list is empty: press Process Text on the Story step or add "
                               "rows to the table")
-        limit = self.config.generation.max_panels
-        if len(panels) > limit:
-            raise StudioError(f"the comic has {len(panels)} panels; at most {limit} can be drawn "
-                              "at once (remove rows or split the story)")
         fixed = [self._checked_panel(session, panel, number)
                  for number, panel in enumerate(panels, start=1)]
         self.safety.check(settings.title, "title")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 
+from stableidentity.zero_gpu import gpu  # noqa: F401  (``spaces.GPU`` where installed, re-exported)
 from ui.studio import user_message
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,15 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 POLL_SECONDS = 1.0
 #: Job ids a browser remembers.
 MAX_REMEMBERED_JOBS = 20
-
-
-def gpu(fn: Callable) -> Callable:
-    """``spaces.GPU(fn)`` on Hugging Face Spaces (ZeroGPU), ``fn`` elsewhere."""
-    try:
-        import spaces  # type: ignore[import-not-found]
-    except ImportError:
-        return fn
-    return spaces.GPU(fn)
 
 
 def guarded(fn: Callable) -> Callable:
@@ -71,7 +63,8 @@ def _from_api(request: gr.Request | None) -> bool:
 
 
 def on(trigger: Callable, fn: Callable, *, inputs: list, outputs: list, line: Any,
-       on_gpu: bool = False, **kwargs: Any) -> Any:
+       on_gpu: bool = False, gpu_duration: Callable[..., int] | None = None,
+       **kwargs: Any) -> Any:
     """Register ``fn`` on ``trigger`` (e.g. ``button.click``) so that errors stay on the page.
 
     ``line`` is the step's message line (a ``gr.Markdown``). When it is one of ``outputs``,
@@ -79,7 +72,8 @@ def on(trigger: Callable, fn: Callable, *, inputs: list, outputs: list, line: An
     success. When ``fn`` raises, a browser gets a toast and the error in ``line``, and every
     other output is left as it was (nothing good is blanked, no red "Error" pills); a
     ``gradio_client`` caller gets the error as an exception (one line), as before. ``on_gpu``
-    wraps the handler in :func:`gpu`. Returns the event dependency.
+    wraps the handler in :func:`gpu`, asking for ``gpu_duration(*inputs)`` seconds when given.
+    Returns the event dependency.
     """
     outs = list(outputs)
     appended = line not in outs
@@ -101,9 +95,15 @@ def on(trigger: Callable, fn: Callable, *, inputs: list, outputs: list, line: An
             return value
         return (value, "") if len(outputs) == 1 else (*value, "")
 
+    count = len(inspect.signature(fn).parameters)
+
+    def split(args: tuple) -> tuple[tuple, Any]:
+        """(fn's arguments, the request gradio appended; None when called directly)."""
+        return (args[:-1], args[-1]) if len(args) == count + 1 else (args, None)
+
     if inspect.isgeneratorfunction(fn):
         def handler(*args: Any):
-            *args, request = args
+            args, request = split(args)
             try:
                 for value in fn(*args):
                     yield done(value)
@@ -111,7 +111,7 @@ def on(trigger: Callable, fn: Callable, *, inputs: list, outputs: list, line: An
                 yield failed(exc, request)
     else:
         def handler(*args: Any):
-            *args, request = args
+            args, request = split(args)
             try:
                 return done(fn(*args))
             except Exception as exc:  # noqa: BLE001 - shown to the user as one line
@@ -128,7 +128,11 @@ def on(trigger: Callable, fn: Callable, *, inputs: list, outputs: list, line: An
     handler.__annotations__ = {**hints, "request": gr.Request}
     handler.__name__ = getattr(fn, "__name__", "handler")
     handler.__doc__ = fn.__doc__
-    return trigger(gpu(handler) if on_gpu else handler, inputs=inputs, outputs=outs, **kwargs)
+    if on_gpu:
+        duration = None if gpu_duration is None else \
+            (lambda *args, **kw: gpu_duration(*split(args)[0]))  # without the request
+        handler = gpu(handler, duration=duration)
+    return trigger(handler, inputs=inputs, outputs=outs, **kwargs)
 
 
 def warn_all(lines: Iterable[str]) -> None:

@@ -123,9 +123,9 @@ def characters_step(page, workdir: Path, faces: dict[str, Path]) -> None:
     not_a_photo = workdir / "notes.png"
     not_a_photo.write_text("a text file renamed to .png")
     upload_photo(page, not_a_photo)
-    wait_for_text(page, "#train_status", "The file is not an image; upload a JPEG, PNG or WebP")
+    wait_for_text(page, "#train_status", "The file is not a readable image; upload a JPEG, PNG")
     page.wait_for_timeout(11_000)  # toasts are gone by now; the line stays
-    assert "not an image" in page.inner_text("#train_status")
+    assert "not a readable image" in page.inner_text("#train_status")
     assert page.locator("#train_status .error, .error:has-text('Error')").count() == 0
     shoot(page, workdir, "05_bad_photo.png")
 
@@ -234,6 +234,7 @@ def test_the_four_steps_in_a_browser(page, workdir):
         assert "no face found" in page.inner_text(f"#card_{number}_text")
     assert not page.locator("#card_4").is_visible()
     page.wait_for_selector("#pages_gallery img")
+    wait_for_text(page, "#downloads_list", "project.json")
     names = page.inner_text("#downloads_list")
     for expected in ("page_1.png", "comic.pdf", "comic.zip", "project.json"):
         assert expected in names, names
