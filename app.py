@@ -15,6 +15,7 @@ request (``stableidentity/zero_gpu.py``, ``ui/zero_gpu.py``) instead of the back
 
 import argparse
 import os
+import signal
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -74,16 +75,41 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
+    from pipelines.run_folder import open_run_folder
+
+    run = open_run_folder()  # also removes the folders of killed runs
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(run.uploads))  # uploads die with the run
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
+    try:
+        return _serve(args, config, run)
+    except KeyboardInterrupt:  # interrupted before the server ran
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not stop the cleanup
+        run.remove()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: raise KeyboardInterrupt in the main thread, as SIGINT does, so Gradio
+    closes its server (and deletes its cache) and ``main`` removes the run folder."""
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
+    """Load the models, build the page and serve until interrupted; the studio is shut down after."""
+    from configs import load_limits
     from ui.app import CSS, build_demo
     from ui.studio import Studio
 
     print(f"loading the '{config.name}' models ...", file=sys.stderr, flush=True)
-    studio = Studio.create(config)  # a loading failure is shown in the page, not raised
-    demo = build_demo(studio)
-    demo.queue(default_concurrency_limit=None)
+    studio = Studio.create(config, export_root=run.downloads)  # a loading failure shows in the page
     try:
+        demo = build_demo(studio)
+        demo.queue(default_concurrency_limit=None)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    allowed_paths=[str(studio.export_root)], css=CSS)
+                    allowed_paths=[str(studio.export_root)], css=CSS,
+                    max_file_size=load_limits().upload_bytes)
     finally:
         studio.shutdown()
     return 0

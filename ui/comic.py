@@ -201,10 +201,11 @@ def _redrawer(studio: "Studio", number: int):
 def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep",
                    style: "StyleStep") -> None:
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
-                 guidance_value, width_value, height_value, candidates_value, title):
+                 guidance_value, width_value, height_value, candidates_value, title,
+                 face_pass=None):
         settings = studio.settings_from(style_name, keywords, negative, seed_value, randomize,
                                         steps_value, guidance_value, width_value,
-                                        height_value, candidates_value, title)
+                                        height_value, candidates_value, title, face_pass)
         for update in studio.generate(state, rows, settings):
             warn_all(update.warnings)
             yield (update.gallery, update.status,
@@ -217,7 +218,7 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
         from stableidentity.zero_gpu import drawing_duration_s
 
         try:
-            panels, candidates = len(rows), int(settings[-2] or 1)
+            panels, candidates = len(rows), int(settings[9] or 1)  # style, ..., height, candidates
         except (TypeError, ValueError):
             panels, candidates = 1, 1
         return drawing_duration_s(panels, candidates)
@@ -277,7 +278,7 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
         story_text = restored.story if restored.story else gr.skip()
         return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
                 s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-                s.guidance, s.width, s.height, s.candidates, s.title,
+                s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass,
                 studio.panel_gallery(state), pages, files, [], studio.panel_notes(state),
                 story_text, time.time_ns(), state)
 

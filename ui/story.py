@@ -47,12 +47,15 @@ def build(studio: "Studio") -> StoryStep:
         addable = gr.State([])
         gr.Markdown("One row per panel: the sentence, its characters as comma-separated "
                     "full names (at most "
-                    f"{studio.config.generation.max_identities_per_panel}), and a seed (blank: "
-                    "the comic's seed + the row's index). Edit the cells directly.")
+                    f"{studio.config.generation.max_identities_per_panel}), a seed (blank: "
+                    "the comic's seed + the row's index) and where each character stands, in "
+                    "the characters' order: `left`, `center`, `right` or a box `x0,y0,x1,y1` "
+                    "(0-1), separated by `;` (blank: by the order they are named). Edit the "
+                    "cells directly.")
         panels_table = gr.Dataframe(
-            headers=HEADERS, datatype=["str", "str", "str"], type="array",
-            column_count=3, interactive=True, wrap=True, show_row_numbers=True,
-            column_widths=["66%", "24%", "10%"], label="Panels", elem_id="panels_table")
+            headers=HEADERS, datatype=["str"] * len(HEADERS), type="array",
+            column_count=len(HEADERS), interactive=True, wrap=True, show_row_numbers=True,
+            column_widths=["56%", "22%", "8%", "14%"], label="Panels", elem_id="panels_table")
         with gr.Row():
             panel_row = gr.Number(label="Row", value=1, precision=0, minimum=1,
                                   elem_id="panel_row", scale=1)

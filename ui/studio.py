@@ -19,6 +19,7 @@ app shows (never a traceback).
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import shutil
 import sys
@@ -42,7 +43,7 @@ from pipelines.styles import StyleBook, StyleError, load_style_book
 from stableidentity.catalog import EXAMPLES_DIR, CatalogEntry, IdentityCatalog
 from stableidentity.jobs import TrainingQueue
 from stableidentity.library import IdentityLibrary
-from stableidentity.names import LibraryError, name_key, show
+from stableidentity.names import LibraryError, name_key, one_line, show
 from stableidentity.training_service import TrainingService
 from stableidentity.zero_gpu import ZeroGPUTraining, on_zero_gpu
 
@@ -87,11 +88,11 @@ def user_message(exc: BaseException) -> str:
     a short "something went wrong" line naming the error type.
     """
     if isinstance(exc, _user_error_types()):
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        text = one_line(str(exc)) or type(exc).__name__  # control and bidi characters escaped
         first = text.split(" ", 1)[0]
         return text[0].upper() + text[1:] if first.isalpha() else text
     logger.error("unexpected error in the app", exc_info=exc)
-    detail = " ".join(str(exc).split())[:200]
+    detail = one_line(str(exc))[:200]
     return (f"Something went wrong ({type(exc).__name__}{': ' + detail if detail else ''}). "
             "The details are in the server log; the app keeps working.")
 
@@ -114,6 +115,7 @@ class StyleSettings:
     height: int = 1024
     candidates: int = 1
     title: str = ""
+    face_pass: bool = True
 
 
 @dataclass
@@ -129,6 +131,15 @@ class DrawnPanel:
     @property
     def image(self) -> Image.Image:
         return self.results[self.chosen].image
+
+    @property
+    def faces_caption(self) -> str:
+        """Which face is whose in the chosen candidate, as the face pass matched them
+        ("left face: Ada Lovelace · right face: Alan Turing"); "" when it redrew none."""
+        from pipelines.face_pass import faces_caption
+
+        result = self.results[self.chosen]
+        return faces_caption(result.faces, result.image.width)
 
     def chosen_faces(self, detector: Any) -> list["Box"]:
         """Face boxes of the chosen candidate, for speech bubbles; found once per candidate.
@@ -342,7 +353,8 @@ class Studio:
         return StyleSettings(style=self.styles.default_style, keywords=(),
                              negative_prompt=gen.negative_prompt, seed=0, randomize=False,
                              steps=gen.steps, guidance=gen.guidance_scale, width=gen.width,
-                             height=gen.height, candidates=gen.candidates, title="")
+                             height=gen.height, candidates=gen.candidates, title="",
+                             face_pass=gen.face_pass)
 
     def style_choices(self) -> list[tuple[str, str]]:
         """(label, name) of every style template, for a dropdown."""
@@ -527,33 +539,48 @@ class Studio:
 
     def settings_from(self, style: str | None, keywords: Sequence[str] | None, negative: str | None,
                       seed: Any, randomize: bool, steps: Any, guidance: Any, width: Any,
-                      height: Any, candidates: Any, title: str | None) -> StyleSettings:
-        """The Style and settings step's inputs as :class:`StyleSettings` (numbers checked)."""
-        def whole(value: Any, label: str, low: int, high: int | None = None) -> int:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise StudioError(f"{label} must be a number") from None
-            if number != int(number) or number < low or (high is not None and number > high):
-                limit = f"between {low} and {high}" if high is not None else f"at least {low}"
-                raise StudioError(f"{label} must be a whole number {limit}, got {value}")
-            return int(number)
+                      height: Any, candidates: Any, title: str | None,
+                      face_pass: bool | None = None) -> StyleSettings:
+        """The Style and settings step's inputs as :class:`StyleSettings`, checked against
+        ``configs/limits.yaml`` (finite numbers, steps, sizes for this preset, guidance);
+        ``face_pass`` None -> the preset's ``generation.face_pass``."""
+        from configs import load_limits
+        from pipelines.request_limits import check_guidance, check_size
 
-        try:
-            scale = float(guidance)
-        except (TypeError, ValueError):
-            raise StudioError("guidance must be a number") from None
-        from pipelines.generation import MAX_CANDIDATES
+        limits = load_limits()
+
+        def number(value: Any, label: str) -> float:
+            try:
+                result = float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise StudioError(f"{label} must be a number") from None
+            if not math.isfinite(result):
+                raise StudioError(f"{label} must be a finite number, got {result}")
+            return result
+
+        def whole(value: Any, label: str, low: int, high: int, key: str) -> int:
+            result = number(value, label)
+            if not result.is_integer() or result < low:
+                raise StudioError(f"{label} must be a whole number between {low} and {high}, "
+                                  f"got {value}")
+            if result > high:
+                raise StudioError(limits.refusal(f"{label} {int(result)}", key, high))
+            return int(result)
+
+        def size(value: Any, label: str) -> int:
+            return check_size(label, whole(value, label, 1, 2**62, "max_side"), limits,
+                              self.config.name)
 
         return StyleSettings(
             style=style or self.styles.default_style, keywords=tuple(keywords or ()),
             negative_prompt=negative or "",
-            seed=whole(seed if seed not in (None, "") else 0, "the seed", 0, MAX_UI_SEED),
-            randomize=bool(randomize), steps=whole(steps, "steps", 1, 500),
-            guidance=scale, width=whole(width, "the width", 8, 4096),
-            height=whole(height, "the height", 8, 4096),
-            candidates=whole(candidates, "candidates per panel", 1, MAX_CANDIDATES),
-            title=(title or "").strip())
+            seed=whole(seed if seed not in (None, "") else 0, "the seed", 0, MAX_UI_SEED, "seed"),
+            randomize=bool(randomize), steps=whole(steps, "steps", 1, limits.steps, "steps"),
+            guidance=check_guidance(number(guidance, "guidance"), limits),
+            width=size(width, "the width"), height=size(height, "the height"),
+            candidates=whole(candidates, "candidates per panel", 1, limits.candidates, "candidates"),
+            title=(title or "").strip(),
+            face_pass=self.config.generation.face_pass if face_pass is None else bool(face_pass))
 
     def build_request(self, session: Session, rows: Any, settings: StyleSettings) -> ComicRequest:
         """The comic to draw from the panel table and the settings, fully checked.
@@ -573,7 +600,7 @@ class Studio:
                                negative_prompt=settings.negative_prompt, seed=settings.seed,
                                steps=settings.steps, guidance_scale=settings.guidance,
                                width=settings.width, height=settings.height,
-                               candidates=settings.candidates)
+                               candidates=settings.candidates, face_pass=settings.face_pass)
         return self.generator().check_request(request)
 
     def _checked_panel(self, session: Session, panel: PanelSpec, number: int) -> PanelSpec:
@@ -636,6 +663,19 @@ class Studio:
             self._references[key] = vector
         return vector
 
+    def _matcher(self, identities: Mapping[str, Any], names: Sequence[str]) -> Any:
+        """The face pass's :class:`~pipelines.face_pass.IdentityMatcher` for a panel's
+        characters (cached references), or None (faces then matched by place)."""
+        from pipelines.face_pass import IdentityMatcher
+
+        similarity = self.similarity()
+        if similarity is None or not names:
+            return None
+        references = {name: self._reference(identities[name]) for name in names}
+        if any(v is None for v in references.values()):
+            return None
+        return IdentityMatcher(similarity, references)
+
     def _score(self, results: list["PanelResult"], identities: Mapping[str, Any]
                ) -> list["PanelScore | None"]:
         similarity = self.similarity()
@@ -652,8 +692,8 @@ class Studio:
 
     def _caption(self, index: int, panel: DrawnPanel) -> str:
         text = f"{index + 1}. {panel.text}"
-        badge = self._badge(panel, panel.chosen)
-        return f"{text}\n{badge}" if badge else text
+        lines = [text, self._badge(panel, panel.chosen), panel.faces_caption]
+        return "\n".join(line for line in lines if line)
 
     def _badge(self, panel: DrawnPanel, candidate: int) -> str:
         result = panel.results[candidate]
@@ -702,7 +742,7 @@ class Studio:
             yield ComicUpdate(gallery=[], status=f"Drawing panel 1 of {total} …",
                               seed=settings.seed, warnings=warnings)
             for panel in prepared:
-                results = generator.draw(resolved, panel)
+                results = generator.draw(resolved, panel, self._matcher(identities, panel.characters))
                 choice = choices[panel.index] if choices is not None and \
                     panel.index < len(choices) else None
                 drawn.append(self._drawn(resolved.panels[panel.index].text, results, identities,
@@ -865,7 +905,8 @@ class Studio:
         request = replace(comic.request, panels=tuple(
             panel if i == index else p for i, p in enumerate(comic.request.panels)))
         identities = self.identities_for(session, request.cast_names())
-        results = self.generator().redraw(request, index, new_seed, identities)
+        results = self.generator().redraw(request, index, new_seed, identities,
+                                          self._matcher(identities, request.panels[index].characters))
         comic.request = request
         comic.panels[index] = self._drawn(panel.text, results, identities, None)
         self._finish(session, identities)
@@ -917,7 +958,8 @@ class Studio:
             seed=request.seed, randomize=False,
             steps=request.steps or gen.steps, guidance=request.guidance_scale or gen.guidance_scale,
             width=request.width or gen.width, height=request.height or gen.height,
-            candidates=request.candidates or gen.candidates, title=project.title)
+            candidates=request.candidates or gen.candidates, title=project.title,
+            face_pass=gen.face_pass if request.face_pass is None else request.face_pass)
         embedded = f", {len(project.identities)} identities inside" if project.identities else ""
         session.comic = self._saved_comic(session, project, path)
         shown_now = ("its pages and panels are shown below; **Generate** draws it again"
