@@ -77,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     from ui.app import build_demo
     from ui.studio import Studio
 
+    from stableidentity.zero_gpu import on_zero_gpu
+
     print(f"loading the '{config.name}' models ...", file=sys.stderr, flush=True)
-    studio = Studio.create(config)  # a loading failure is shown in the page, not raised
+    # a hub preset: serve at once and say in the page that the models are loading (a first run
+    # downloads ~7 GB); tiny (a second) and ZeroGPU (as spaces expects) load before serving.
+    # Either way a loading failure shows in the page.
+    background = config.model.kind == "hub" and not on_zero_gpu()
+    studio = Studio.create_in_background(config) if background else Studio.create(config)
     demo = build_demo(studio)
     demo.queue(default_concurrency_limit=None)
     try:
