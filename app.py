@@ -15,6 +15,7 @@ request (``stableidentity/zero_gpu.py``, ``ui/zero_gpu.py``) instead of the back
 
 import argparse
 import os
+import signal
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -74,6 +75,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
+    from pipelines.run_folder import open_run_folder
+
+    run = open_run_folder()  # also removes the folders of killed runs
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(run.uploads))  # uploads die with the run
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
+    try:
+        return _serve(args, config, run)
+    except KeyboardInterrupt:  # interrupted before the server ran
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not stop the cleanup
+        run.remove()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: raise KeyboardInterrupt in the main thread, as SIGINT does, so Gradio
+    closes its server (and deletes its cache) and ``main`` removes the run folder."""
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
+    """Load the models, build the page and serve until interrupted; the studio is shut down after."""
+    from configs import load_limits
     from ui.app import build_demo
     from ui.studio import Studio
 
@@ -84,12 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     # downloads ~7 GB); tiny (a second) and ZeroGPU (as spaces expects) load before serving.
     # Either way a loading failure shows in the page.
     background = config.model.kind == "hub" and not on_zero_gpu()
-    studio = Studio.create_in_background(config) if background else Studio.create(config)
-    demo = build_demo(studio)
-    demo.queue(default_concurrency_limit=None)
+    create = Studio.create_in_background if background else Studio.create
+    studio = create(config, export_root=run.downloads)
     try:
+        demo = build_demo(studio)
+        demo.queue(default_concurrency_limit=None)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    allowed_paths=[str(studio.export_root)])
+                    allowed_paths=[str(studio.export_root)],
+                    max_file_size=load_limits().upload_bytes)
     finally:
         studio.shutdown()
     return 0

@@ -10,7 +10,7 @@ preset, model and sampler it was drawn with, and the app version. Loading it and
 request again with the same preset and identities gives the same pixels.
 
 A project zip (see :mod:`pipelines.export`) also carries the cast's learned vectors as
-``identities/<name>.safetensors`` (tensors ``clip_l`` (2, d1) and ``clip_g`` (2, d2), the SDXL
+``identities/<slug>-<hash of the name>.safetensors`` (tensors ``clip_l`` (2, d1) and ``clip_g`` (2, d2), the SDXL
 textual-inversion layout), so the comic can be regenerated without the original library.
 """
 
