@@ -217,7 +217,7 @@ class PanelGenerator:
                     # from_pipe ends with pipeline.to(dtype), float32 unless told: pass the
                     # components' own dtype so the shared modules are never cast
                     self._inpaint_base = StableDiffusionXLInpaintPipeline.from_pipe(
-                        self.pipe, torch_dtype=self.pipe.unet.dtype)
+                        self.pipe, dtype=self.pipe.unet.dtype)
                     self._inpaint_base.set_progress_bar_config(disable=True)
             pipe = copy.copy(self._inpaint_base)
             pipe.scheduler = copy.deepcopy(self._scheduler)

@@ -260,6 +260,22 @@ def test_direction_and_control_characters_are_never_echoed_raw(tmp_path, capsys)
     assert code == 2 and "\u202e" not in line and "\\u202e" in line
 
 
+def test_identity_files_in_a_zip_must_hold_finite_vectors(tmp_path):
+    from safetensors.torch import save
+
+    for clip_l, shape in ((torch.full((2, 32), float("nan")), "(2, 32)"),
+                          (torch.zeros(3, 32), "(3, 32)")):
+        path = tmp_path / "bad.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("project.json", json.dumps(valid_project()))
+            archive.writestr(identity_filename("Ada Lovelace"),
+                             save({"clip_l": clip_l, "clip_g": torch.zeros(2, 64)},
+                                  metadata={"name": "Ada Lovelace"}))
+        with pytest.raises(ProjectError, match=r"clip_l must be two rows of finite numbers") as info:
+            load_project(path)
+        assert f"torch.float32 {shape}" in str(info.value)
+
+
 def test_imported_metadata_is_checked(tmp_path):
     from safetensors.torch import save_file
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import Shared, cast_view, gpu, guarded, selected_index, warn_all
+from ui.wiring import FACES, Shared, cast_view, drawing, gpu, guarded, selected_index, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -97,10 +97,11 @@ def build(studio: "Studio") -> ComicStep:
 def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep",
                   style: "StyleStep") -> None:
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
-                 guidance_value, width_value, height_value, candidates_value, title):
+                 guidance_value, width_value, height_value, candidates_value, title,
+                 face_pass=None):
         settings = studio.settings_from(style_name, keywords, negative, seed_value, randomize,
                                         steps_value, guidance_value, width_value,
-                                        height_value, candidates_value, title)
+                                        height_value, candidates_value, title, face_pass)
         for update in studio.generate(state, rows, settings):
             warn_all(update.warnings)
             yield (update.gallery, update.status,
@@ -122,7 +123,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                                outputs=[step.panels_gallery, step.generate_status,
                                         step.pages_gallery, step.downloads, style.seed,
                                         step.panel_notes, shared.session],
-                               api_name="generate", concurrency_id="gpu", concurrency_limit=1)
+                               api_name="generate", **drawing(studio.zero_gpu is not None))
 
     def show_candidates(state, number):
         return studio.candidates(state, number)
@@ -157,7 +158,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                              outputs=[step.panels_gallery, step.candidates_gallery,
                                       step.pages_gallery, step.downloads, step.generate_status,
                                       step.panel_notes, shared.session],
-                             api_name="choose_candidate")
+                             api_name="choose_candidate", **FACES)
 
     def redraw(state, rows, number, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
@@ -171,7 +172,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                              outputs=[step.panels_gallery, step.pages_gallery, step.downloads,
                                       story.panels_table, step.generate_status, step.panel_notes,
                                       shared.session],
-                             api_name="redraw", concurrency_id="gpu", concurrency_limit=1)
+                             api_name="redraw", **drawing(studio.zero_gpu is not None))
 
 
 def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
@@ -182,7 +183,7 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
         s = restored.settings
         return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
                 s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-                s.guidance, s.width, s.height, s.candidates, s.title,
+                s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass,
                 [], [], None, [], "", state)
 
     step.project_open.click(guarded(open_project), inputs=[shared.session, step.project_file],
