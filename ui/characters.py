@@ -10,8 +10,8 @@ import gradio as gr
 from stableidentity.training_service import job_line
 from ui import zero_gpu
 from ui.studio import StudioError
-from ui.wiring import (MAX_REMEMBERED_JOBS, Shared, cast_view, error_line, guarded, jobs_view,
-                       library_view, on, selected_index, warn_all)
+from ui.wiring import (FACES, MAX_REMEMBERED_JOBS, Shared, cast_view, error_line, guarded,
+                       jobs_view, library_view, on, selected_index, warn_all)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
@@ -152,7 +152,7 @@ def _wire_photo(studio: "Studio", step: CharactersStep) -> None:
 
     on(step.train_photo.upload, check_photo, inputs=[step.train_photo],
        outputs=[step.train_face, step.train_status], line=step.train_status,
-       api_name="check_photo")
+       api_name="check_photo", **FACES)
 
     def clear_photo():
         return None, ""
@@ -196,7 +196,7 @@ def _wire_training(studio: "Studio", demo: gr.Blocks, shared: Shared, step: Char
                    step.train_steps, shared.jobs],
            outputs=[step.train_status, step.train_job_id, shared.jobs, step.train_progress,
                     shared.timer, step.form_done],
-           line=step.train_status, api_name="train").then(
+           line=step.train_status, api_name="train", **FACES).then(
             _clear_form, inputs=[step.form_done],
             outputs=[step.train_photo, step.train_face, step.train_name, step.train_pronouns,
                      step.train_consent, step.form_done], api_visibility="private")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import Shared, cast_view, on, selected_index, warn_all
+from ui.wiring import FACES, Shared, cast_view, drawing, on, selected_index, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -171,12 +171,12 @@ def _wire_cards(studio: "Studio", shared: Shared, step: ComicStep, story: "Story
     for number, slot in enumerate(step.slots, start=1):
         on(slot.candidates.select, _chooser(studio, number), inputs=[shared.session],
            outputs=[step.pages_gallery, step.downloads, step.generate_status, step.version,
-                    shared.session], line=step.generate_status, api_visibility="private")
+                    shared.session], line=step.generate_status, api_visibility="private", **FACES)
         on(slot.redraw.click, _redrawer(studio, number),
            inputs=[shared.session, story.panels_table, slot.seed],
            outputs=[step.pages_gallery, step.downloads, story.panels_table, step.generate_status,
                     step.version, shared.session], line=step.generate_status, on_gpu=True,
-           api_visibility="private", concurrency_id="gpu", concurrency_limit=1)
+           api_visibility="private", **drawing(studio.zero_gpu is not None))
 
 
 def _chooser(studio: "Studio", number: int):
@@ -228,7 +228,7 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
        outputs=[step.panels_gallery, step.generate_status, step.pages_gallery, step.downloads,
                 style.seed, step.panel_notes, step.version, shared.session],
        line=step.generate_status, on_gpu=True, gpu_duration=gpu_seconds, api_name="generate",
-       concurrency_id="gpu", concurrency_limit=1)
+       **drawing(studio.zero_gpu is not None))
 
 
 def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep") -> None:
@@ -250,21 +250,21 @@ def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StorySt
        inputs=[shared.session, step.candidate_panel, step.candidate_number],
        outputs=[step.panels_gallery, step.candidates_gallery, step.pages_gallery, step.downloads,
                 step.generate_status, step.panel_notes, step.version, shared.session],
-       line=step.generate_status, api_name="choose_candidate")
+       line=step.generate_status, api_name="choose_candidate", **FACES)
 
     def redraw(state, rows, number, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
         comic = state.comic
         return (studio.panel_gallery(state), comic.pages, comic.files, table,
-                f"Redrew panel {int(number)} with seed {used}.", studio.panel_notes(state), state,
-                time.time_ns())
+                f"Redrew panel {int(number)} with seed {used}.", studio.panel_notes(state),
+                time.time_ns(), state)
 
     on(step.redraw_button.click, redraw,
        inputs=[shared.session, story.panels_table, step.redraw_panel, step.redraw_seed],
        outputs=[step.panels_gallery, step.pages_gallery, step.downloads, story.panels_table,
                 step.generate_status, step.panel_notes, step.version, shared.session],
-       line=step.generate_status, on_gpu=True, api_name="redraw", concurrency_id="gpu",
-       concurrency_limit=1)
+       line=step.generate_status, on_gpu=True, api_name="redraw",
+       **drawing(studio.zero_gpu is not None))
 
 
 def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
@@ -287,9 +287,9 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
                step.candidates_gallery, step.panel_notes, story.story_text, step.version,
                shared.session]
     on(step.project_open.click, open_project, inputs=[shared.session, step.project_file],
-       outputs=outputs, line=step.project_info, api_name="open_project")
+       outputs=outputs, line=step.project_info, api_name="open_project", **FACES)
     on(step.project_file.upload, open_project, inputs=[shared.session, step.project_file],
-       outputs=outputs, line=step.project_info, api_visibility="private")
+       outputs=outputs, line=step.project_info, api_visibility="private", **FACES)
 
 
 def wire(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import Shared, cast_view, on, warn_all
+from ui.wiring import PARSING, Shared, cast_view, on, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -87,7 +87,7 @@ def wire(studio: "Studio", shared: Shared, step: StoryStep, characters: "Charact
 
     on(step.story_parse.click, parse, inputs=[shared.session, step.story_text],
        outputs=[step.panels_table, step.story_info, step.addable, shared.session],
-       line=step.story_info, api_name="parse").then(
+       line=step.story_info, api_name="parse", **PARSING).then(
         _add_button, inputs=[step.addable], outputs=[step.story_add], api_visibility="private")
 
     def add_and_parse(state, names, story):
@@ -100,7 +100,7 @@ def wire(studio: "Studio", shared: Shared, step: StoryStep, characters: "Charact
     on(step.story_add.click, add_and_parse, inputs=[shared.session, step.addable, step.story_text],
        outputs=[step.panels_table, step.story_info, step.addable, *characters.cast_outputs(),
                 shared.session],
-       line=step.story_info, api_name="story_add_cast").then(
+       line=step.story_info, api_name="story_add_cast", **PARSING).then(
         _add_button, inputs=[step.addable], outputs=[step.story_add], api_visibility="private")
 
     def row_up(rows, row):
