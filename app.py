@@ -79,20 +79,23 @@ def main(argv: list[str] | None = None) -> int:
 
     run = open_run_folder()  # also removes the folders of killed runs
     os.environ.setdefault("GRADIO_TEMP_DIR", str(run.uploads))  # uploads die with the run
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
+    stops = (signal.SIGTERM, signal.SIGINT)  # both clean up (SIGINT even when started ignored)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in stops}
     try:
         return _serve(args, config, run)
     except KeyboardInterrupt:  # interrupted before the server ran
         return 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not stop the cleanup
+        for sig in stops:  # a second signal must not stop the cleanup
+            signal.signal(sig, signal.SIG_IGN)
         run.remove()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM handler: raise KeyboardInterrupt in the main thread, as SIGINT does, so Gradio
-    closes its server (and deletes its cache) and ``main`` removes the run folder."""
+    """SIGTERM / SIGINT handler: raise KeyboardInterrupt in the main thread, so Gradio closes its
+    server (and deletes its cache) and ``main`` removes the run folder."""
     raise KeyboardInterrupt
 
 
@@ -102,8 +105,15 @@ def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
     from ui.app import build_demo
     from ui.studio import Studio
 
+    from stableidentity.zero_gpu import on_zero_gpu
+
     print(f"loading the '{config.name}' models ...", file=sys.stderr, flush=True)
-    studio = Studio.create(config, export_root=run.downloads)  # a loading failure shows in the page
+    # a hub preset: serve at once and say in the page that the models are loading (a first run
+    # downloads ~7 GB); tiny (a second) and ZeroGPU (as spaces expects) load before serving.
+    # Either way a loading failure shows in the page.
+    background = config.model.kind == "hub" and not on_zero_gpu()
+    create = Studio.create_in_background if background else Studio.create
+    studio = create(config, export_root=run.downloads)
     try:
         demo = build_demo(studio)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,

@@ -174,6 +174,7 @@ class PanelGenerator:
         self.face_detector = getattr(components, "face_detector", None)
         self._inpaint_base = None
         self._inpaint_lock = threading.Lock()
+        self._regional: tuple[torch.nn.Module, RegionalAttnProcessor] | None = None
 
     @property
     def max_identities(self) -> int:
@@ -194,14 +195,22 @@ class PanelGenerator:
         return pipe
 
     def _regional_pipe(self) -> tuple[StableDiffusionXLPipeline, RegionalAttnProcessor]:
-        """This thread's pipeline copy drawing through a regional view of the UNet
-        (:func:`pipelines.regional.regional_unet`), and the view's processor. The shared UNet
-        is never changed; the view is built once per thread."""
+        """This thread's pipeline copy drawing through the generator's regional view of the UNet
+        (:func:`pipelines.regional.regional_unet`), and the view's processor.
+
+        The shared UNet is never changed. One view per generator (built on first use; a compiled
+        UNet gives one compiled view, compiled once): its processor's plan is set and cleared
+        inside :meth:`draw`, which holds the device gate, so panels never share it at once.
+        """
         entry = getattr(self._local, "regional", None)
         if entry is None:
-            processor = RegionalAttnProcessor()
+            with self._inpaint_lock:
+                if self._regional is None:
+                    processor = RegionalAttnProcessor()
+                    self._regional = (regional_unet(self.pipe.unet, processor), processor)
+            view, processor = self._regional
             pipe = copy.copy(self._call_pipe())
-            pipe.unet = regional_unet(self.pipe.unet, processor)
+            pipe.unet = view
             entry = self._local.regional = (pipe, processor)
         return entry
 
@@ -411,7 +420,8 @@ class PanelGenerator:
             jobs = self.find_faces(request, panel, image, matcher)
         if not jobs:
             return image, []
-        size = gen.face_pass_size - gen.face_pass_size % self.pipe.vae_scale_factor
+        factor = self.pipe.vae_scale_factor
+        size = max(factor, gen.face_pass_size - gen.face_pass_size % factor)  # a multiple of it
 
         def inpaint(crop: Image.Image, mask: Image.Image, job: FaceJob, face_seed: int) -> Image.Image:
             return self.inpaint_face(request, panel, crop, mask, job, face_seed)
@@ -449,13 +459,27 @@ class PanelGenerator:
 
         With ``runtime.compile`` the UNet compiles on its first call of each input shape; calling
         this at start-up (defaults: the preset's size, candidates and guidance) moves that
-        compile out of the first click. Without compile it only warms caches.
+        compile out of the first click. Without compile it only warms caches. With compile and
+        ``generation.regional_attention`` a two-character panel (two all-zero identities) is
+        drawn too, so the regional view of the UNet compiles now as well.
         """
         request = ComicRequest(panels=(PanelSpec("a comic panel"),), steps=1, seed=0, width=width,
-                               height=height, candidates=candidates, guidance_scale=guidance_scale)
+                               height=height, candidates=candidates, guidance_scale=guidance_scale,
+                               face_pass=False)
         start = time.perf_counter()
         request, prepared = self.prepare(request)
         self.draw(request, prepared[0])
+        if self.config.runtime.compile and self.config.generation.regional_attention:
+            from pipelines.project import EmbeddedIdentity
+
+            d1, d2 = (e.get_input_embeddings().embedding_dim
+                      for e in (self.binder.text_encoder, self.binder.text_encoder_2))
+            pair = {name: EmbeddedIdentity(name, torch.zeros(2, d1), torch.zeros(2, d2))
+                    for name in ("Warm One", "Warm Two")}
+            request = replace(request, panels=(PanelSpec("Warm One and Warm Two", tuple(pair)),),
+                              regional=True)
+            request, prepared = self.prepare(request, pair)
+            self.draw(request, prepared[0])
         return time.perf_counter() - start
 
     def generate(self, request: ComicRequest,

@@ -21,9 +21,10 @@ or mutated inside the UNet's forward, which keeps ``torch.compile`` graphs stabl
 
 Thread safety: the shared UNet is never changed. :func:`regional_unet` builds a *view*: a
 shallow copy of the module tree along the paths to every ``attn2`` (parameters, buffers and
-every other module shared, not copied), whose ``attn2`` copies carry one processor. Each drawing
-thread owns its view and processor, so plain panels, training and other threads keep using the
-untouched UNet, and a one-character panel is drawn by exactly the code it was drawn by before.
+every other module shared, not copied), whose ``attn2`` copies carry one processor. Plain panels
+and training keep using the untouched UNet, so a one-character panel is drawn by exactly the
+code it was drawn by before. The generator keeps one view per Components and sets the
+processor's plan only while it holds the device gate (one panel at a time).
 """
 
 from __future__ import annotations
@@ -143,7 +144,14 @@ class RegionalAttnProcessor(AttnProcessor2_0):
         """Build the bias of every resolution the UNet can attend at (before the pipeline call)."""
         biases = {}
         for height, width in attention_resolutions(plan.latent_size, levels):
-            biases[height * width] = attention_bias(plan, height, width).to(device=device, dtype=dtype)
+            bias = attention_bias(plan, height, width)
+            # rows padded to a multiple of 16 elements, then sliced back: the mask's row stride is
+            # then aligned as CUDA's memory-efficient SDPA kernel wants, so it is not re-padded
+            # (copied) on every call
+            tokens = bias.shape[-1]
+            padded = torch.zeros(*bias.shape[:-1], -(-tokens // 16) * 16, device=device, dtype=dtype)
+            padded[..., :tokens] = bias.to(device=device, dtype=dtype)
+            biases[height * width] = padded[..., :tokens]
         self.biases = biases
 
     def clear(self) -> None:

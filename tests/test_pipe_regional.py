@@ -208,8 +208,11 @@ def test_compiled_regional_view_draws_the_same_pixels_without_recompiling(tiny_c
     parts = dataclasses.replace(tiny_components, unet=copy.deepcopy(tiny_components.unet), config=cfg.replace(
         runtime=dataclasses.replace(cfg.runtime, compile=True)))
     gen = PanelGenerator(parts)
+    assert gen._regional is None
+    gen.warm_up()  # with compile: the regional view is built and traced at start-up too
     pipe, _ = gen._regional_pipe()
-    assert pipe.unet is not parts.unet and loading.compiled_with(pipe.unet) == ("default", "eager")
+    assert pipe.unet is gen._regional[0] is not parts.unet
+    assert loading.compiled_with(pipe.unet) == ("default", "eager")
     torch._dynamo.reset()
     with torch._dynamo.config.patch(error_on_recompile=True):
         for want, places in zip(expected, ((), ("0,0,0.5,0.5", "0.5,0.5,1,1"))):
@@ -425,3 +428,24 @@ def test_regional_view_keeps_an_accelerate_hook_on_the_unet(tiny_components):
     gen = PanelGenerator(dataclasses.replace(tiny_components, unet=unet))
     assert np.array_equal(pixels(next(gen.generate(request, CAST)).image), expected)
     assert Counting.calls == tiny_components.config.generation.steps * 1  # one UNet call per step
+
+
+def test_concurrent_regional_and_plain_panels_keep_their_pixels(generator):
+    """One regional view per generator: panels from several threads (regional with other
+    places, and plain) draw exactly what they draw alone."""
+    import threading
+
+    requests = [ComicRequest(panels=(TWO,), seed=11), ComicRequest(panels=(THREE,), seed=12),
+                ComicRequest(panels=(TWO,), seed=11, regional=False)]
+    alone = [pixels(next(generator.generate(r, CAST)).image) for r in requests]
+    together: dict[int, np.ndarray] = {}
+
+    def draw(k: int) -> None:
+        together[k] = pixels(next(generator.generate(requests[k], CAST)).image)
+
+    threads = [threading.Thread(target=draw, args=(k,)) for k in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(np.array_equal(together[k], alone[k]) for k in range(len(requests)))
