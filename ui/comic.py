@@ -184,7 +184,7 @@ def _chooser(studio: "Studio", number: int):
     def choose(state, evt: gr.SelectData):
         candidate = selected_index(evt) + 1
         studio.choose(state, number, candidate)
-        return (state.comic.pages, state.comic.files,
+        return (state.comic.page_files, state.comic.files,
                 f"Panel {number} now shows candidate {candidate}.", time.time_ns(), state)
     return choose
 
@@ -193,7 +193,7 @@ def _redrawer(studio: "Studio", number: int):
     """The handler of panel ``number``'s Redraw button (seed typed on the card, blank: random)."""
     def redraw(state, rows, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
-        return (state.comic.pages, state.comic.files, table,
+        return (state.comic.page_files, state.comic.files, table,
                 f"Redrew panel {number} with seed {used}.", time.time_ns(), state)
     return redraw
 
@@ -242,7 +242,7 @@ def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StorySt
     def use_candidate(state, number, candidate):
         studio.choose(state, number, candidate)
         comic = state.comic
-        return (studio.panel_gallery(state), studio.candidates(state, number), comic.pages,
+        return (studio.panel_gallery(state), studio.candidates(state, number), comic.page_files,
                 comic.files, f"Panel {int(number)} now shows candidate {int(candidate)}.",
                 studio.panel_notes(state), time.time_ns(), state)
 
@@ -255,7 +255,7 @@ def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StorySt
     def redraw(state, rows, number, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
         comic = state.comic
-        return (studio.panel_gallery(state), comic.pages, comic.files, table,
+        return (studio.panel_gallery(state), comic.page_files, comic.files, table,
                 f"Redrew panel {int(number)} with seed {used}.", studio.panel_notes(state),
                 time.time_ns(), state)
 
@@ -274,7 +274,8 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
         warn_all(restored.warnings)
         s = restored.settings
         comic = state.comic
-        pages, files = (comic.pages, comic.files) if comic is not None else ([], [])
+        pages, files = (comic.page_files or comic.pages, comic.files) if comic is not None \
+            else ([], [])
         story_text = restored.story if restored.story else gr.skip()
         return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
                 s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
