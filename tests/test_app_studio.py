@@ -99,7 +99,7 @@ def test_catalog_lists_the_library_then_read_only_examples(tmp_path):
 
 @pytest.fixture()
 def studio(tiny_config, tiny_components, tmp_path):
-    from pipelines.studio import Studio
+    from ui.studio import Studio
 
     config = tiny_config.replace(library_dir=str(tmp_path / "library"))
     studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
@@ -163,7 +163,7 @@ def test_job_lines_and_progress_bars():
 
 
 def test_sessions_are_separate_and_the_cast_is_checked(studio, tiny_components):
-    from pipelines.studio import Session, StudioError
+    from ui.studio import Session, StudioError
 
     library = studio.catalog.library
     width = (tiny_components.text_encoder.get_input_embeddings().embedding_dim,
@@ -200,7 +200,7 @@ def test_sessions_are_separate_and_the_cast_is_checked(studio, tiny_components):
 
 
 def test_settings_are_checked(studio):
-    from pipelines.studio import StudioError
+    from ui.studio import StudioError
 
     good = studio.settings_from("comic book", ["vivid colors"], "", 3, False, 4, 7.5, 64, 64, 2, " T ")
     assert (good.seed, good.candidates, good.title) == (3, 2, "T")
@@ -214,8 +214,8 @@ def test_settings_are_checked(studio):
 
 def test_models_that_fail_to_load_leave_a_working_page_with_the_error(tiny_config, tmp_path,
                                                                     monkeypatch, capsys):
-    import app
-    from pipelines.studio import ModelsUnavailable, Studio, user_message
+    from ui.app import build_demo
+    from ui.studio import ModelsUnavailable, Studio, user_message
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     monkeypatch.setenv("COMIC_CACHE", str(tmp_path))
@@ -230,7 +230,7 @@ def test_models_that_fail_to_load_leave_a_working_page_with_the_error(tiny_confi
             studio.generator()
         with pytest.raises(ModelsUnavailable, match="could not be loaded"):
             studio.training.check(b"photo", "Ada Lovelace", "she", consent=True)
-        demo = app.build_demo(studio)  # the page still builds, showing the error
+        demo = build_demo(studio)  # the page still builds, showing the error
         texts = [c.get("props", {}).get("value") for c in demo.get_config_file()["components"]]
         assert any(isinstance(t, str) and "The models could not be loaded" in t for t in texts)
         assert "could not be loaded" in user_message(ModelsUnavailable("the models could not be loaded"))
@@ -241,8 +241,10 @@ def test_models_that_fail_to_load_leave_a_working_page_with_the_error(tiny_confi
 def test_unexpected_errors_become_one_line_and_handlers_are_guarded(caplog):
     import gradio as gr
 
-    import app
-    from pipelines.studio import user_message
+    import inspect
+
+    from ui import wiring
+    from ui.studio import user_message
 
     text = user_message(RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB"))
     assert text.startswith("Something went wrong (RuntimeError: CUDA out of memory. Tried")
@@ -257,24 +259,24 @@ def test_unexpected_errors_become_one_line_and_handlers_are_guarded(caplog):
         raise KeyError("k")
 
     with pytest.raises(gr.Error, match="Row 2 does not exist"):
-        app.guarded(boom)(1)
-    guarded = app.guarded(stream)
-    assert app.inspect.isgeneratorfunction(guarded)
+        wiring.guarded(boom)(1)
+    guarded = wiring.guarded(stream)
+    assert inspect.isgeneratorfunction(guarded)
     with pytest.raises(gr.Error, match="Something went wrong \\(KeyError"):
         list(guarded(1))
 
 
 def test_gpu_functions_use_spaces_when_it_is_installed(monkeypatch):
-    import app
+    from ui.wiring import gpu
 
     def plain():
         return 1
 
-    assert app.gpu(plain) is plain
+    assert gpu(plain) is plain
     fake = types.ModuleType("spaces")
     fake.GPU = lambda fn: ("on gpu", fn)
     monkeypatch.setitem(sys.modules, "spaces", fake)
-    assert app.gpu(plain) == ("on gpu", plain)
+    assert gpu(plain) == ("on gpu", plain)
 
 
 class _CountingDetector:
@@ -295,7 +297,7 @@ def test_speech_bubble_faces_come_from_the_score_or_one_detection_per_candidate(
     from types import SimpleNamespace
 
     from pipelines.layout import Box
-    from pipelines.studio import DrawnPanel
+    from ui.studio import DrawnPanel
     from stableidentity.similarity import PanelScore
 
     image = Image.new("RGB", (64, 64))

@@ -1,0 +1,10 @@
+"""The Gradio web app: the session logic (:mod:`ui.studio`) and one module per step.
+
+* :mod:`ui.studio` — ``Studio`` (process-wide services) and ``Session`` (one browser's data).
+* :mod:`ui.wiring` — helpers every step uses: ``guarded`` handlers, ``gpu``, shared views.
+* :mod:`ui.characters`, :mod:`ui.story`, :mod:`ui.style`, :mod:`ui.comic` — one step each:
+  ``build(...)`` lays the step out and returns its components, ``wire(...)`` connects its events.
+* :mod:`ui.app` — ``build_demo``: the page, the per-browser state, the four steps.
+
+``app.py`` keeps the command line, the model loading and the launch.
+"""

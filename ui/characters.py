@@ -1,0 +1,281 @@
+"""Step 1 · Characters: train an identity, browse the library, build the story's cast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from ui.wiring import (MAX_REMEMBERED_JOBS, Shared, cast_view, guarded, jobs_view, library_view,
+                       selected_index, warn_all)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ui.studio import Studio
+
+
+@dataclass
+class CharactersStep:
+    """The components of the Characters step (each has the ``elem_id`` of its field name)."""
+
+    train_photo: Any
+    train_name: Any
+    train_pronouns: Any
+    train_consent: Any
+    train_steps: Any
+    train_button: Any
+    train_cancel: Any
+    train_status: Any
+    train_job_id: Any
+    train_progress: Any
+    library_summary: Any
+    library_gallery: Any
+    library_choice: Any
+    library_refresh: Any
+    library_face: Any
+    library_details: Any
+    cast_add: Any
+    library_delete: Any
+    confirm_row: Any
+    confirm_text: Any
+    delete_yes: Any
+    delete_no: Any
+    cast_list: Any
+    cast_gallery: Any
+    cast_choice: Any
+    cast_remove: Any
+
+    def cast_outputs(self) -> list:
+        """The components :func:`ui.wiring.cast_view` fills."""
+        return [self.cast_list, self.cast_gallery, self.cast_choice]
+
+    def library_outputs(self) -> list:
+        """The components :func:`ui.wiring.library_view` fills (with ``Shared.shown_names``)."""
+        return [self.library_gallery, self.library_choice, self.library_summary]
+
+
+def _training_form(studio: "Studio") -> dict[str, Any]:
+    from stableidentity.training_service import progress_html
+
+    c: dict[str, Any] = {}
+    gr.Markdown("### Learn a character\nOne clear photo of one face, the "
+                "person's full name and pronouns.")
+    c["train_photo"] = gr.Image(label="Photo", type="filepath", image_mode=None,
+                                sources=["upload", "clipboard", "webcam"],
+                                height=240, elem_id="train_photo")
+    c["train_name"] = gr.Textbox(label="Full name", placeholder="e.g. Ada Lovelace",
+                                 elem_id="train_name")
+    c["train_pronouns"] = gr.Radio(["he", "she", "they"], label="Pronouns",
+                                   elem_id="train_pronouns")
+    c["train_consent"] = gr.Checkbox(label="I have the right to use this person's likeness",
+                                     elem_id="train_consent")
+    with gr.Accordion("Advanced", open=False, elem_id="train_advanced"):
+        c["train_steps"] = gr.Number(label="Training steps", value=studio.config.train.steps,
+                                     precision=0, minimum=1, maximum=5000, elem_id="train_steps")
+    with gr.Row():
+        c["train_button"] = gr.Button("Train", variant="primary", elem_id="train_button")
+        c["train_cancel"] = gr.Button("Cancel training", elem_id="train_cancel")
+    c["train_status"] = gr.Markdown(elem_id="train_status")
+    c["train_job_id"] = gr.Textbox(label="Job id", interactive=False, elem_id="train_job_id")
+    c["train_progress"] = gr.HTML(progress_html([]), elem_id="train_progress")
+    return c
+
+
+def _library_and_cast() -> dict[str, Any]:
+    c: dict[str, Any] = {}
+    gr.Markdown("### Identity library\nClick a face to select it, then add it "
+                "to the story's cast.")
+    c["library_summary"] = gr.Markdown(elem_id="library_summary")
+    c["library_gallery"] = gr.Gallery(label="Identities", columns=6, height=250,
+                                      allow_preview=False, object_fit="cover", fit_columns=False,
+                                      interactive=False, elem_id="library_gallery")
+    with gr.Row():
+        c["library_choice"] = gr.Dropdown(label="Selected identity", choices=[],
+                                          allow_custom_value=True, elem_id="library_choice",
+                                          scale=3)
+        c["library_refresh"] = gr.Button("Refresh", elem_id="library_refresh", scale=1)
+    with gr.Row():
+        c["library_face"] = gr.Image(label="Reference crop", interactive=False, height=160,
+                                     elem_id="library_face", scale=1)
+        c["library_details"] = gr.Markdown(elem_id="library_details")
+    with gr.Row():
+        c["cast_add"] = gr.Button("Add to cast", variant="primary", elem_id="cast_add")
+        c["library_delete"] = gr.Button("Delete from library", variant="stop",
+                                        elem_id="library_delete")
+    with gr.Row(visible=False, elem_id="library_confirm_row") as confirm_row:
+        c["confirm_text"] = gr.Markdown(elem_id="library_confirm_text")
+        c["delete_yes"] = gr.Button("Yes, delete", variant="stop", elem_id="library_delete_confirm")
+        c["delete_no"] = gr.Button("Keep it", elem_id="library_delete_cancel")
+    c["confirm_row"] = confirm_row
+    gr.Markdown("### Cast\nThe characters of this story (click one to select it).")
+    c["cast_list"] = gr.Markdown(elem_id="cast_list")
+    c["cast_gallery"] = gr.Gallery(label="Cast", columns=6, height=150, allow_preview=False,
+                                   object_fit="cover", fit_columns=False, interactive=False,
+                                   elem_id="cast_gallery")
+    with gr.Row():
+        c["cast_choice"] = gr.Dropdown(label="Cast member", choices=[], allow_custom_value=True,
+                                       elem_id="cast_choice", scale=3)
+        c["cast_remove"] = gr.Button("Remove from cast", elem_id="cast_remove", scale=1)
+    return c
+
+
+def build(studio: "Studio") -> CharactersStep:
+    """Lay out the Characters tab (call inside ``gr.Blocks``)."""
+    with gr.Tab("1 · Characters", id="characters", elem_id="tab_characters"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                form = _training_form(studio)
+            with gr.Column(scale=2):
+                rest = _library_and_cast()
+    return CharactersStep(**form, **rest)
+
+
+def _wire_training(studio: "Studio", demo: gr.Blocks, shared: Shared, step: CharactersStep) -> None:
+    from stableidentity.training_service import CONSENT_MESSAGE, job_dict, job_line
+
+    def on_load(job_ids):
+        html, active, views = jobs_view(studio, job_ids)
+        gallery, choice, summary, names = library_view(studio)
+        seen = [v.id for v in views if v.finished]
+        return html, active, gallery, choice, summary, names, seen
+
+    demo.load(guarded(on_load), inputs=[shared.jobs],
+              outputs=[step.train_progress, shared.timer, *step.library_outputs(),
+                       shared.shown_names, shared.finished_seen], api_visibility="private")
+
+    def train(photo, name, pronouns, consent, train_steps_value, job_ids):
+        if not consent:  # a warning, not an error: nothing happened, the form stays as it is
+            gr.Warning(CONSENT_MESSAGE[0].upper() + CONSENT_MESSAGE[1:])
+            return (f"Not started: {CONSENT_MESSAGE}.", "", job_ids or [], gr.skip(), gr.skip())
+        request = studio.training.check(photo, name, pronouns, consent, train_steps_value)
+        warn_all(request.warnings)
+        view = studio.training.submit(request)
+        remembered = ([*(job_ids or []), view.id])[-MAX_REMEMBERED_JOBS:]
+        html, active, _ = jobs_view(studio, remembered)
+        return (f"Queued: {job_line(view)}", view.id, remembered, html, active)
+
+    step.train_button.click(guarded(train),
+                            inputs=[step.train_photo, step.train_name, step.train_pronouns,
+                                    step.train_consent, step.train_steps, shared.jobs],
+                            outputs=[step.train_status, step.train_job_id, shared.jobs,
+                                     step.train_progress, shared.timer],
+                            api_name="train")
+
+    def poll(job_ids, seen, selected):
+        html, active, views = jobs_view(studio, job_ids)
+        newly = [v for v in views if v.finished and v.id not in (seen or [])]
+        for view in newly:
+            if view.status == "failed":
+                gr.Warning(view.describe())
+        if not newly:
+            return html, active, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+        gallery, choice, summary, names = library_view(studio, keep=selected)
+        return html, active, gallery, choice, summary, names, [*(seen or []), *(v.id for v in newly)]
+
+    shared.timer.tick(guarded(poll), inputs=[shared.jobs, shared.finished_seen, step.library_choice],
+                      outputs=[step.train_progress, shared.timer, *step.library_outputs(),
+                               shared.shown_names, shared.finished_seen],
+                      show_progress="hidden", api_visibility="private")
+
+    def job_status(job_id: str) -> dict:
+        """The state of a training job: status, step, total, eta_s, position, message."""
+        views = studio.training.views([job_id])
+        if not views:
+            raise gr.Error(f"no training job with id '{job_id}'", print_exception=False)
+        return job_dict(views[0])
+
+    gr.api(job_status, api_name="job_status")
+
+    def cancel_training(job_ids):
+        views = [v for v in studio.training.views(job_ids or []) if not v.finished]
+        if not views:
+            raise gr.Error("no training of yours is queued or running", print_exception=False)
+        for view in views:
+            studio.training.cancel(view.id)
+        html, active, _ = jobs_view(studio, job_ids)
+        return f"Cancelling {len(views)} job(s).", html, active
+
+    step.train_cancel.click(guarded(cancel_training), inputs=[shared.jobs],
+                            outputs=[step.train_status, step.train_progress, shared.timer],
+                            api_name="cancel_training")
+
+
+def _wire_library(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
+    def refresh_library(selected=None):
+        return library_view(studio, keep=selected)
+
+    step.library_refresh.click(guarded(refresh_library), inputs=[step.library_choice],
+                               outputs=[*step.library_outputs(), shared.shown_names],
+                               api_name="library")
+
+    def select_identity(names, evt: gr.SelectData):
+        index = selected_index(evt)
+        name = names[index] if names and 0 <= index < len(names) else None
+        return gr.Dropdown(value=name)
+
+    step.library_gallery.select(guarded(select_identity), inputs=[shared.shown_names],
+                                outputs=[step.library_choice], api_visibility="private")
+
+    def show_identity(name):
+        return studio.identity_details(name)
+
+    step.library_choice.change(guarded(show_identity), inputs=[step.library_choice],
+                               outputs=[step.library_face, step.library_details], api_name="identity")
+
+
+def _wire_cast(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
+    def add_cast(state, name):
+        studio.add_to_cast(state, name)
+        return (*cast_view(studio, state), state)
+
+    step.cast_add.click(guarded(add_cast), inputs=[shared.session, step.library_choice],
+                        outputs=[*step.cast_outputs(), shared.session], api_name="cast_add")
+
+    def select_cast_member(state, evt: gr.SelectData):
+        index = selected_index(evt)
+        return gr.Dropdown(value=state.cast[index] if 0 <= index < len(state.cast) else None)
+
+    step.cast_gallery.select(guarded(select_cast_member), inputs=[shared.session],
+                             outputs=[step.cast_choice], api_visibility="private")
+
+    def remove_cast(state, name):
+        studio.remove_from_cast(state, name)
+        return (*cast_view(studio, state), state)
+
+    step.cast_remove.click(guarded(remove_cast), inputs=[shared.session, step.cast_choice],
+                           outputs=[*step.cast_outputs(), shared.session], api_name="cast_remove")
+
+
+def _wire_delete(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
+    def ask_delete(state, name):
+        question = studio.request_delete(state, name)
+        return question, gr.Row(visible=True), state
+
+    step.library_delete.click(guarded(ask_delete), inputs=[shared.session, step.library_choice],
+                              outputs=[step.confirm_text, step.confirm_row, shared.session],
+                              api_name="library_delete")
+
+    def do_delete(state):
+        name = studio.confirm_delete(state)
+        gr.Info(f"Deleted {name} from the library.")
+        return (gr.Row(visible=False), *library_view(studio), *cast_view(studio, state), state)
+
+    step.delete_yes.click(guarded(do_delete), inputs=[shared.session],
+                          outputs=[step.confirm_row, *step.library_outputs(), shared.shown_names,
+                                   *step.cast_outputs(), shared.session],
+                          api_name="library_delete_confirm")
+
+    def keep(state):
+        studio.cancel_delete(state)
+        return gr.Row(visible=False), state
+
+    step.delete_no.click(guarded(keep), inputs=[shared.session],
+                         outputs=[step.confirm_row, shared.session], api_name="library_delete_cancel")
+
+
+def wire(studio: "Studio", demo: gr.Blocks, shared: Shared, step: CharactersStep) -> None:
+    """Connect the Characters step's events (call inside ``gr.Blocks``, after every ``build``)."""
+    _wire_training(studio, demo, shared, step)
+    _wire_library(studio, shared, step)
+    _wire_cast(studio, shared, step)
+    _wire_delete(studio, shared, step)

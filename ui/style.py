@@ -1,0 +1,70 @@
+"""Step 3 · Style and settings: keywords, template, negative prompt, seed, sampler, size, title."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ui.studio import Studio
+
+
+@dataclass
+class StyleStep:
+    """The components of the Style and settings step (no events of its own)."""
+
+    style_template: Any
+    style_keywords: Any
+    negative_prompt: Any
+    seed: Any
+    seed_randomize: Any
+    steps: Any
+    guidance: Any
+    width: Any
+    height: Any
+    candidates: Any
+    comic_title: Any
+
+    def inputs(self) -> list:
+        """In the order of :meth:`ui.studio.Studio.settings_from`'s arguments."""
+        return [self.style_template, self.style_keywords, self.negative_prompt, self.seed,
+                self.seed_randomize, self.steps, self.guidance, self.width, self.height,
+                self.candidates, self.comic_title]
+
+
+def build(studio: "Studio") -> StyleStep:
+    """Lay out the Style and settings tab (call inside ``gr.Blocks``)."""
+    from ui.studio import MAX_UI_SEED
+
+    defaults = studio.default_settings()
+    step = studio.size_step()
+    with gr.Tab("3 · Style and settings", id="style", elem_id="tab_style"):
+        style_keywords = gr.CheckboxGroup(list(studio.styles.keywords), label="Style keywords",
+                                          elem_id="style_keywords")
+        with gr.Row():
+            style_template = gr.Dropdown(studio.style_choices(), value=defaults.style,
+                                         label="Style", elem_id="style_template")
+            comic_title = gr.Textbox(label="Title (first page)", elem_id="comic_title")
+        negative_prompt = gr.Textbox(label="Negative prompt", value=defaults.negative_prompt,
+                                     lines=2, elem_id="negative_prompt")
+        with gr.Row():
+            seed = gr.Number(label="Seed", value=defaults.seed, precision=0, minimum=0,
+                             maximum=MAX_UI_SEED, elem_id="seed")
+            seed_randomize = gr.Checkbox(label="Randomise the seed", value=False,
+                                         elem_id="seed_randomize")
+            candidates = gr.Slider(1, 8, value=defaults.candidates, step=1,
+                                   label="Candidates per panel (best of N by face similarity)",
+                                   elem_id="candidates")
+        with gr.Row():
+            steps = gr.Slider(1, 150, value=defaults.steps, step=1, label="Steps",
+                              elem_id="steps")
+            guidance = gr.Slider(0, 20, value=defaults.guidance, step=0.5,
+                                 label="Guidance", elem_id="guidance")
+            width = gr.Number(label="Width", value=defaults.width, precision=0,
+                              minimum=step, step=step, elem_id="width")
+            height = gr.Number(label="Height", value=defaults.height, precision=0,
+                               minimum=step, step=step, elem_id="height")
+    return StyleStep(style_template, style_keywords, negative_prompt, seed, seed_randomize, steps,
+                     guidance, width, height, candidates, comic_title)

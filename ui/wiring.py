@@ -1,0 +1,111 @@
+"""Helpers shared by every step of the web app: error guarding, GPU wrapping, shared views.
+
+Nothing here holds state: the views take the :class:`ui.studio.Studio` and the per-browser values
+they show.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import gradio as gr
+
+from ui.studio import user_message
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ui.studio import Session, Studio
+
+#: How often the page polls its training jobs (seconds).
+POLL_SECONDS = 1.0
+#: Job ids a browser remembers.
+MAX_REMEMBERED_JOBS = 20
+
+
+def gpu(fn: Callable) -> Callable:
+    """``spaces.GPU(fn)`` on Hugging Face Spaces (ZeroGPU), ``fn`` elsewhere."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Turn any exception of a handler into a one-line ``gr.Error`` (never a traceback)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def stream(*args: Any, **kwargs: Any):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - shown to the user as one line
+                raise gr.Error(user_message(exc), print_exception=False) from None
+        return stream
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - shown to the user as one line
+            raise gr.Error(user_message(exc), print_exception=False) from None
+    return call
+
+
+def warn_all(lines: Iterable[str]) -> None:
+    """One ``gr.Warning`` toast per line."""
+    for line in lines:
+        gr.Warning(line)
+
+
+def selected_index(evt: gr.SelectData) -> int:
+    """The 0-based index of a gallery selection."""
+    return evt.index if isinstance(evt.index, int) else evt.index[0]
+
+
+@dataclass
+class Shared:
+    """Per-browser values every step may read or write.
+
+    Attributes:
+        session: ``gr.State`` holding a :class:`ui.studio.Session`.
+        jobs: the browser's training job ids (local storage).
+        finished_seen: job ids whose end was already announced.
+        shown_names: the library names in gallery order (to map a click to a name).
+        timer: polls the training jobs while any runs.
+    """
+
+    session: gr.State
+    jobs: gr.BrowserState
+    finished_seen: gr.State
+    shown_names: gr.State
+    timer: gr.Timer
+
+
+def library_view(studio: "Studio", keep: str | None = None) -> tuple:
+    """Gallery, dropdown (keeping ``keep`` selected while it exists), summary, names."""
+    entries = studio.library_entries()
+    names = [e.name for e in entries]
+    choice = gr.Dropdown(choices=names, value=keep if keep in names else None)
+    return studio.gallery_items(), choice, studio.library_summary(), names
+
+
+def cast_view(studio: "Studio", session: "Session") -> tuple:
+    """Cast line, cast gallery, cast dropdown."""
+    return (studio.cast_text(session), studio.cast_gallery(session),
+            gr.Dropdown(choices=list(session.cast), value=None))
+
+
+def jobs_view(studio: "Studio", job_ids: list[str] | None) -> tuple:
+    """Progress HTML, the timer (active while a job runs), the job views."""
+    from stableidentity.training_service import progress_html
+
+    views = studio.training.views(job_ids or [])
+    running = any(not v.finished for v in views)
+    return progress_html(views), gr.Timer(active=running), views
