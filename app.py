@@ -1,6 +1,7 @@
 """Comic Identity: the Gradio web app's command line, model loading and launch.
 
     python app.py [--preset tiny|sdxl] [--config FILE] [--library DIR] [--host H] [--port P] [--share]
+                  [--multi-user | --single-user] [--examples DIR]
 
 Four steps, one tab each: Characters (train identities, the library, the cast), Story (parse the
 story into an editable panel list), Style and settings, Comic (generate, pick candidates, redraw,
@@ -9,7 +10,8 @@ builds the page). Handlers are thin calls into :class:`ui.studio.Studio`; per-br
 in a ``gr.State`` holding a :class:`ui.studio.Session`. Every event
 has an ``api_name`` (see docs/APP.md) so the whole flow can be driven with ``gradio_client``.
 Runs unchanged as a Hugging Face Space (GPU handlers are wrapped in ``spaces.GPU`` when the
-``spaces`` package is present).
+``spaces`` package is present). ``--multi-user`` (the default on a Space, where ``SPACE_ID`` is
+set) gives every visitor a private library and My comics; see ``stableidentity/owners.py``.
 """
 
 import argparse
@@ -32,6 +34,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="port to serve on")
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--check", action="store_true", help="load every model of the preset, then exit")
+    users = parser.add_mutually_exclusive_group()
+    users.add_argument("--multi-user", dest="multi_user", action="store_true", default=None,
+                       help="a private identity library and comics per visitor (default on a "
+                            "Hugging Face Space: the HF login; locally: a key kept in the browser)")
+    users.add_argument("--single-user", dest="multi_user", action="store_false",
+                       help="one shared library (the default outside a Space)")
+    parser.add_argument("--examples", default=None,
+                        help="read-only example identities shared by all (default: embeddings/examples)")
     return parser.parse_args(argv)
 
 
@@ -68,11 +78,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
+    from stableidentity.names import LibraryError
+    from stableidentity.owners import data_root, on_space
     from ui.app import build_demo
     from ui.studio import Studio
 
+    space = on_space()
+    multi_user = space if args.multi_user is None else args.multi_user
+    options = dict(multi_user=multi_user, login=multi_user and space,
+                   data_root=data_root(args.library, config.library_dir, space=space))
+    if args.examples:
+        options["examples_dir"] = args.examples
     print(f"loading the '{config.name}' models ...", file=sys.stderr, flush=True)
-    studio = Studio.create(config)  # a loading failure is shown in the page, not raised
+    try:  # a model loading failure is shown in the page, not raised
+        studio = Studio.create(config, **options)
+    except LibraryError as exc:  # the database cannot be opened
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     demo = build_demo(studio)
     demo.queue(default_concurrency_limit=None)
     try:

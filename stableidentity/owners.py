@@ -123,6 +123,27 @@ def parse_owner(owner_id: Any) -> Owner:
     raise InvalidOwner(f"unknown owner id {str(owner_id)[:20]!r}")
 
 
+def resolve_owner(*, multi_user: bool, login: bool, browser_key: Any,
+                  username: str | None) -> tuple[Owner | None, str]:
+    """Who a page visit belongs to, and the key its browser should keep.
+
+    * single-user: (:data:`LOCAL`, the browser's key unchanged, "" when none);
+    * multi-user with ``login`` (a Space): the Hugging Face ``username`` (None: not logged in);
+      the browser key is ignored, so nobody can claim an owner by sending a key;
+    * multi-user without login: the browser's key when it is valid, otherwise a new key.
+    """
+    kept = browser_key if isinstance(browser_key, str) else ""
+    if not multi_user:
+        return LOCAL, kept
+    if login:
+        return (owner_from_username(username) if username else None), kept
+    try:
+        return owner_from_key(browser_key), kept
+    except InvalidOwner:
+        key = new_key()
+        return owner_from_key(key), key
+
+
 def on_space(env: Mapping[str, str] | None = None) -> bool:
     """Whether the app runs as a Hugging Face Space (``SPACE_ID`` is set)."""
     return bool((os.environ if env is None else env).get("SPACE_ID"))
@@ -193,4 +214,4 @@ class Workspace:
 
 __all__ = ["COMICS_FOLDER", "InvalidOwner", "LOCAL", "NotSignedIn", "Owner", "USERS_FOLDER",
            "Workspace", "data_root", "new_key", "on_space", "owner_from_key",
-           "owner_from_username", "parse_owner"]
+           "owner_from_username", "parse_owner", "resolve_owner"]

@@ -8,7 +8,7 @@ import gradio as gr
 
 from ui import characters, comic, story, style
 from ui.studio import Session
-from ui.wiring import POLL_SECONDS, Shared
+from ui.wiring import POLL_SECONDS, Shared, wire_sign_in
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
@@ -17,12 +17,16 @@ if TYPE_CHECKING:  # pragma: no cover
 def build_demo(studio: "Studio") -> gr.Blocks:
     """The Blocks app for ``studio``: every control has an ``elem_id``, every event an ``api_name``."""
     config = studio.config
+    # the browser's stored values are encrypted with a secret kept in the database, so a
+    # restarted server still reads them (gradio's default secret is new on every start)
+    secret = studio.store.secret("browser_state")
     with gr.Blocks(title="Comic Identity") as demo:
         # a plain function, not the bound method: gradio deep-copies component props per page
         # load, and copying a bound method copies its object (the studio, with the models)
         shared = Shared(
             session=gr.State(Session(), delete_callback=lambda state: studio.forget(state)),
-            jobs=gr.BrowserState([], storage_key="comic_identity_jobs"),
+            owner_key=gr.BrowserState("", storage_key="comic_identity_owner", secret=secret),
+            jobs=gr.BrowserState([], storage_key="comic_identity_jobs", secret=secret),
             finished_seen=gr.State([]),
             shown_names=gr.State([]),
             timer=gr.Timer(POLL_SECONDS, active=False))
@@ -32,6 +36,8 @@ def build_demo(studio: "Studio") -> gr.Blocks:
                     f"Preset **{config.name}**.", elem_id="header")
         gr.Markdown(f"**The models could not be loaded:** {studio.load_error}" if studio.load_error
                     else "", elem_id="load_error", visible=bool(studio.load_error))
+        if studio.login:  # multi-user on a Space: identities and comics belong to the HF login
+            gr.LoginButton(elem_id="login")
 
         with gr.Tabs(elem_id="steps"):
             cast_step = characters.build(studio)
@@ -39,7 +45,9 @@ def build_demo(studio: "Studio") -> gr.Blocks:
             style_step = style.build(studio)
             comic_step = comic.build(studio)
 
-        characters.wire(studio, demo, shared, cast_step)
+        signed_in = wire_sign_in(studio, demo, shared)
+        characters.wire(studio, signed_in, shared, cast_step)
         story.wire(studio, shared, story_step)
-        comic.wire(studio, shared, comic_step, cast_step, story_step, style_step)
+        comic.wire(studio, shared, comic_step, cast_step, story_step, style_step,
+                   signed_in=signed_in)
     return demo

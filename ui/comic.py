@@ -1,4 +1,5 @@
-"""Step 4 · Comic: generate, pick candidates, redraw one panel, download, open a saved project."""
+"""Step 4 · Comic: My comics (saved comics, at the top), generate, pick candidates, redraw one
+panel, download, open a saved project."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from ui import my_comics
 from ui.wiring import Shared, cast_view, gpu, guarded, selected_index, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +39,7 @@ class ComicStep:
     project_file: Any
     project_open: Any
     project_info: Any
+    my_comics: my_comics.MyComicsSection
 
 
 def _panels_and_pages() -> dict[str, Any]:
@@ -89,13 +92,15 @@ def _candidates_and_redraw() -> dict[str, Any]:
 def build(studio: "Studio") -> ComicStep:
     """Lay out the Comic tab (call inside ``gr.Blocks``)."""
     with gr.Tab("4 · Comic", id="comic", elem_id="tab_comic"):
+        saved = my_comics.build()
         top = _panels_and_pages()
         rest = _candidates_and_redraw()
-    return ComicStep(**top, **rest)
+    return ComicStep(**top, **rest, my_comics=saved)
 
 
 def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep",
-                  style: "StyleStep") -> None:
+                  style: "StyleStep") -> list:
+    """Wire generate, candidates and redraw; returns the events that change the comic."""
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
                  guidance_value, width_value, height_value, candidates_value, title):
         settings = studio.settings_from(style_name, keywords, negative, seed_value, randomize,
@@ -107,7 +112,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                    update.pages if update.done else gr.skip(),
                    update.files if update.done else gr.skip(), update.seed, update.notes, state)
 
-    step.generate_button.click(gpu(guarded(generate)),
+    generated = step.generate_button.click(gpu(guarded(generate)),
                                inputs=[shared.session, story.panels_table, *style.inputs()],
                                outputs=[step.panels_gallery, step.generate_status,
                                         step.pages_gallery, step.downloads, style.seed,
@@ -142,7 +147,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                 comic.files, f"Panel {int(number)} now shows candidate {int(candidate)}.",
                 studio.panel_notes(state), state)
 
-    step.candidate_use.click(guarded(use_candidate),
+    chosen = step.candidate_use.click(guarded(use_candidate),
                              inputs=[shared.session, step.candidate_panel, step.candidate_number],
                              outputs=[step.panels_gallery, step.candidates_gallery,
                                       step.pages_gallery, step.downloads, step.generate_status,
@@ -155,13 +160,14 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
         return (studio.panel_gallery(state), comic.pages, comic.files, table,
                 f"Redrew panel {int(number)} with seed {used}.", studio.panel_notes(state), state)
 
-    step.redraw_button.click(gpu(guarded(redraw)),
+    redrawn = step.redraw_button.click(gpu(guarded(redraw)),
                              inputs=[shared.session, story.panels_table, step.redraw_panel,
                                      step.redraw_seed],
                              outputs=[step.panels_gallery, step.pages_gallery, step.downloads,
                                       story.panels_table, step.generate_status, step.panel_notes,
                                       shared.session],
                              api_name="redraw", concurrency_id="gpu", concurrency_limit=1)
+    return [generated, chosen, redrawn]
 
 
 def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
@@ -184,7 +190,10 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
 
 
 def wire(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
-         story: "StoryStep", style: "StyleStep") -> None:
-    """Connect the Comic step's events (call inside ``gr.Blocks``, after every ``build``)."""
-    _wire_drawing(studio, shared, step, story, style)
+         story: "StoryStep", style: "StyleStep", signed_in: Any = None) -> None:
+    """Connect the Comic step's events (call inside ``gr.Blocks``, after every ``build``);
+    ``signed_in``: the page-load event that set the session's owner (lists My comics)."""
+    drawn = _wire_drawing(studio, shared, step, story, style)
     _wire_project(studio, shared, step, characters, story, style)
+    my_comics.wire(studio, shared, step.my_comics, step, characters, story, style,
+                   signed_in=signed_in, drawn=drawn)
