@@ -121,10 +121,15 @@ def jobs_view(studio: "Studio", session: "Session", job_ids: list[str] | None) -
 def wire_sign_in(studio: "Studio", demo: gr.Blocks, shared: Shared):
     """On page load, set the session's owner (multi-user: the Hugging Face login on a Space,
     else the browser's key, a new one when it has none); returns the load event, which the
-    steps chain their own page-load work on."""
+    steps chain their own page-load work on.
+
+    The API ``sign_in`` (owner key -> the key in use) lets a ``gradio_client`` session act as
+    the owner of a key it kept, as a browser does; on a Space the key is ignored (the login
+    decides), in single-user mode nothing changes.
+    """
     def sign_in(state, owner_key, profile: gr.OAuthProfile | None = None):
         key = studio.sign_in(state, owner_key, getattr(profile, "username", None))
         return state, key
 
     return demo.load(guarded(sign_in), inputs=[shared.session, shared.owner_key],
-                     outputs=[shared.session, shared.owner_key], api_visibility="private")
+                     outputs=[shared.session, shared.owner_key], api_name="sign_in")
