@@ -69,6 +69,7 @@ if __package__ in (None, ""):  # allow `python bench/bench_sdxl_random.py`
 
 from bench import common  # noqa: E402
 from bench.arch import ARCH_CHOICES, build_arch  # noqa: E402
+from stableidentity.mlp import IdentityMLP  # noqa: E402  (the app's MLP, official layout and init)
 
 SECTIONS = ("flops", "panel", "train")
 PANEL_VARIANTS = ("baseline", "bf16", "fp16", "fp32", "attn-default", "channels-last",
@@ -397,32 +398,6 @@ def run_panel_variant(components: Any, variant: Variant, size: int, steps: int, 
 
 
 # ----------------------------------------------------------------------------- training
-
-class IdentityMLP(nn.Module):
-    """StableIdentity's MLP (REFERENCE.md section 2): 768 -> 2 x ``dim``, depth 2, final LayerNorm
-    over the whole output, equalised learning-rate multiplier on the linear layers."""
-
-    def __init__(self, in_dim: int, dim: int, depth: int = 2, lr_mul: float = 0.1) -> None:
-        super().__init__()
-        self.dim, self.lr_mul = dim, lr_mul
-        widths = [in_dim] * depth + [2 * dim]
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.norms = nn.ModuleList(nn.LayerNorm(w) for w in widths[1:-1])
-        self.out_norm = nn.LayerNorm(2 * dim)
-        for lin in self.linears:
-            nn.init.normal_(lin.weight, 0.0, 0.02 / lr_mul)
-            nn.init.zeros_(lin.bias)
-
-    def forward(self, feature: torch.Tensor) -> torch.Tensor:
-        h = feature
-        for i, lin in enumerate(self.linears):
-            if i > 0:
-                h = self.norms[i - 1](h)
-            h = F.linear(h, lin.weight * self.lr_mul, lin.bias * self.lr_mul)
-            if i < len(self.linears) - 1:
-                h = F.leaky_relu(h, 0.2)
-        return self.out_norm(h).view(-1, 2, self.dim)
-
 
 class SignalEmbedding(nn.Module):
     """Token embedding whose two signal-word ids (``vocab``, ``vocab + 1``) read ``rows``.

@@ -29,6 +29,12 @@ class ConfigError(ValueError):
     """A preset file is missing, unreadable or holds a bad value (one-line message)."""
 
 
+#: Token widths of SDXL's two text encoders (CLIP ViT-L, OpenCLIP bigG): every SDXL checkpoint.
+SDXL_TEXT_WIDTHS = (768, 1280)
+#: The same for the tiny preset's random encoders.
+TINY_TEXT_WIDTHS = (32, 64)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Where the diffusion model and the face-recognition ViT come from."""
@@ -40,6 +46,12 @@ class ModelConfig:
     fr_vit: str = "jayanta/vit-base-patch16-224-in21k-face-recognition"
     seed: int = 0
 
+    @property
+    def text_encoder_widths(self) -> tuple[int, int]:
+        """(d1, d2): the widths an identity's ``clip_l`` and ``clip_g`` rows must have for this
+        model, known without loading it ((768, 1280) for any SDXL checkpoint, (32, 64) tiny)."""
+        return TINY_TEXT_WIDTHS if self.kind == "tiny" else SDXL_TEXT_WIDTHS
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -47,7 +59,9 @@ class RuntimeConfig:
 
     ``channels_last`` and ``compile`` act on the shared UNet (and channels-last on the VAE) once,
     when the components load; ``compile`` wraps the UNet's call in ``torch.compile`` (lazily: the
-    first call of each input shape compiles), ``compile_mode`` is passed to it.
+    first call of each input shape compiles), ``compile_mode`` is passed to it. ``memory_check``:
+    before a hub preset loads, refuse in one line when its estimated memory need exceeds what the
+    device has (:mod:`pipelines.memory`).
     """
 
     device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
@@ -60,6 +74,7 @@ class RuntimeConfig:
     compile: bool = False
     compile_mode: Literal["default", "reduce-overhead", "max-autotune",
                           "max-autotune-no-cudagraphs"] = "default"
+    memory_check: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,12 @@ class FaceConfig:
 class TrainConfig:
     """StableIdentity training hyperparameters (REFERENCE.md section 2) and speed switches.
 
+    MLP (official ``StyleVectorizer``): ``mlp_hidden_factor`` hidden width in multiples of the
+    token width (2: 2d), ``mlp_final_affine`` learnable affine of the final LayerNorm,
+    ``mlp_init_std`` std of the stored ``EqualLinear`` weights (effective std ``mlp_init_std *
+    lr_multiplier``). Augmentation: ``augment_crop_p`` / ``augment_paste_p`` probabilities of the
+    3/4 crop and of the downscale-and-paste, ``augment_paste_aspect`` the width-aspect jitter
+    (0.1: 0.9-1.1), ``resample`` bicubic (official) or antialiased bilinear with area-averaged masks.
     ``augment_pool``: distinct augmentations VAE-encoded per run, later steps reuse them (0: a
     fresh augmentation every step). ``gradient_checkpointing``: UNet activation checkpointing
     (less memory, one more UNet forward per step). ``mixed_precision``: ``auto`` autocasts the
@@ -92,6 +113,9 @@ class TrainConfig:
     alpha: float = 0.6
     hair_weight: float = 0.1
     mlp_depth: int = 2
+    mlp_hidden_factor: int = 2
+    mlp_final_affine: bool = True
+    mlp_init_std: float = 0.02
     lr_multiplier: float = 0.1
     grad_clip: float = 1.0
     adam_beta1: float = 0.9
@@ -101,13 +125,25 @@ class TrainConfig:
     num_train_timesteps: int = 1000
     seed: int = 0
     augment_pool: int = 64
+    augment_crop_p: float = 1.0
+    augment_paste_p: float = 1.0
+    augment_paste_aspect: float = 0.1
+    resample: Literal["bicubic", "bilinear"] = "bicubic"
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off)."""
+    """Panel sampling defaults. ``prompt_cache_size``: encoded prompts kept per generator (0: off).
+
+    Several people in one panel (docs/PANELS.md): ``regional_attention`` confines each
+    character's signal words to its place in the UNet's cross-attention (panels with two or more
+    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel.
+    ``face_pass`` redraws each detected face with its character's signal words (SDXL
+    inpainting, same weights): crop ``face_pass_margin`` x the face size around it, upscale to
+    ``face_pass_size`` pixels, denoise with ``face_pass_strength`` (0-1), paste back feathered.
+    """
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
     steps: int = 30
@@ -118,6 +154,12 @@ class GenerationConfig:
     max_identities_per_panel: int = 3
     negative_prompt: str = ""
     prompt_cache_size: int = 32
+    regional_attention: bool = True
+    region_feather: float = 0.05
+    face_pass: bool = True
+    face_pass_strength: float = 0.4
+    face_pass_margin: float = 0.35
+    face_pass_size: int = 1024
 
 
 @dataclass(frozen=True)
@@ -147,12 +189,15 @@ class AppConfig:
         return dataclasses.replace(self, **changes)
 
 
-_POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "num_train_timesteps", "width",
-                  "height", "candidates", "max_identities_per_panel", "aligned_size", "min_image_size"}
+_POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "mlp_hidden_factor",
+                  "num_train_timesteps", "width", "height", "candidates", "max_identities_per_panel",
+                  "aligned_size", "min_image_size", "face_pass_size"}
 _NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size"}
-_POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "grad_clip", "adam_epsilon", "timeout_s"}
-_UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2"}
-_NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale"}
+_POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "mlp_init_std", "grad_clip", "adam_epsilon",
+                    "timeout_s"}
+_UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2", "augment_crop_p", "augment_paste_p",
+                  "augment_paste_aspect", "face_pass_strength", "region_feather"}
+_NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale", "face_pass_margin"}
 
 
 def available_presets() -> list[str]:

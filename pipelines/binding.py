@@ -353,6 +353,25 @@ class SignalWordBinder:
             if not torch.isfinite(vectors).all():
                 raise BindingError(f"identity '{identity.name}' has non-finite {label} values")
 
+    def signal_positions(self, bound_prompt: str, count: int) -> list[tuple[int, ...]]:
+        """Where each cast member's signal words sit in the encoded prompt.
+
+        Returns, for cast member ``i`` < ``count``, the token positions (0 .. 76 on CLIP, in the
+        ``prompt_embeds`` sequence) holding ``v{2i+1}*`` or ``v{2i+2}*``, as both tokenizers
+        split ``bound_prompt`` the way ``encode_prompt`` does (padded and truncated to 77 tokens;
+        a signal word cut off by truncation has no position). The two tokenizers place words
+        alike; the union is taken in case they ever differ.
+        """
+        self._check_count(count)
+        found: list[set[int]] = [set() for _ in range(count)]
+        for tokenizer, pool in ((self.tokenizer, self.token_ids), (self.tokenizer_2, self.token_ids_2)):
+            ids = tokenizer(bound_prompt, padding="max_length", max_length=tokenizer.model_max_length,
+                            truncation=True).input_ids
+            for i in range(count):
+                wanted = set(pool[2 * i: 2 * i + 2])
+                found[i].update(p for p, token in enumerate(ids) if token in wanted)
+        return [tuple(sorted(positions)) for positions in found]
+
     # ------------------------------------------------------------------ rows
 
     def rows(self, cast: Sequence[IdentityLike]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -78,7 +78,8 @@ def vocab_cache_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
-def _vocab_files() -> tuple[str, str]:
+def vocab_files() -> tuple[str, str]:
+    """Paths of ``vocab.json`` and ``merges.txt``, converted once into the cache (see module doc)."""
     out = vocab_cache_dir()
     vocab, merges = out / "vocab.json", out / "merges.txt"
     if not (vocab.is_file() and merges.is_file()):
@@ -88,7 +89,7 @@ def _vocab_files() -> tuple[str, str]:
 
 def build_clip_tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
     """A fresh CLIP BPE tokenizer (77 tokens). SDXL's tokenizer 2 pads with "!"."""
-    vocab, merges = _vocab_files()
+    vocab, merges = vocab_files()
     return CLIPTokenizer(vocab, merges, model_max_length=MODEL_MAX_LENGTH, pad_token=pad_token,
                          bos_token="<|startoftext|>", eos_token="<|endoftext|>",
                          unk_token="<|endoftext|>")

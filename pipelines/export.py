@@ -16,6 +16,7 @@ half-written comic that looks complete.
 from __future__ import annotations
 
 import io
+import time
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from pipelines.files import write_bytes_atomic
+from pipelines.files import FILE_MODE, write_bytes_atomic
 from pipelines.project import PROJECT_FILE, Project, identity_bytes, identity_filename
 
 PDF_FILE = "comic.pdf"
@@ -137,7 +138,10 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files, key=lambda n: (n != PROJECT_FILE, n)):
-            archive.writestr(name, files[name])
+            member = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
+            member.compress_type = zipfile.ZIP_DEFLATED
+            member.external_attr = FILE_MODE << 16   # unpacked files readable by others, not 0600
+            archive.writestr(member, files[name])
     zip_path = write_bytes_atomic(folder / ZIP_FILE, buffer.getvalue())
     return ExportedComic(folder=folder, panels=panel_paths, pages=page_paths, pdf=pdf,
                          project=project_path, zip=zip_path, candidates=candidate_paths)

@@ -17,8 +17,14 @@ def cache_dir(name: str) -> Path:
     return Path(root) / name
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+#: Mode of the files written here: readable by everyone, writable by the owner (what ``open``
+#: gives with the usual umask 022; ``mkstemp`` alone would leave 0600, unreadable by a ComfyUI,
+#: web server or colleague running as another user).
+FILE_MODE = 0o644
+
+
+def write_bytes_atomic(path: Path, data: bytes, mode: int = FILE_MODE) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place (``mode``).
 
     Readers see the old file or the whole new one, never a part; the temporary file is removed
     if anything fails.
@@ -27,6 +33,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

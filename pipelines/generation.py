@@ -32,8 +32,12 @@ from PIL import Image
 
 from pipelines.binding import (SIGNAL_WORD, BindingError, IdentityLike, PromptCache, PromptEmbeddings,
                                SignalWordBinder, bind_text, cast_key, signal_pair)
+from pipelines.face_pass import (FACE_PROMPT, FaceEdit, FaceJob, IdentityMatcher, match_faces,
+                                 redraw_faces)
 from pipelines.layout import Box, PageStyle, detect_faces, render_pages
 from pipelines.loading import apply_runtime_switches
+from pipelines.regional import RegionalAttnProcessor, make_plan, regional_unet, unet_levels
+from pipelines.regions import Region, panel_regions, sentence_order
 from pipelines.project import (ComicRequest, GenerationError, IdentitySource, PanelSpec, Project,
                                UnknownCharacter, lookup_identity, panels_from_json)
 from pipelines.styles import StyleBook, StyleError, load_style_book
@@ -65,6 +69,9 @@ class PanelResult:
         seed: this candidate's seed (:func:`candidate_seed`).
         characters: the panel's cast, in binding order.
         seconds: wall time of the panel's batch (encode + denoise + decode), shared by its candidates.
+        regional: whether regional attention drew it (two or more characters, switch on).
+        faces: the faces the face pass redrew, with whose they are (empty when it found none
+            or was off).
     """
 
     index: int
@@ -76,6 +83,8 @@ class PanelResult:
     seed: int
     characters: tuple[str, ...]
     seconds: float = 0.0
+    regional: bool = False
+    faces: tuple[FaceEdit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,9 @@ class PreparedPanel:
     """A validated panel, ready to draw: identities resolved, prompts composed and bound.
 
     ``unnamed`` lists characters whose full name does not occur in the text: their identity
-    cannot appear in the panel (worth a warning to the user).
+    cannot appear in the panel (worth a warning to the user). ``regions`` holds each character's
+    place as a 0-1 box (own place, else the automatic layout by count and sentence order);
+    ``tokens`` the positions of each character's signal words in the encoded prompt.
     """
 
     index: int
@@ -94,6 +105,8 @@ class PreparedPanel:
     seed: int
     characters: tuple[str, ...] = ()
     unnamed: tuple[str, ...] = ()
+    regions: tuple[Region, ...] = ()
+    tokens: tuple[tuple[int, ...], ...] = ()
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -150,6 +163,10 @@ class PanelGenerator:
         self._scheduler = type(base).from_config(base.config)
         self._local = threading.local()
         self.prompt_cache = PromptCache(self.config.generation.prompt_cache_size)
+        self.face_detector = getattr(components, "face_detector", None)
+        self._detect_lock = threading.Lock()  # dlib's detector is not thread-safe
+        self._inpaint_base = None
+        self._inpaint_lock = threading.Lock()
 
     @property
     def max_identities(self) -> int:
@@ -167,6 +184,34 @@ class PanelGenerator:
             pipe = copy.copy(self.pipe)
             pipe.scheduler = copy.deepcopy(self._scheduler)
             self._local.pipe = pipe
+        return pipe
+
+    def _regional_pipe(self) -> tuple[StableDiffusionXLPipeline, RegionalAttnProcessor]:
+        """This thread's pipeline copy drawing through a regional view of the UNet
+        (:func:`pipelines.regional.regional_unet`), and the view's processor. The shared UNet
+        is never changed; the view is built once per thread."""
+        entry = getattr(self._local, "regional", None)
+        if entry is None:
+            processor = RegionalAttnProcessor()
+            pipe = copy.copy(self._call_pipe())
+            pipe.unet = regional_unet(self.pipe.unet, processor)
+            entry = self._local.regional = (pipe, processor)
+        return entry
+
+    def _inpaint_pipe(self):
+        """This thread's ``StableDiffusionXLInpaintPipeline`` built ``from_pipe`` on the same
+        components (no new weights), with its own scheduler."""
+        pipe = getattr(self._local, "inpaint", None)
+        if pipe is None:
+            from diffusers import StableDiffusionXLInpaintPipeline
+
+            with self._inpaint_lock:
+                if self._inpaint_base is None:
+                    self._inpaint_base = StableDiffusionXLInpaintPipeline.from_pipe(self.pipe)
+                    self._inpaint_base.set_progress_bar_config(disable=True)
+            pipe = copy.copy(self._inpaint_base)
+            pipe.scheduler = copy.deepcopy(self._scheduler)
+            self._local.inpaint = pipe
         return pipe
 
     # ------------------------------------------------------------------ validation
@@ -238,12 +283,17 @@ class PanelGenerator:
             prompt, negative = self.styles.compose(panel.text, request.style, keywords,
                                                    request.negative_prompt or "")
             bound_prompt, _ = self.styles.compose(bound, request.style, keywords)
+            first_words = [signal_pair(k)[0] for k in range(len(cast))]
+            regions = panel_regions(panel.places, len(cast), sentence_order(bound, len(cast), first_words))
             prepared.append(PreparedPanel(index=i, cast=tuple(cast), prompt=prompt,
                                           bound_prompt=bound_prompt, negative_prompt=negative,
                                           seed=request.panel_seed(i),
                                           characters=tuple(panel.characters),
                                           unnamed=tuple(name for k, name in enumerate(panel.characters)
-                                                        if signal_pair(k)[0] not in bound)))
+                                                        if signal_pair(k)[0] not in bound),
+                                          regions=tuple(regions),
+                                          tokens=tuple(self.binder.signal_positions(bound_prompt, len(cast)))
+                                          if len(cast) > 1 else ()))
         return request, prepared
 
     # ------------------------------------------------------------------ drawing
@@ -276,30 +326,118 @@ class PanelGenerator:
         return replace(positive, negative_prompt_embeds=negative.prompt_embeds,
                        negative_pooled_prompt_embeds=negative.pooled_prompt_embeds)
 
-    def draw(self, request: ComicRequest, panel: PreparedPanel) -> list[PanelResult]:
+    def draw(self, request: ComicRequest, panel: PreparedPanel,
+             matcher: IdentityMatcher | None = None) -> list[PanelResult]:
         """All candidates of one prepared panel, in one batched pipeline call.
 
-        ``request`` must be resolved (:meth:`prepare` returns it so).
+        ``request`` must be resolved (:meth:`prepare` returns it so). With ``request.regional``
+        and two or more characters the UNet's cross-attention is regional
+        (:mod:`pipelines.regional`); otherwise the pipeline runs exactly as without regions.
+        With ``request.face_pass`` and a cast, each candidate's faces are redrawn
+        (:meth:`face_pass`); ``matcher`` matches faces to characters by identity (else by place).
         """
         start = time.perf_counter()
         n = request.candidates
         guidance = float(request.guidance_scale)
-        pipe = self._call_pipe()
+        regional = bool(request.regional) and len(panel.cast) > 1
+        pipe, processor = self._regional_pipe() if regional else (self._call_pipe(), None)
         # the pipeline's own rule for classifier-free guidance (do_classifier_free_guidance)
         cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
         embeddings = self.prompt_embeddings(panel, cfg)
         seeds = [candidate_seed(panel.seed, c) for c in range(n)]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
-        output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
-                      guidance_scale=guidance, width=request.width, height=request.height,
-                      num_images_per_prompt=n, generator=generators if n > 1 else generators[0],
-                      output_type="pil")
+        if processor is not None:
+            factor = pipe.vae_scale_factor
+            plan = make_plan(panel.tokens, panel.regions, (request.height // factor, request.width // factor),
+                             images=n, guidance=cfg, feather=self.config.generation.region_feather,
+                             sequence_length=embeddings.prompt_embeds.shape[1])
+            processor.set_plan(plan, unet_levels(pipe.unet), self.execution_device, pipe.unet.dtype)
+        try:
+            output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
+                          guidance_scale=guidance, width=request.width, height=request.height,
+                          num_images_per_prompt=n, generator=generators if n > 1 else generators[0],
+                          output_type="pil")
+        finally:
+            if processor is not None:
+                processor.clear()
+        images = [image.convert("RGB") for image in output.images]
+        edits: list[tuple[FaceEdit, ...]] = [()] * n
+        if request.face_pass and panel.cast:
+            for c in range(n):
+                images[c], found = self.face_pass(request, panel, images[c], seeds[c], matcher)
+                edits[c] = tuple(found)
         seconds = time.perf_counter() - start
-        return [PanelResult(index=panel.index, candidate=c, image=image.convert("RGB"),
+        return [PanelResult(index=panel.index, candidate=c, image=image,
                             prompt=panel.prompt, bound_prompt=panel.bound_prompt,
                             negative_prompt=panel.negative_prompt, seed=seeds[c],
-                            characters=panel.characters, seconds=seconds)
-                for c, image in enumerate(output.images)]
+                            characters=panel.characters, seconds=seconds, regional=regional,
+                            faces=edits[c])
+                for c, image in enumerate(images)]
+
+    # ------------------------------------------------------------------ face pass
+
+    def find_faces(self, request: ComicRequest, panel: PreparedPanel, image: Image.Image,
+                   matcher: IdentityMatcher | None = None) -> list[FaceJob]:
+        """Detect the faces of a drawn panel and match them to its characters (by identity with
+        ``matcher``, else by place); [] without a detector or a face."""
+        import numpy as np
+
+        rgb = np.asarray(image.convert("RGB"))
+        names = list(panel.characters)
+        regions = list(panel.regions) or panel_regions((), len(names))
+        with self._detect_lock:
+            if matcher is not None:
+                faces, embeddings = matcher.similarity.embed_faces(rgb)
+            elif self.face_detector is not None:
+                faces, embeddings = self.face_detector.detect(rgb), None
+            else:
+                return []
+        return match_faces([f.box for f in faces], names, regions, image.size, embeddings,
+                           matcher.references if matcher is not None else None)
+
+    def face_pass(self, request: ComicRequest, panel: PreparedPanel, image: Image.Image, seed: int,
+                  matcher: IdentityMatcher | None = None, jobs: list[FaceJob] | None = None
+                  ) -> tuple[Image.Image, list[FaceEdit]]:
+        """Redraw the panel's matched faces (:mod:`pipelines.face_pass`); ``jobs`` given skips
+        detection. Returns the image (the same object when nothing was redrawn) and the edits."""
+        gen = self.config.generation
+        if gen.face_pass_strength <= 0:
+            return image, []
+        if jobs is None:
+            jobs = self.find_faces(request, panel, image, matcher)
+        if not jobs:
+            return image, []
+        size = gen.face_pass_size - gen.face_pass_size % self.pipe.vae_scale_factor
+
+        def inpaint(crop: Image.Image, mask: Image.Image, job: FaceJob, face_seed: int) -> Image.Image:
+            return self.inpaint_face(request, panel, crop, mask, job, face_seed)
+
+        return redraw_faces(image, jobs, inpaint, margin=gen.face_pass_margin, size=size, seed=seed)
+
+    def inpaint_face(self, request: ComicRequest, panel: PreparedPanel, crop: Image.Image,
+                     mask: Image.Image, job: FaceJob, seed: int) -> Image.Image:
+        """One face crop redrawn by SDXL inpainting with ``job``'s character's signal words and
+        the panel's style (steps: the request's, at least enough for one denoising step)."""
+        import math
+
+        keywords = self.styles.keyword_list(request.keywords)
+        name = panel.characters[job.character]
+        text = FACE_PROMPT.format(name)
+        prompt, _ = self.styles.compose(text, request.style, keywords)
+        bound, _ = self.styles.compose(bind_text(text, [name]), request.style, keywords)
+        face = PreparedPanel(index=panel.index, cast=(panel.cast[job.character],), prompt=prompt,
+                             bound_prompt=bound, negative_prompt=panel.negative_prompt, seed=seed,
+                             characters=(name,))
+        pipe = self._inpaint_pipe()
+        guidance = float(request.guidance_scale)
+        cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
+        strength = self.config.generation.face_pass_strength
+        steps = max(int(request.steps), math.ceil(1 / strength))
+        output = pipe(**self.prompt_embeddings(face, cfg).as_kwargs(), image=crop, mask_image=mask,
+                      strength=strength, num_inference_steps=steps, guidance_scale=guidance,
+                      width=crop.width, height=crop.height,
+                      generator=torch.Generator().manual_seed(seed), output_type="pil")
+        return output.images[0]
 
     def warm_up(self, width: int | None = None, height: int | None = None, candidates: int | None = None,
                 guidance_scale: float | None = None) -> float:
@@ -317,8 +455,8 @@ class PanelGenerator:
         return time.perf_counter() - start
 
     def generate(self, request: ComicRequest,
-                 identities: IdentitySource | Mapping[str, IdentityLike] | None = None
-                 ) -> Iterator[PanelResult]:
+                 identities: IdentitySource | Mapping[str, IdentityLike] | None = None,
+                 matcher: IdentityMatcher | None = None) -> Iterator[PanelResult]:
         """Yield every candidate of every panel, panel by panel (streaming).
 
         Everything is validated before the first panel is drawn, so a bad name in panel 9 fails
@@ -326,11 +464,11 @@ class PanelGenerator:
         """
         request, prepared = self.prepare(request, identities)
         for panel in prepared:
-            yield from self.draw(request, panel)
+            yield from self.draw(request, panel, matcher)
 
     def redraw(self, request: ComicRequest, panel_index: int, seed: int | None = None,
-               identities: IdentitySource | Mapping[str, IdentityLike] | None = None
-               ) -> list[PanelResult]:
+               identities: IdentitySource | Mapping[str, IdentityLike] | None = None,
+               matcher: IdentityMatcher | None = None) -> list[PanelResult]:
         """Draw one panel again (all its candidates), optionally with a new panel seed.
 
         With ``seed`` None the panel's own seed is reused (same pixels). To keep a redraw in a
@@ -342,7 +480,8 @@ class PanelGenerator:
         panel_seed = seed if seed is not None else request.panel_seed(panel_index)
         single = replace(request, panels=(replace(request.panels[panel_index], seed=panel_seed),))
         resolved, prepared = self.prepare(single, identities)
-        return [replace(result, index=panel_index) for result in self.draw(resolved, prepared[0])]
+        return [replace(result, index=panel_index)
+                for result in self.draw(resolved, prepared[0], matcher)]
 
 
 # ----------------------------------------------------------------------------- a whole comic
@@ -377,7 +516,8 @@ def draw_comic(generator: PanelGenerator, request: ComicRequest,
                choose: Callable[[list[PanelResult]], int] | None = None,
                face_detector: Any = None, page_style: PageStyle = PageStyle(),
                on_panel: Callable[[list[PanelResult]], None] | None = None,
-               on_warning: Callable[[str], None] | None = None) -> Comic:
+               on_warning: Callable[[str], None] | None = None,
+               matcher: IdentityMatcher | None = None) -> Comic:
     """Draw every panel, pick one candidate per panel, find faces and lay out the pages.
 
     Args:
@@ -391,6 +531,7 @@ def draw_comic(generator: PanelGenerator, request: ComicRequest,
         on_panel: called with each panel's results as soon as they are drawn (progress).
         on_warning: called with one line per problem worth telling (a listed character whose
             name is not in the panel text), before drawing starts.
+        matcher: matches faces to characters by identity for the face pass (else by place).
     """
     resolved, prepared = generator.prepare(request, identities)
     for panel in prepared:
@@ -403,7 +544,7 @@ def draw_comic(generator: PanelGenerator, request: ComicRequest,
     results: list[PanelResult] = []
     chosen: list[int] = []
     for panel in prepared:
-        drawn = generator.draw(resolved, panel)
+        drawn = generator.draw(resolved, panel, matcher)
         results.extend(drawn)
         if on_panel is not None:
             on_panel(drawn)

@@ -1,9 +1,10 @@
 """One model loader for every preset: SDXL parts, schedulers, FR-ViT, face parser and detector.
 
-* ``kind: hub`` — each repository is resolved to a local snapshot in the Hugging Face cache
-  (downloaded on first use; offline with nothing cached it fails at once with
-  :class:`ModelUnavailable`, never a four-minute retry loop), then loaded with
-  ``from_pretrained(local_dir)``.
+* ``kind: hub`` — each repository is resolved to a local snapshot in the Hugging Face cache whose
+  files are checked first (:mod:`pipelines.hub_files`: every component's config and weight file,
+  the tokenizers; missing ones are downloaded with progress, or named in one line offline), the
+  memory the preset needs is compared with what the machine has (:mod:`pipelines.memory`), then
+  each part is loaded with ``from_pretrained(local_dir)``, the fp16 variant chosen per folder.
 * ``kind: tiny`` — the same classes from small configs with seeded random weights (see
   :mod:`pipelines.tiny`), built offline in about a second.
 
@@ -13,6 +14,7 @@ app never reloads SDXL per click.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,8 +31,11 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokeniz
 from configs import AppConfig, FaceConfig, ModelConfig, RuntimeConfig
 from pipelines import tiny
 from pipelines.clip_tokenizer import build_clip_tokenizer
+from pipelines import memory
 from pipelines.files import cache_dir
-from pipelines.network import host_reachable, hub_endpoint_reachable
+from pipelines.hub_files import (ModelUnavailable, ensure_files, fr_vit_needs, sdxl_needs, vae_needs,
+                                 variant_in, weight_files)
+from pipelines.network import host_reachable
 from stableidentity.face_detection import DlibFaceDetector, FaceDetector, RetinaFaceDetector
 
 FACEXLIB_URLS = {
@@ -39,8 +44,7 @@ FACEXLIB_URLS = {
 }
 
 
-class ModelUnavailable(RuntimeError):
-    """Weights are neither cached nor downloadable; the message says what to do (one line)."""
+__all__ = ["Components", "HubSources", "ModelUnavailable", "build_components", "load_components"]
 
 
 @dataclass
@@ -87,58 +91,86 @@ def resolve_device(runtime: RuntimeConfig) -> torch.device:
     return torch.device(runtime.device)
 
 
+@lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively and correctly.
+
+    oneDNN's own test (AVX512-BF16 / AVX512 core / AMX on x86, the bf16 extension on ARM) decides
+    whether bf16 runs at full speed (elsewhere PyTorch emulates it, several times slower than
+    float32); a tiny matmul then has to agree with float32.
+    """
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+    if not native:
+        return False
+    a = torch.arange(16, dtype=torch.float32).reshape(4, 4) / 8
+    try:
+        probe = (a.bfloat16() @ a.bfloat16()).float()
+    except RuntimeError:
+        return False
+    return bool(torch.allclose(probe, a @ a, rtol=2e-2, atol=1e-2))
+
+
 def resolve_dtype(runtime: RuntimeConfig, device: torch.device) -> torch.dtype:
-    """``auto`` -> bfloat16 on CUDA GPUs that support it, float16 on other GPUs, float32 on CPU."""
+    """``auto`` -> bfloat16 on CUDA GPUs that support it, float16 on other GPUs; on the CPU
+    bfloat16 where it runs natively (:func:`cpu_supports_bf16`: half the memory of float32, and
+    faster), float32 elsewhere. An explicit ``runtime.dtype`` is used as given."""
     if runtime.dtype != "auto":
         return getattr(torch, runtime.dtype)
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":
         return torch.float16
-    return torch.float32
+    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
 
 
-# ----------------------------------------------------------------------------- hub resolution
+# ----------------------------------------------------------------------------- hub sources
 
-def resolve_repo(repo: str, allow_patterns: list[str] | None = None) -> Path:
-    """A local folder for ``repo``: itself if it is a directory, else its cached hub snapshot.
+@dataclass(frozen=True)
+class HubSources:
+    """Local folders (checked complete) holding every file a ``kind: hub`` preset loads."""
 
-    Downloads when the hub is reachable; otherwise raises :class:`ModelUnavailable` at once.
-    """
-    if Path(repo).is_dir():
-        return Path(repo)
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo, allow_patterns=allow_patterns, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
-        pass
-    if not hub_endpoint_reachable():
-        raise ModelUnavailable(
-            f"model '{repo}' is not in the Hugging Face cache and the hub cannot be reached "
-            "(offline?); run once with network access to download it, or use --preset tiny")
-    try:
-        return Path(snapshot_download(repo, allow_patterns=allow_patterns))
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        raise ModelUnavailable(f"could not download model '{repo}': {str(exc).splitlines()[0]}") from None
+    diffusion: Path
+    vae: Path | None
+    fr_vit: Path
+    face_parser: Path
 
 
-def _sdxl_patterns(model: ModelConfig) -> list[str]:
-    suffix = f".{model.variant}.safetensors" if model.variant else ".safetensors"
-    patterns = ["model_index.json", "scheduler/*", "tokenizer/*", "tokenizer_2/*", "*/config.json",
-                f"text_encoder/model{suffix}", f"text_encoder_2/model{suffix}",
-                f"unet/diffusion_pytorch_model{suffix}"]
-    if not model.vae:
-        patterns.append(f"vae/diffusion_pytorch_model{suffix}")
-    return patterns
+def resolve_sources(config: AppConfig) -> HubSources:
+    """Check (and, with network, complete) every repository of ``config`` before anything loads."""
+    model = config.model
+    diffusion = ensure_files(model.pretrained, sdxl_needs(model))
+    vae = ensure_files(model.vae, vae_needs()) if model.vae else None
+    fr_vit = ensure_files(model.fr_vit, fr_vit_needs())
+    return HubSources(diffusion=diffusion, vae=vae, fr_vit=fr_vit,
+                      face_parser=_facexlib_weights("bisenet"))
 
 
-def _variant_in(folder: Path, variant: str | None) -> str | None:
-    """Use the configured variant only where its files exist (a local save has none)."""
-    if variant and any(folder.glob(f"*.{variant}.safetensors")):
-        return variant
-    return None
+def component_sizes(config: AppConfig, sources: HubSources) -> memory.Sizes:
+    """Parameter counts of the weight files in ``sources`` (headers only, nothing loaded)."""
+    diffusion = memory.count(weight_files(sources.diffusion, sdxl_needs(config.model)))
+    if sources.vae is not None:
+        diffusion += memory.count(weight_files(sources.vae, vae_needs()))
+    unet = memory.count(p for p in weight_files(sources.diffusion, sdxl_needs(config.model))
+                        if p.parent.name == "unet")
+    float32 = memory.count(weight_files(sources.fr_vit, fr_vit_needs())) \
+        + memory.file_numel(sources.face_parser)
+    return memory.Sizes(diffusion=diffusion, float32=float32, unet=unet)
+
+
+def check_memory(config: AppConfig, sources: HubSources, device: torch.device,
+                 dtype: torch.dtype) -> memory.MemoryNeed | None:
+    """Refuse (:class:`pipelines.memory.InsufficientMemory`, one line) before loading a preset
+    that will not fit; None when ``runtime.memory_check`` is off."""
+    if not config.runtime.memory_check:
+        return None
+    gen = config.generation
+    return memory.check_fits(
+        config.name, component_sizes(config, sources), dtype, device,
+        train_resolution=config.train.resolution, draw_pixels=gen.width * gen.height,
+        cpu_offload=config.runtime.cpu_offload, available=memory.available_bytes(device))
 
 
 # ----------------------------------------------------------------------------- speed switches
@@ -246,9 +278,10 @@ def make_sampler(name: str, base: SchedulerMixin) -> SchedulerMixin:
 def _load_diffusion_tiny(config: AppConfig) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.model.seed)
-        text_encoder = tiny.tiny_text_encoder(hidden=32)
-        text_encoder_2 = tiny.tiny_text_encoder_2(hidden=64, projection_dim=32)
-        unet = tiny.tiny_unet(cross_attention_dim=32 + 64, pooled_dim=32)
+        d1, d2 = config.model.text_encoder_widths
+        text_encoder = tiny.tiny_text_encoder(hidden=d1)
+        text_encoder_2 = tiny.tiny_text_encoder_2(hidden=d2, projection_dim=32)
+        unet = tiny.tiny_unet(cross_attention_dim=d1 + d2, pooled_dim=32)
         vae = tiny.tiny_vae()
     return dict(tokenizer=build_clip_tokenizer(), tokenizer_2=build_clip_tokenizer(pad_token="!"),
                 text_encoder=text_encoder, text_encoder_2=text_encoder_2, unet=unet, vae=vae,
@@ -257,41 +290,42 @@ def _load_diffusion_tiny(config: AppConfig) -> dict[str, Any]:
 
 def load_diffusion_from_folder(folder: Path, dtype: torch.dtype, variant: str | None = None,
                                vae_folder: Path | None = None) -> dict[str, Any]:
-    """Load the SDXL parts from a diffusers folder (a hub snapshot or a ``save_pretrained``)."""
-    variant = _variant_in(folder / "unet", variant)
-    weights = dict(variant=variant)
+    """Load the SDXL parts from a diffusers folder (a hub snapshot or a ``save_pretrained``).
+
+    ``variant`` (e.g. "fp16") is used in each component folder that holds its weight file; a
+    folder without it loads its plain weights (decided per folder, :func:`variant_in`).
+    """
+    def weights(sub: str) -> dict[str, Any]:
+        return dict(variant=variant_in(folder / sub, variant), local_files_only=True)
+
     tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", local_files_only=True)
     tokenizer_2 = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer_2", local_files_only=True)
     text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", dtype=dtype,
-                                                 local_files_only=True, **weights)
+                                                 **weights("text_encoder"))
     text_encoder_2 = CLIPTextModelWithProjection.from_pretrained(
-        folder, subfolder="text_encoder_2", dtype=dtype, local_files_only=True, **weights)
+        folder, subfolder="text_encoder_2", dtype=dtype, **weights("text_encoder_2"))
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype,
-                                                local_files_only=True, **weights)
+                                                **weights("unet"))
     if vae_folder is not None:
         vae = AutoencoderKL.from_pretrained(vae_folder, torch_dtype=dtype, local_files_only=True)
     else:
-        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype,
-                                            local_files_only=True, **weights)
+        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, **weights("vae"))
     base = DDPMScheduler.from_pretrained(folder, subfolder="scheduler", local_files_only=True)
     return dict(tokenizer=tokenizer, tokenizer_2=tokenizer_2, text_encoder=text_encoder,
                 text_encoder_2=text_encoder_2, unet=unet, vae=vae, scheduler=base,
                 train_scheduler=DDPMScheduler.from_config(base.config))
 
 
-def _load_diffusion_hub(config: AppConfig, dtype: torch.dtype) -> dict[str, Any]:
-    model = config.model
-    folder = resolve_repo(model.pretrained, _sdxl_patterns(model))
-    vae_folder = resolve_repo(model.vae, ["config.json", "diffusion_pytorch_model.safetensors"]) \
-        if model.vae else None
-    return load_diffusion_from_folder(folder, dtype, model.variant, vae_folder)
-
-
-def load_diffusion(config: AppConfig, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+def load_diffusion(config: AppConfig, device: torch.device, dtype: torch.dtype,
+                   sources: HubSources | None = None) -> dict[str, Any]:
     """Tokenizers, text encoders, UNet, VAE and both schedulers, frozen, in eval mode, with the
-    runtime's attention, channels-last and compile switches applied (:func:`apply_runtime_switches`)."""
-    parts = _load_diffusion_tiny(config) if config.model.kind == "tiny" \
-        else _load_diffusion_hub(config, dtype)
+    runtime's attention, channels-last and compile switches applied (:func:`apply_runtime_switches`).
+    ``sources``: the checked folders of a hub preset (resolved here when None)."""
+    if config.model.kind == "tiny":
+        parts = _load_diffusion_tiny(config)
+    else:
+        sources = sources or resolve_sources(config)
+        parts = load_diffusion_from_folder(sources.diffusion, dtype, config.model.variant, sources.vae)
     parts["scheduler"] = make_sampler(config.generation.sampler, parts["scheduler"])
     fix_pooled_eos(parts["text_encoder"], parts["tokenizer"])
     fix_pooled_eos(parts["text_encoder_2"], parts["tokenizer_2"])
@@ -309,15 +343,23 @@ def load_diffusion(config: AppConfig, device: torch.device, dtype: torch.dtype) 
 
 # ----------------------------------------------------------------------------- face models
 
-def load_fr_vit(config: AppConfig, device: torch.device) -> ViTModel:
+class FaceRecognitionViT(ViTModel):
+    """A plain :class:`ViTModel` that loads a ``ViTForImageClassification`` checkpoint (the FR-ViT
+    ships one) and drops its ``classifier.*`` head silently: the head is not used, so it is no
+    "unexpected key" worth transformers' LOAD REPORT."""
+
+    _keys_to_ignore_on_load_unexpected = [r"(^|\.)classifier\."]
+
+
+def load_fr_vit(config: AppConfig, device: torch.device, sources: HubSources | None = None) -> ViTModel:
     """The frozen face-recognition ViT (plain ViTModel; CLS of the last hidden state is used)."""
     if config.model.kind == "tiny":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.model.seed + 1)
             vit = tiny.tiny_fr_vit()
     else:
-        folder = resolve_repo(config.model.fr_vit, ["config.json", "*.safetensors", "*.bin"])
-        vit = ViTModel.from_pretrained(folder, add_pooling_layer=False, local_files_only=True)
+        folder = sources.fr_vit if sources else ensure_files(config.model.fr_vit, fr_vit_needs())
+        vit = FaceRecognitionViT.from_pretrained(folder, add_pooling_layer=False, local_files_only=True)
     vit = vit.to(device=device, dtype=torch.float32).eval()
     vit.requires_grad_(False)
     return vit
@@ -342,7 +384,8 @@ def _facexlib_weights(name: str) -> Path:
     return Path(load_file_from_url(url, save_dir=str(path.parent)))
 
 
-def load_face_parser(config: AppConfig, device: torch.device) -> torch.nn.Module:
+def load_face_parser(config: AppConfig, device: torch.device,
+                     sources: HubSources | None = None) -> torch.nn.Module:
     """facexlib's BiSeNet (19 CelebAMask-HQ classes): trained weights, or seeded random for tiny."""
     from facexlib.parsing.bisenet import BiSeNet
 
@@ -350,7 +393,8 @@ def load_face_parser(config: AppConfig, device: torch.device) -> torch.nn.Module
         torch.manual_seed(config.model.seed + 2)
         parser = BiSeNet(num_class=19)
     if config.model.kind != "tiny":
-        state = torch.load(_facexlib_weights("bisenet"), map_location="cpu", weights_only=True)
+        path = sources.face_parser if sources else _facexlib_weights("bisenet")
+        state = torch.load(path, map_location="cpu", weights_only=True)
         parser.load_state_dict(state, strict=True)
     parser = parser.to(device=device, dtype=torch.float32).eval()
     parser.requires_grad_(False)
@@ -372,13 +416,23 @@ def load_face_detector(face: FaceConfig, device: torch.device) -> FaceDetector:
 # ----------------------------------------------------------------------------- everything
 
 def build_components(config: AppConfig) -> Components:
-    """Load every component of ``config`` (uncached; see :func:`load_components`)."""
+    """Load every component of ``config`` (uncached; see :func:`load_components`).
+
+    A hub preset's files are checked (and completed) first, then its memory need is compared with
+    what the device has; either failure raises :class:`ModelUnavailable` with one line.
+    """
     device = resolve_device(config.runtime)
     dtype = resolve_dtype(config.runtime, device)
-    parts = load_diffusion(config, device, dtype)
+    sources = None
+    if config.model.kind != "tiny":
+        sources = resolve_sources(config)
+        check_memory(config, sources, device, dtype)
+        print(f"loading the '{config.name}' models on {device.type} in "
+              f"{str(dtype).removeprefix('torch.')}", file=sys.stderr, flush=True)
+    parts = load_diffusion(config, device, dtype, sources)
     return Components(config=config, device=device, dtype=dtype, **parts,
-                      fr_vit=load_fr_vit(config, device),
-                      face_parser=load_face_parser(config, device),
+                      fr_vit=load_fr_vit(config, device, sources),
+                      face_parser=load_face_parser(config, device, sources),
                       face_detector=load_face_detector(config.face, device))
 
 

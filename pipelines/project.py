@@ -24,6 +24,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
+from pipelines.regions import PlaceError, check_places, split_places
+
 if TYPE_CHECKING:  # pragma: no cover - torch is imported lazily: the CLI validates without it
     import torch
 
@@ -60,15 +62,20 @@ class PanelSpec:
         characters: the full names of the identities in the panel, in cast order (the first is
             bound to v1* v2*, the second to v3* v4*, ...).
         seed: this panel's seed; None -> ``request.seed + index``.
+        places: where each character stands, in ``characters`` order (``left``, ``center``,
+            ``right``, ``auto`` or a box ``x0,y0,x1,y1`` in 0-1 units; see
+            :mod:`pipelines.regions`); missing entries are automatic. Canonical spelling.
     """
 
     text: str
     characters: tuple[str, ...] = ()
     seed: int | None = None
+    places: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any, index: int = 0) -> "PanelSpec":
-        """Read the story parser's ``{"text": ..., "characters": [...]}`` (``seed`` optional)."""
+        """Read the story parser's ``{"text": ..., "characters": [...]}`` (``seed``, ``places``
+        optional; files without places read as automatic layout)."""
         where = f"panel {index + 1}"
         if not isinstance(data, Mapping):
             raise GenerationError(f"{where}: expected an object with 'text' and 'characters', "
@@ -83,12 +90,24 @@ class PanelSpec:
         seed = data.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise GenerationError(f"{where}: 'seed' must be a whole number")
-        return cls(text=text.strip(), characters=_dedupe(characters), seed=seed)
+        characters = _dedupe(characters)
+        places = data.get("places", [])
+        if isinstance(places, str):
+            places = list(split_places(places)) if places.strip() else []
+        if not isinstance(places, list):
+            raise GenerationError(f"{where}: 'places' must be a list like [\"left\", \"right\"]")
+        try:
+            places = check_places(places, characters)
+        except PlaceError as exc:
+            raise GenerationError(f"{where}: {exc}") from None
+        return cls(text=text.strip(), characters=characters, seed=seed, places=places)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"text": self.text, "characters": list(self.characters)}
         if self.seed is not None:
             out["seed"] = self.seed
+        if any(p != "auto" for p in self.places):
+            out["places"] = list(self.places)
         return out
 
 
@@ -125,6 +144,10 @@ class ComicRequest:
         negative_prompt: None -> ``generation.negative_prompt``; the style's negative is added.
         seed: base seed (panel i: seed + i).
         steps, guidance_scale, width, height, candidates: sampling settings (pixels for sizes).
+        regional: regional attention for panels with two or more characters
+            (None -> ``generation.regional_attention``).
+        face_pass: redraw each detected face with its character's identity
+            (None -> ``generation.face_pass``).
     """
 
     panels: tuple[PanelSpec, ...]
@@ -137,6 +160,8 @@ class ComicRequest:
     width: int | None = None
     height: int | None = None
     candidates: int | None = None
+    regional: bool | None = None
+    face_pass: bool | None = None
 
     def resolved(self, config) -> "ComicRequest":
         """A copy with every None filled from ``config.generation``."""
@@ -149,7 +174,9 @@ class ComicRequest:
             guidance_scale=gen.guidance_scale if self.guidance_scale is None else self.guidance_scale,
             width=gen.width if self.width is None else self.width,
             height=gen.height if self.height is None else self.height,
-            candidates=gen.candidates if self.candidates is None else self.candidates)
+            candidates=gen.candidates if self.candidates is None else self.candidates,
+            regional=gen.regional_attention if self.regional is None else bool(self.regional),
+            face_pass=gen.face_pass if self.face_pass is None else bool(self.face_pass))
 
     def panel_seed(self, index: int) -> int:
         """Seed of panel ``index``: its own, else ``seed + index``."""
@@ -273,8 +300,9 @@ class Project:
             "width": r.width,
             "height": r.height,
             "candidates": r.candidates,
-            "panels": [{"text": p.text, "characters": list(p.characters),
-                        "seed": r.panel_seed(i), "candidate": choices[i]}
+            "regional": r.regional,
+            "face_pass": r.face_pass,
+            "panels": [{**p.to_dict(), "seed": r.panel_seed(i), "candidate": choices[i]}
                        for i, p in enumerate(r.panels)],
         }
 
@@ -309,7 +337,7 @@ class Project:
             value = data.get(key)
             if value is None and optional:
                 return None
-            if isinstance(value, bool) or not isinstance(value, kind):
+            if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
                 raise ProjectError(f"{source}: '{key}' is missing or has the wrong type")
             return value
 
@@ -320,7 +348,8 @@ class Project:
             panels=panels, style=get("style", str), keywords=tuple(keywords),
             negative_prompt=get("negative_prompt", str, optional=True), seed=get("seed", int),
             steps=get("steps", int), guidance_scale=float(get("guidance_scale", (int, float))),
-            width=get("width", int), height=get("height", int), candidates=get("candidates", int))
+            width=get("width", int), height=get("height", int), candidates=get("candidates", int),
+            regional=get("regional", bool, optional=True), face_pass=get("face_pass", bool, optional=True))
         return cls(request=request, title=str(data.get("title") or ""),
                    preset=str(data.get("preset") or ""), model=str(data.get("model") or ""),
                    sampler=str(data.get("sampler") or ""), choices=tuple(choices),

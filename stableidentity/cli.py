@@ -184,9 +184,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """Add an identity from a .safetensors embedding."""
-    identity = _library(args).import_file(args.file, args.name, pronouns=args.pronouns,
-                                          face=args.face, overwrite=args.overwrite)
+    """Add an identity from a .safetensors embedding whose widths fit the preset's model."""
+    config = _config(args)
+    identity = _library(args, config).import_file(args.file, args.name, pronouns=args.pronouns,
+                                                  face=args.face, overwrite=args.overwrite,
+                                                  expected_dims=config.model.text_encoder_widths)
     print(f"imported '{identity.name}' into {identity.folder}")
     return EXIT_OK
 

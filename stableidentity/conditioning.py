@@ -28,22 +28,8 @@ import torch
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, PreTrainedTokenizerBase
 from transformers.masking_utils import create_causal_mask
 
-#: Textual-inversion-style training prompts; ``{}`` becomes the identity's two signal words.
-TEMPLATES: tuple[str, ...] = (
-    "a photo of {}",
-    "a close-up photo of {}",
-    "a rendering of {}",
-    "a cropped photo of {}",
-    "a good photo of {}",
-    "a bright photo of {}",
-    "a dark photo of {}",
-    "a clean photo of {}",
-    "a nice photo of {}",
-    "a portrait of {}",
-    "a close-up portrait of {}",
-    "a headshot of {}",
-    "a rendition of {}",
-)
+from stableidentity.templates import TEMPLATES
+
 #: The signal words of the first identity (identity i is bound to ``v{2i+1}* v{2i+2}*``).
 SIGNAL_WORDS: tuple[str, str] = ("v1*", "v2*")
 #: Token id written at the signal positions before their rows are replaced (never looked up).

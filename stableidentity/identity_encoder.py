@@ -45,17 +45,23 @@ def fr_vit_pixels(images: np.ndarray | torch.Tensor, input_size: int = 224,
 
 
 @torch.no_grad()
-def identity_features(fr_vit: ViTModel, images: np.ndarray | torch.Tensor) -> torch.Tensor:
+def identity_features(fr_vit: ViTModel, images: np.ndarray | torch.Tensor, *,
+                      with_mirror: bool = False) -> torch.Tensor:
     """FR-ViT CLS features of aligned faces.
 
     Args:
         fr_vit: the frozen face-recognition ViT (``components.fr_vit``).
         images: uint8 RGB (512, 512, 3) or (B, 512, 512, 3) aligned faces.
+        with_mirror: also encode the mirror image of each crop (the crop box is cut first and then
+            flipped, as the official code flips its ViT input), appended after the B originals.
     Returns:
-        float32 (B, hidden) on the ViT's device (hidden 768 for the real model).
+        float32 (B, hidden), or (2B, hidden) with ``with_mirror``, on the ViT's device (hidden 768
+        for the real model).
     """
     param = next(fr_vit.parameters())
     pixels = fr_vit_pixels(images, input_size=fr_vit.config.image_size)
+    if with_mirror:
+        pixels = torch.cat([pixels, pixels.flip(-1)])
     pixels = pixels.to(device=param.device, dtype=param.dtype)
     out = fr_vit(pixel_values=pixels)
     return out.last_hidden_state[:, 0].to(torch.float32)

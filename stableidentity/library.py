@@ -9,8 +9,9 @@ Layout (``embeddings/`` by default)::
 
 ``identity.safetensors`` is the SDXL textual-inversion layout that AUTOMATIC1111, ComfyUI and
 diffusers' ``load_textual_inversion`` read. Its safetensors metadata holds ``name``, ``pronouns``,
-``base_model``, ``preset``, ``steps``, ``created``, ``photo_sha256``, ``format`` and
-``format_version``.
+``base_model``, ``preset``, ``steps``, ``created``, ``photo_sha256``, ``format``,
+``format_version`` and ``token_count``, and for the app alone ``final_loss``, ``warnings``,
+``imported_from`` and ``imported`` (:meth:`IdentityLibrary.export` leaves those out).
 
 Writes never leave half an identity: an entry is built in a hidden temporary folder inside the
 library and renamed into place; an overwrite first moves the old folder aside and only deletes it
@@ -39,6 +40,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from pipelines.files import write_bytes_atomic
 from stableidentity.crash import crash_point
 from stableidentity.names import (InvalidName, InvalidPronouns, LibraryError, name_key,
                                   parse_pronouns, show, validate_name)
@@ -66,6 +68,10 @@ THUMBNAIL_MAX = 512
 SLUG_MAX = 40
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle"})
 _TMP, _OLD, _DEL = ".tmp.", ".old.", ".del."
+#: Metadata an exported file keeps: what another tool or person needs (internal notes such as the
+#: library's ``warnings`` stay home).
+EXPORT_METADATA = ("format", "format_version", "name", "pronouns", "token_count", "base_model",
+                   "preset", "steps", "created", "photo_sha256")
 _TMP_FILE = ".tmp-"
 
 FaceInput = Image.Image | np.ndarray | str | os.PathLike
@@ -157,6 +163,12 @@ def check_embeddings(clip_l: Any, clip_g: Any, *, expected_dims: tuple[int, int]
         LibraryError: one line naming the tensor and what is wrong.
     """
     where = f"{source}: " if source else ""
+    widths = tuple(v.shape[1] if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim == 2 else None
+                   for v in (clip_l, clip_g))
+    if expected_dims and expected_dims[0] != expected_dims[1] and widths == tuple(expected_dims[::-1]):
+        raise LibraryError(f"{where}clip_l and clip_g are swapped (clip_l is {widths[0]} wide, clip_g "
+                           f"{widths[1]}); this model needs clip_l {expected_dims[0]} and clip_g "
+                           f"{expected_dims[1]} wide")
     out = []
     for key, value, expected in zip(TENSOR_KEYS, (clip_l, clip_g), expected_dims or (None, None)):
         if isinstance(value, np.ndarray):
@@ -167,7 +179,8 @@ def check_embeddings(clip_l: Any, clip_g: Any, *, expected_dims: tuple[int, int]
         if value.ndim != 2 or shape[1] == 0:
             raise LibraryError(f"{where}{key} must have shape ({TOKEN_COUNT}, width), got {shape}")
         if shape[0] != TOKEN_COUNT:
-            raise LibraryError(f"{where}{key} holds {shape[0]} vectors; an identity needs exactly "
+            raise LibraryError(f"{where}{key} holds {shape[0]} vector{'' if shape[0] == 1 else 's'}; "
+                               f"an identity needs exactly "
                                f"{TOKEN_COUNT} (one per signal word)")
         if expected is not None and shape[1] != expected:
             raise LibraryError(f"{where}{key} has width {shape[1]} but this model's text encoder "
@@ -613,8 +626,9 @@ class IdentityLibrary:
                         overwrite=overwrite)
 
     def export(self, name: str, path: str | os.PathLike) -> Path:
-        """Write identity ``name`` as a standalone .safetensors file (same tensors and metadata)
-        that AUTOMATIC1111, ComfyUI and diffusers can load; replaces ``path`` atomically.
+        """Write identity ``name`` as a standalone .safetensors file that AUTOMATIC1111, ComfyUI
+        and diffusers can load; replaces ``path`` atomically. Same tensors; of the metadata only
+        the keys in :data:`EXPORT_METADATA`; file mode 0644 (``pipelines.files.FILE_MODE``).
 
         A path without a suffix gets ``.safetensors``; any other suffix is refused.
         """
@@ -628,15 +642,11 @@ class IdentityLibrary:
             raise LibraryError(f"{path} is a folder; give a file name ending in .safetensors")
         if not path.parent.is_dir():
             raise LibraryError(f"folder not found: {path.parent}")
-        staged = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        shared = {k: identity.metadata[k] for k in EXPORT_METADATA if k in identity.metadata}
         try:
-            _save_tensors(staged, identity.clip_l, identity.clip_g, dict(identity.metadata))
-            os.replace(staged, path)
+            return write_bytes_atomic(path, safetensors.torch.save(identity.state_dict(), metadata=shared))
         except OSError as exc:
             raise LibraryError(f"cannot write {path}: {exc.strerror or exc}") from None
-        finally:
-            staged.unlink(missing_ok=True)
-        return path
 
 
 def save_trained(library: IdentityLibrary, name: str, trained: "TrainedIdentity", *,
@@ -660,7 +670,7 @@ def save_trained(library: IdentityLibrary, name: str, trained: "TrainedIdentity"
 
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "Identity", "IdentityExists", "IdentityLibrary", "IdentityNotFound",
+    "EXPORT_METADATA", "FORMAT", "FORMAT_VERSION", "Identity", "IdentityExists", "IdentityLibrary", "IdentityNotFound",
     "InvalidName", "InvalidPronouns", "LibraryError", "LibraryProblem", "TOKEN_COUNT",
     "check_embeddings", "load_face", "read_embedding_file", "save_trained", "slugify",
 ]

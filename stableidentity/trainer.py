@@ -61,7 +61,7 @@ import torch.nn.functional as F
 
 from stableidentity.adain import CelebStats, adain, celeb_stats
 from stableidentity.augment import AugmentSettings, augment, masks_to_latent
-from stableidentity.conditioning import (TEMPLATES, SDXLConditioning, TokenizedPrompts, add_time_ids,
+from stableidentity.conditioning import (SDXLConditioning, TokenizedPrompts, add_time_ids,
                                          sdxl_conditioning, tokenize_templates)
 from stableidentity.face_prep import (AlignedFace, FacePrepError, LoadedPhoto, PhotoInput, load_photo,
                                       prepare_face)
@@ -69,6 +69,7 @@ from stableidentity.identity_encoder import identity_features
 from stableidentity.loss import LossTerms, add_noise, two_phase_loss
 from stableidentity.masks import FaceMasks, face_masks
 from stableidentity.mlp import IdentityMLP
+from stableidentity.templates import TEMPLATES
 
 if TYPE_CHECKING:
     from pipelines.loading import Components
@@ -206,7 +207,8 @@ class StableIdentityTrainer:
         aligned: the prepared face (:func:`stableidentity.face_prep.prepare_face`).
         seed: seeds MLP initialisation, augmentation, timesteps and noise.
         learning_rate: defaults to ``config.train.learning_rate``.
-        augmentation: augmentation settings (``NO_AUGMENT`` to switch off).
+        augmentation: augmentation settings (``NO_AUGMENT`` to switch off); default from the
+            config (``AugmentSettings.from_config``).
         masks: precomputed masks (default: parsed with ``components.face_parser``).
         augment_pool: distinct augmentations to encode before reusing them (None: never reuse);
             default ``config.train.augment_pool`` (0 there means None).
@@ -216,7 +218,7 @@ class StableIdentityTrainer:
     """
 
     def __init__(self, components: Components, aligned: AlignedFace, *, seed: int | None = None,
-                 learning_rate: float | None = None, augmentation: AugmentSettings = AugmentSettings(),
+                 learning_rate: float | None = None, augmentation: AugmentSettings | None = None,
                  masks: FaceMasks | None = None, augment_pool: int | None | str = FROM_CONFIG) -> None:
         if augment_pool == FROM_CONFIG:
             augment_pool = components.config.train.augment_pool or None
@@ -232,7 +234,7 @@ class StableIdentityTrainer:
         self.device = components.device
         self.dtype = components.dtype
         self.aligned = aligned
-        self.augmentation = augmentation
+        self.augmentation = augmentation if augmentation is not None else AugmentSettings.from_config(cfg)
         self.seed = cfg.seed if seed is None else int(seed)
         self.resolution = cfg.resolution
         self.num_train_timesteps = min(cfg.num_train_timesteps,
@@ -245,8 +247,8 @@ class StableIdentityTrainer:
         # per-run constants
         self.masks = masks if masks is not None else face_masks(components.face_parser, aligned.image,
                                                                 aligned.landmarks)
-        faces = np.stack([aligned.image, aligned.image[:, ::-1]])
-        self.features = identity_features(components.fr_vit, faces).to(self.device)  # (2, hidden)
+        # (2, hidden): the FR-ViT crop and its mirror image (crop first, then flip, as officially)
+        self.features = identity_features(components.fr_vit, aligned.image, with_mirror=True).to(self.device)
         model_id = components.config.model.pretrained
         self.stats_l: CelebStats = celeb_stats(components.text_encoder, components.tokenizer,
                                                f"{model_id}/text_encoder").to(self.device)
@@ -268,7 +270,8 @@ class StableIdentityTrainer:
         hidden = self.features.shape[1]
         d1 = components.text_encoder.get_input_embeddings().weight.shape[1]
         d2 = components.text_encoder_2.get_input_embeddings().weight.shape[1]
-        make = dict(depth=cfg.mlp_depth, lr_mul=cfg.lr_multiplier, generator=self.generator)
+        make = dict(depth=cfg.mlp_depth, hidden_factor=cfg.mlp_hidden_factor, final_affine=cfg.mlp_final_affine,
+                    lr_mul=cfg.lr_multiplier, init_std=cfg.mlp_init_std, generator=self.generator)
         self.mlp_l = IdentityMLP(hidden, d1, **make).to(self.device)
         self.mlp_g = IdentityMLP(hidden, d2, **make).to(self.device)
         self.optimizer = torch.optim.AdamW(
@@ -323,7 +326,8 @@ class StableIdentityTrainer:
                  for _ in range(count)]
         pixels = torch.stack([d.image for d in drawn]) * 2.0 - 1.0
         posterior = vae.encode(pixels.to(vae.dtype)).latent_dist
-        masks = masks_to_latent(torch.stack([d.masks for d in drawn]), tuple(posterior.mean.shape[-2:]))
+        masks = masks_to_latent(torch.stack([d.masks for d in drawn]), tuple(posterior.mean.shape[-2:]),
+                                resample=self.augmentation.resample)
         return [EncodedView(mean=posterior.mean[i:i + 1].float(), std=posterior.std[i:i + 1].float(),
                             face_mask=masks[i:i + 1, 0:1], hair_mask=masks[i:i + 1, 1:2], flipped=d.flipped)
                 for i, d in enumerate(drawn)]

@@ -15,8 +15,9 @@ from diffusers import StableDiffusionXLPipeline
 
 from configs import AppConfig, ConfigError, available_presets, load_config
 from pipelines.clip_tokenizer import build_clip_tokenizer
+from pipelines.hub_files import ensure_files, sdxl_needs
 from pipelines.loading import (ModelUnavailable, fix_pooled_eos, load_diffusion_from_folder,
-                               resolve_device, resolve_dtype, resolve_repo)
+                               resolve_device, resolve_dtype)
 from pipelines.tiny import tiny_text_encoder_2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,9 +90,6 @@ def test_device_and_dtype_resolution(tiny_config):
     device = resolve_device(tiny_config.runtime)
     assert device.type == "cpu"
     assert resolve_dtype(tiny_config.runtime, device) == torch.float32
-    auto = load_config("sdxl").runtime
-    if not torch.cuda.is_available():
-        assert resolve_dtype(auto, resolve_device(auto)) == torch.float32
 
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -167,7 +165,7 @@ def test_save_pretrained_round_trips_through_the_real_loading_path(tiny_componen
     pipe = StableDiffusionXLPipeline(**tiny_components.pipeline_parts())
     pipe.set_progress_bar_config(disable=True)
     pipe.save_pretrained(tmp_path / "sdxl")
-    assert resolve_repo(str(tmp_path / "sdxl")) == tmp_path / "sdxl"
+    assert ensure_files(str(tmp_path / "sdxl"), sdxl_needs(load_config("tiny").model)) == tmp_path / "sdxl"
     parts = load_diffusion_from_folder(tmp_path / "sdxl", torch.float32)
     reloaded = StableDiffusionXLPipeline(**{k: v for k, v in parts.items() if k != "train_scheduler"})
     reloaded.set_progress_bar_config(disable=True)
@@ -223,7 +221,7 @@ def test_sdxl_without_cache_or_network_fails_fast_and_clearly(tmp_path, monkeypa
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     start = time.monotonic()
     with pytest.raises(ModelUnavailable) as info:
-        resolve_repo("stabilityai/stable-diffusion-xl-base-1.0")
+        ensure_files("stabilityai/stable-diffusion-xl-base-1.0", sdxl_needs(load_config("sdxl").model))
     assert time.monotonic() - start < 15
     message = str(info.value)
     assert "stable-diffusion-xl-base-1.0" in message and "--preset tiny" in message

@@ -229,7 +229,7 @@ def test_concurrent_writers_do_not_lose_entries(lib):
 
 @pytest.mark.parametrize("clip_l, clip_g, fragment", [
     (torch.zeros(3, 32), torch.zeros(2, 64), "clip_l holds 3 vectors"),
-    (torch.zeros(2, 32), torch.zeros(1, 64), "clip_g holds 1 vectors"),
+    (torch.zeros(2, 32), torch.zeros(1, 64), "clip_g holds 1 vector;"),
     (torch.zeros(32), torch.zeros(2, 64), "must have shape"),
     (torch.zeros(2, 32, dtype=torch.int64), torch.zeros(2, 64), "floating-point"),
     (torch.full((2, 32), float("nan")), torch.zeros(2, 64), "NaN"),
@@ -440,15 +440,20 @@ def test_export_import_round_trip(lib, tmp_path):
     clip_l, clip_g = vectors(REAL)
     lib.add("Ada Lovelace", clip_l, clip_g, pronouns="she",
             metadata={"base_model": "sdxl-base", "preset": "sdxl", "steps": "450",
-                      "photo_sha256": "cd" * 32})
+                      "photo_sha256": "cd" * 32, "final_loss": "0.1",
+                      "warnings": "face parsing was not usable (too small)"})
+    assert "warnings" in lib.get("Ada Lovelace").metadata   # kept at home (the app shows it)
     path = lib.export("ada lovelace", tmp_path / "ada")
     assert path == tmp_path / "ada.safetensors" and path.is_file()
+    assert path.stat().st_mode & 0o777 == 0o644            # readable by a loader running as another user
     state = safetensors.torch.load_file(str(path))
     assert sorted(state) == ["clip_g", "clip_l"]
     assert torch.equal(state["clip_l"], clip_l) and torch.equal(state["clip_g"], clip_g)
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata()
     assert meta["name"] == "Ada Lovelace" and meta["base_model"] == "sdxl-base"
+    assert set(meta) == {"format", "format_version", "name", "pronouns", "token_count", "base_model",
+                         "preset", "steps", "created", "photo_sha256"}   # no internal notes
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
     other = IdentityLibrary(tmp_path / "other")
@@ -501,20 +506,22 @@ def _raw_pickle(path):
     (lambda p: p.mkdir(), "is not a file"),
     (lambda p: p.write_bytes(b"hello world, not a tensor file"), "not a valid .safetensors file"),
     (lambda p: write_raw(p, {"clip_l": torch.zeros(1, 32), "clip_g": torch.zeros(1, 64)}),
-     "clip_l holds 1 vectors; an identity needs exactly 2"),
+     "clip_l holds 1 vector; an identity needs exactly 2"),
     (lambda p: write_raw(p, {"clip_l": torch.zeros(8, 32), "clip_g": torch.zeros(8, 64)}),
      "clip_l holds 8 vectors"),
     (lambda p: write_raw(p, {"clip_l": torch.zeros(2, 768), "clip_g": torch.zeros(2, 1280)}),
      "clip_l has width 768 but this model's text encoder needs 32"),
     (lambda p: write_raw(p, {"clip_l": torch.zeros(2, 32), "clip_g": torch.zeros(2, 1280)}),
      "clip_g has width 1280 .* needs 64"),
+    (lambda p: write_raw(p, {"clip_l": torch.zeros(2, 64), "clip_g": torch.zeros(2, 32)}),
+     "clip_l and clip_g are swapped .*needs clip_l 32 and clip_g 64 wide"),
     (lambda p: write_raw(p, {"clip_l": torch.zeros(2, 32)}), "has no clip_g tensor"),
     (lambda p: write_raw(p, {"emb_params": torch.zeros(2, 768)}), "single-encoder SD 1.x/2.x"),
     (lambda p: write_raw(p, {"clip_l": torch.full((2, 32), float("nan")),
                              "clip_g": torch.zeros(2, 64)}), "NaN"),
     (_torch_pickle, "pickle"),
     (_raw_pickle, "pickle"),
-], ids=["missing", "folder", "garbage", "one-row", "eight-rows", "wrong-width-l", "wrong-width-g",
+], ids=["missing", "folder", "garbage", "one-row", "eight-rows", "wrong-width-l", "wrong-width-g", "swapped",
         "no-clip-g", "sd15", "nan", "torch-save", "raw-pickle"])
 def test_import_refuses_bad_files(lib, tmp_path, make, fragment):
     path = tmp_path / "input.safetensors"

@@ -79,6 +79,10 @@ def test_export_writes_every_file(comic, tmp_path):
     assert len(PdfReader(str(out.pdf)).pages) == len(comic.pages) == 1
     with zipfile.ZipFile(out.zip) as archive:
         listed = set(archive.namelist())
+        modes = {info.external_attr >> 16 for info in archive.infolist()}
+    # readable by a loader running as another user (mkstemp's and writestr's default is 0600)
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()} == {0o644}
+    assert modes == {0o644}
     assert {"project.json", "panels/panel_01.png", "panels/panel_04_c1.png", "pages/page_1.png",
             "identities/ada_lovelace.safetensors", "identities/alan_turing.safetensors"} <= listed
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind

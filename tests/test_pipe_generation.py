@@ -155,9 +155,9 @@ def test_panels_are_streamed_one_by_one(generator):
     calls = []
 
     class Spy(PanelGenerator):
-        def draw(self, req, panel):
+        def draw(self, req, panel, matcher=None):
             calls.append(panel.index)
-            return super().draw(req, panel)
+            return super().draw(req, panel, matcher)
 
     spy = copy.copy(generator)
     spy.__class__ = Spy

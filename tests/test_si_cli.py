@@ -141,7 +141,7 @@ def test_export_import_rename_delete(library, tmp_path, capsys):
     assert torch.equal(state["clip_l"], vectors(1)[0]) and torch.equal(state["clip_g"], vectors(1)[1])
 
     imported = run_cli("import", out, "--name", "Ada King", "--pronouns", "they",
-                       "--library", library.root)
+                       "--library", library.root, "--preset", "tiny")
     assert imported.returncode == 0 and "imported 'Ada King'" in imported.stdout, imported.stderr
     got = library.get("Ada King")
     assert got.pronouns == "they" and torch.equal(got.clip_l, vectors(1)[0])
@@ -164,6 +164,30 @@ def test_manage_errors_exit_2_with_one_line(library, tmp_path):
     assert sorted(p.name for p in library.root.iterdir()) == before
 
 
+def test_import_checks_the_widths_against_the_preset(library, tmp_path):
+    """A 1280/768-swapped file, or one made with the tiny preset, is refused under --preset sdxl
+    (exit 2, one line, nothing written); the right widths are accepted."""
+    before = sorted(p.name for p in library.root.iterdir())
+    swapped = tmp_path / "swapped.safetensors"
+    real_l, real_g = vectors(3, dims=(768, 1280))
+    safetensors.torch.save_file({"clip_l": real_g, "clip_g": real_l}, str(swapped))
+    assert_one_line_error(run_cli("import", swapped, "--name", "Eve Swap", "--preset", "sdxl",
+                                  "--library", library.root),
+                          "clip_l and clip_g are swapped (clip_l is 1280 wide, clip_g 768); "
+                          "this model needs clip_l 768 and clip_g 1280 wide")
+    tiny = tmp_path / "tiny.safetensors"
+    library.export("Ada Lovelace", tiny)
+    argv = ["import", str(tiny), "--name", "Eve Tiny", "--library", str(library.root)]
+    assert cli.main(argv + ["--preset", "sdxl"]) == 2
+    assert sorted(p.name for p in library.root.iterdir()) == before
+    good = tmp_path / "good.safetensors"
+    safetensors.torch.save_file({"clip_l": real_l, "clip_g": real_g}, str(good))
+    assert cli.main(["import", str(good), "--name", "Eve Real", "--library", str(library.root),
+                     "--preset", "sdxl"]) == 0
+    assert cli.main(argv + ["--preset", "tiny"]) == 0
+    assert library.get("Eve Real").dims == (768, 1280) and library.get("Eve Tiny").dims == (32, 64)
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["rename", "Ada Lovelace", "Ada 2"], "contains a digit"),
     (["rename", "Ada Lovelace", "alan turing"], "already exists"),
@@ -179,7 +203,8 @@ def test_manage_errors_exit_2_with_one_line(library, tmp_path):
 def test_more_bad_input_exits_2(library, tmp_path, capsys, argv, fragment):
     library.export("Ada Lovelace", tmp_path / "ada.safetensors")
     before = library.names()
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv] + ["--library", str(library.root)]
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv] + ["--library", str(library.root),
+                                                                "--preset", "tiny"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and fragment in err[0], err

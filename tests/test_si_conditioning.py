@@ -36,9 +36,9 @@ def inference_pipe(tiny_components, signal_rows):
 def test_training_conditioning_equals_inference_conditioning(tiny_components, inference_pipe, signal_rows):
     v_l, v_g = signal_rows
     prompts = tokenize_templates(tiny_components.tokenizer, tiny_components.tokenizer_2)
-    assert len(prompts.templates) >= 12
+    assert len(prompts.templates) == 81
     time_ids = add_time_ids((64, 64), (0, 0), (64, 64))
-    for index in range(len(TEMPLATES)):
+    for index in sorted({t: i for i, t in enumerate(TEMPLATES)}.values()):   # the 57 distinct ones
         prompt = prompts.prompt(index)
         assert prompt == TEMPLATES[index].format("v1* v2*")
         with torch.no_grad():
@@ -55,6 +55,19 @@ def test_training_conditioning_equals_inference_conditioning(tiny_components, in
     expected_ids = inference_pipe._get_add_time_ids((64, 64), (0, 0), (64, 64), dtype=torch.float32,
                                                     text_encoder_projection_dim=32)
     assert torch.equal(time_ids, expected_ids)
+
+
+def test_templates_are_the_81_official_ones():
+    """Source: ``datasets_face/face_id.py`` of qinghew/StableIdentity (commit 7a9a67e), whose list of
+    81 (57 distinct) was hashed into TEMPLATES_SHA256 when this code was written."""
+    from stableidentity.templates import PHOTO_TEMPLATES, TEMPLATES_SHA256, templates_digest
+
+    assert TEMPLATES == tuple(TEMPLATES) and len(TEMPLATES) == 81 and len(set(TEMPLATES)) == 57
+    assert templates_digest(TEMPLATES) == TEMPLATES_SHA256
+    assert TEMPLATES[:27] == PHOTO_TEMPLATES and TEMPLATES[27] == "an illustration of a {}"
+    assert TEMPLATES[54] == "a depiction of a {}" and TEMPLATES[29] == "a cropped photo of the {}"
+    assert all(t.count("{}") == 1 and t.endswith("{}") for t in TEMPLATES)
+    assert templates_digest(TEMPLATES[:-1]) != TEMPLATES_SHA256
 
 
 def test_token_ids_match_a_tokenizer_with_registered_words(tiny_components, inference_pipe):

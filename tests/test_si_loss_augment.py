@@ -139,7 +139,7 @@ def test_downscale_pastes_on_a_black_canvas():
     image = torch.ones(3, 64, 64) * 0.7
     masks = torch.ones(2, 64, 64)
     settings = dataclasses.replace(AugmentSettings(), flip_p=0.0, crop_p=0.0, downscale_p=1.0,
-                                   downscale_range=(0.5, 0.5))
+                                   downscale_range=(0.5, 0.5), aspect_range=(1.0, 1.0))
     sample = augment(image, masks, torch.Generator().manual_seed(0), settings)
     covered = sample.masks[0] > 0.5
     assert covered.sum().item() == 32 * 32
@@ -171,14 +171,93 @@ def test_augmentation_is_deterministic_per_seed():
     assert all(different)
 
 
-def test_masks_to_latent_thresholds_block_coverage_at_half():
+def test_masks_to_latent_area_mode_thresholds_block_coverage_at_half():
     mask = torch.zeros(1, 64, 64)
     mask[0, :, :20] = 1.0   # latent columns: 0, 1 fully covered (0..15), column 2 = 4/8 covered
-    latent = masks_to_latent(mask, (8, 8))
+    latent = masks_to_latent(mask, (8, 8), resample="bilinear")
     assert latent.shape == (1, 8, 8)
     assert latent[0, :, :2].eq(1).all() and latent[0, :, 2:].eq(0).all()  # exactly 0.5 is not > 0.5
     mask[0, :, 20] = 1.0    # column 2 now 5/8 covered
-    assert masks_to_latent(mask, (8, 8))[0, :, 2].eq(1).all()
+    assert masks_to_latent(mask, (8, 8), resample="bilinear")[0, :, 2].eq(1).all()
+
+
+def test_masks_to_latent_bicubic_mode_matches_the_official_resize():
+    """Official: bicubic with align_corners=True to the latent size, then >= 0.5."""
+    mask = torch.zeros(2, 64, 64)
+    mask[0, 10:40, 5:50] = 1.0
+    mask[1, :, :33] = 1.0
+    expected = torch.nn.functional.interpolate(mask[:, None], (8, 8), mode="bicubic", align_corners=True)
+    latent = masks_to_latent(mask, (8, 8))
+    assert torch.equal(latent, (expected[:, 0] >= 0.5).float())
+    assert latent.sum() > 0 and latent.eq(0).any()
+
+
+# ----------------------------------------------------------------------------- augmentation frequencies
+
+
+def test_default_augmentation_is_the_official_one():
+    from configs import load_config
+
+    for preset in ("sdxl", "tiny"):
+        assert AugmentSettings.from_config(load_config(preset).train) == AugmentSettings()
+    settings = AugmentSettings()
+    assert (settings.crop_p, settings.downscale_p, settings.flip_p) == (1.0, 1.0, 0.5)
+    assert settings.aspect_range == (0.9, 1.1) and settings.resample == "bicubic"
+
+
+def _record(monkeypatch) -> dict[str, list]:
+    """Wrap the real crop and paste so each call (and the pasted box) is recorded."""
+    from stableidentity import augment as module
+
+    calls: dict[str, list] = {"crop": [], "paste": []}
+    real_crop, real_paste = module.random_crop_resize, module.random_downscale_paste
+
+    def crop(stack, *args, **kwargs):
+        calls["crop"].append(1)
+        return real_crop(stack, *args, **kwargs)
+
+    def paste(stack, *args, **kwargs):
+        out = real_paste(stack, *args, **kwargs)
+        rows, cols = out[-1].gt(0).any(1).nonzero(), out[-1].gt(0).any(0).nonzero()  # last channel: all ones
+        calls["paste"].append((int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)))
+        return out
+
+    monkeypatch.setattr(module, "random_crop_resize", crop)
+    monkeypatch.setattr(module, "random_downscale_paste", paste)
+    return calls
+
+
+def test_crop_and_paste_on_every_sample_with_aspect_jitter(monkeypatch):
+    calls = _record(monkeypatch)
+    image, masks = torch.rand(3, 64, 64), torch.ones(2, 64, 64)
+    generator = torch.Generator().manual_seed(0)
+    draws = 400
+    flips = sum(augment(image, masks, generator).flipped for _ in range(draws))
+    assert len(calls["crop"]) == draws and len(calls["paste"]) == draws
+    assert 0.42 * draws < flips < 0.58 * draws        # p = 0.5: 6 binomial sigmas wide
+    heights = torch.tensor([h for h, _ in calls["paste"]], dtype=torch.float32)
+    aspects = torch.tensor([w / h for h, w in calls["paste"]])
+    assert heights.min() >= 32 and heights.max() <= 64 and heights.std() > 5   # int(64 * U(0.5, 1))
+    assert aspects.min() >= 0.87 and aspects.max() <= 1.13          # int(h * U(0.9, 1.1)), rounding down
+    assert (aspects < 0.95).any() and (aspects > 1.05).any()
+
+
+def test_crop_and_paste_probabilities_follow_the_switches(monkeypatch):
+    calls = _record(monkeypatch)
+    image, masks = torch.rand(3, 32, 32), torch.ones(2, 32, 32)
+    settings = dataclasses.replace(AugmentSettings(), crop_p=0.5, downscale_p=0.25, aspect_range=(1.0, 1.0))
+    generator = torch.Generator().manual_seed(1)
+    draws = 400
+    for _ in range(draws):
+        augment(image, masks, generator, settings)
+    assert 0.42 * draws < len(calls["crop"]) < 0.58 * draws
+    assert 0.18 * draws < len(calls["paste"]) < 0.32 * draws
+    assert all(h == w for h, w in calls["paste"])                    # no aspect jitter
+    calls["crop"].clear()
+    calls["paste"].clear()
+    for _ in range(50):
+        augment(image, masks, generator, NO_AUGMENT)
+    assert calls == {"crop": [], "paste": []}
 
 
 def test_add_noise_matches_the_ddpm_scheduler(tiny_components):

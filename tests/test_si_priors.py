@@ -44,13 +44,28 @@ def test_identity_features_shape_and_identity_dependence(tiny_components, astron
     assert torch.allclose(direct, features[:1], atol=1e-5)  # the CLS token of the last hidden state
 
 
+def test_mirror_feature_flips_the_crop_not_the_face(tiny_components):
+    """Official: the ViT input is cut from the unflipped face, then flipped. The box is not
+    centred (64..440 of 512), so flipping first would shift the window by 8 px."""
+    image = np.random.default_rng(0).integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    both = identity_features(tiny_components.fr_vit, image, with_mirror=True)
+    pixels = fr_vit_pixels(image)
+    with torch.no_grad():
+        flipped = tiny_components.fr_vit(pixel_values=pixels.flip(-1)).last_hidden_state[:, 0]
+    assert both.shape == (2, tiny_components.fr_vit.config.hidden_size)
+    assert torch.allclose(both[1:], flipped, atol=1e-5)
+    assert torch.allclose(both[:1], identity_features(tiny_components.fr_vit, image), atol=1e-5)
+    assert not torch.allclose(both[1:], identity_features(tiny_components.fr_vit, image[:, ::-1].copy()),
+                              atol=1e-4)
+
+
 # ----------------------------------------------------------------------------- MLP
 
 
 def test_equal_linear_init_and_effective_learning_rate():
     layer = EqualLinear(512, 1024, lr_mul=0.1, generator=torch.Generator().manual_seed(0))
-    assert abs(layer.effective_weight.std().item() - 0.02) < 0.001
-    assert abs(layer.weight.std().item() - 0.2) < 0.01   # stored = N(0, 0.02) / lr_mul
+    assert abs(layer.weight.std().item() - 0.02) < 0.0005   # stored = N(0, 0.02), as the official init
+    assert abs(layer.effective_weight.std().item() - 0.002) < 0.00005
     assert torch.count_nonzero(layer.bias) == 0
     before = layer.effective_weight.detach().clone()
     optimizer = torch.optim.Adam(layer.parameters(), lr=1e-3)
@@ -60,20 +75,49 @@ def test_equal_linear_init_and_effective_learning_rate():
     assert torch.allclose(moved.max(), torch.tensor(1e-4), rtol=1e-3)  # effective lr = lr * lr_mul
 
 
+@pytest.mark.parametrize("token_dim", [768, 1280])
+def test_trainer_mlps_start_with_effective_weight_std_0002(token_dim):
+    """The official init (train.py overwrites every EqualLinear weight with N(0, 0.02), lr_mul 0.1
+    in the forward pass): the weights in use start at std 0.002, the biases at 0."""
+    from configs import load_config
+
+    cfg = load_config("sdxl").train
+    mlp = IdentityMLP(768, token_dim, depth=cfg.mlp_depth, hidden_factor=cfg.mlp_hidden_factor,
+                      final_affine=cfg.mlp_final_affine, lr_mul=cfg.lr_multiplier, init_std=cfg.mlp_init_std,
+                      generator=torch.Generator().manual_seed(0))
+    linears = mlp.equal_linears()
+    assert [tuple(m.weight.shape) for m in linears] == [(2 * token_dim, 768), (2 * token_dim, 2 * token_dim)]
+    for layer in linears:
+        std = layer.effective_weight.std().item()
+        assert abs(std - 0.002) < 0.0002, std
+        assert torch.count_nonzero(layer.bias) == 0
+    assert mlp.norm.elementwise_affine and mlp.norm.weight.eq(1).all() and mlp.norm.bias.eq(0).all()
+
+
 @pytest.mark.parametrize("depth", [2, 6])
 def test_identity_mlp_layout_and_normalised_output(depth):
     mlp = IdentityMLP(32, 64, depth=depth, generator=torch.Generator().manual_seed(0))
     kinds = [type(m).__name__ for m in mlp.net]
-    expected = ["EqualLinear", "LeakyReLU"] + ["LayerNorm", "EqualLinear", "LeakyReLU"] * (depth - 2) \
-        + ["LayerNorm", "EqualLinear"]
-    assert kinds == expected
-    assert all(m.negative_slope == 0.2 for m in mlp.net if isinstance(m, torch.nn.LeakyReLU))
-    assert mlp.norm.normalized_shape == (128,) and not mlp.norm.elementwise_affine
+    assert kinds == ["EqualLinear", "LeakyReLU"] + ["Residual"] * (depth - 2) + ["LayerNorm", "EqualLinear"]
+    for block in mlp.net[2:2 + depth - 2]:   # official: x + LeakyReLU(EqualLinear(LayerNorm(x)))
+        assert [type(m).__name__ for m in block.block] == ["LayerNorm", "EqualLinear", "LeakyReLU"]
+    assert all(m.negative_slope == 0.2 for m in mlp.modules() if isinstance(m, torch.nn.LeakyReLU))
+    assert mlp.net[0].weight.shape == (128, 32)   # hidden width 2d = 128 for d = 64
+    assert mlp.norm.normalized_shape == (128,) and mlp.norm.elementwise_affine
     out = mlp(torch.randn(5, 32))
     assert out.shape == (5, 2, 64)
     flat = out.flatten(1)
     assert torch.allclose(flat.mean(1), torch.zeros(5), atol=1e-5)
-    assert torch.allclose(flat.std(1, unbiased=False), torch.ones(5), atol=1e-3)
+    # 0.99, not 1: with weights of std 0.002 the pre-norm variance (~5e-4 here) is not far above
+    # LayerNorm's eps 1e-5 (as in the official code; at SDXL widths it is ~1e-2)
+    assert torch.allclose(flat.std(1, unbiased=False), torch.ones(5), atol=0.03)
+
+
+def test_identity_mlp_switches_restore_the_older_layout():
+    mlp = IdentityMLP(32, 64, hidden_factor=1, final_affine=False, init_std=0.2,
+                      generator=torch.Generator().manual_seed(0))
+    assert mlp.net[0].weight.shape == (64, 32) and not mlp.norm.elementwise_affine
+    assert abs(mlp.net[0].effective_weight.std().item() - 0.02) < 0.003
 
 
 def test_identity_mlp_init_is_seeded():

@@ -1,0 +1,291 @@
+"""Several people in one panel: places, regional cross-attention, the identity face pass."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pipelines.loading as loading
+from pipelines.face_pass import (FaceJob, IdentityMatcher, crop_box, faces_caption, match_faces,
+                                 paste_alpha)
+from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, panel_generator
+from pipelines.project import GenerationError, Project, ProjectError
+from pipelines.regional import RegionalAttnProcessor, attention_resolutions, region_weights
+from pipelines.regions import (NAMED_PLACES, PlaceError, auto_places, panel_regions, parse_place,
+                               split_places)
+from stableidentity.library import Identity
+
+
+def person(name: str, seed: int) -> Identity:
+    g = torch.Generator().manual_seed(seed)
+    return Identity(name=name, pronouns="", clip_l=torch.randn(2, 32, generator=g) * 0.05,
+                    clip_g=torch.randn(2, 64, generator=g) * 0.05, metadata={}, folder=Path("."))
+
+
+CAST = {n: person(n, s) for n, s in (("Ada Lovelace", 1), ("Alan Turing", 2), ("Grace Hopper", 3))}
+TWO = PanelSpec("Alan Turing and Ada Lovelace play chess.", ("Ada Lovelace", "Alan Turing"))
+THREE = PanelSpec("Ada Lovelace, Alan Turing and Grace Hopper talk.",
+                  ("Ada Lovelace", "Alan Turing", "Grace Hopper"), places=("right", "0,0,0.45,1"))
+
+
+def pixels(image):
+    return np.asarray(image, dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_components):
+    return panel_generator(tiny_components)
+
+
+def with_generation(components, **changes):
+    cfg = components.config
+    return dataclasses.replace(components, config=cfg.replace(
+        generation=dataclasses.replace(cfg.generation, **changes)))
+
+
+# ----------------------------------------------------------------------------- places
+
+
+def test_places_parse_and_auto_layout():
+    assert parse_place("Left") == NAMED_PLACES["left"] and parse_place("centre") == NAMED_PLACES["center"]
+    assert parse_place("auto") is None and parse_place(" ") is None
+    assert parse_place("0.1, 0, 0.5,1") == (0.1, 0.0, 0.5, 1.0)
+    for bad, words in (("top", "not left"), ("0,0,1", "not left"), ("0,0,a,1", "four numbers"),
+                       ("0,0,1.5,1", "between 0 and 1"), ("0.5,0,0.2,1", "x0 < x1")):
+        with pytest.raises(PlaceError, match=words):
+            parse_place(bad)
+    assert auto_places(1) == [(0.0, 0.0, 1.0, 1.0)]
+    left, right = auto_places(2)
+    assert left[0] == 0 and right[2] == 1 and left[2] > right[0]  # overlapping halves
+    thirds = auto_places(3)
+    assert [b[0] for b in thirds] == sorted(b[0] for b in thirds) and thirds[0][2] > thirds[1][0]
+    assert auto_places(2, sentence_order=[1, 0]) == [right, left]  # named second -> right
+    assert panel_regions(("auto", "0,0.5,1,1"), 2) == [left, (0.0, 0.5, 1.0, 1.0)]
+    assert split_places("left; 0.5,0,1,1 ;auto") == ("left", "0.5,0,1,1")
+
+
+def test_places_in_panels_projects_and_the_table(tiny_config):
+    spec = PanelSpec.from_dict({"text": "Ada Lovelace meets Alan Turing.",
+                                "characters": ["Ada Lovelace", "Alan Turing"], "places": ["Right", "centre"]})
+    assert spec.places == ("right", "center")
+    old = PanelSpec.from_dict({"text": "Ada Lovelace reads.", "characters": ["Ada Lovelace"]})
+    assert old.places == () and "places" not in old.to_dict()  # files without places still read
+    for places, words in ((["left", "right"], "2 places for 1"), (["up"], "'Ada Lovelace': place 'up'"),
+                          ("left", None)):
+        data = {"text": "Ada Lovelace reads.", "characters": ["Ada Lovelace"], "places": places}
+        if words is None:
+            assert PanelSpec.from_dict(data).places == ("left",)
+            continue
+        with pytest.raises(GenerationError, match=words) as info:
+            PanelSpec.from_dict(data, 2)
+        assert str(info.value).startswith("panel 3:") and "\n" not in str(info.value)
+    project = Project.from_request(ComicRequest(panels=(spec, old)), tiny_config)
+    data = json.loads(project.to_json())
+    assert data["panels"][0]["places"] == ["right", "center"] and "places" not in data["panels"][1]
+    assert data["regional"] is True and data["face_pass"] is True
+    assert Project.from_dict(data) == project
+    legacy = {k: v for k, v in data.items() if k not in ("regional", "face_pass")}
+    legacy["panels"] = [{k: v for k, v in p.items() if k != "places"} for p in data["panels"]]
+    assert Project.from_dict(legacy).request.panels[0].places == ()
+    with pytest.raises(ProjectError, match="panel 1: 'Ada Lovelace': place"):
+        Project.from_dict({**data, "panels": [{**data["panels"][0], "places": ["nowhere"]}]})
+
+
+def test_prepare_lays_out_by_sentence_order_and_finds_signal_tokens(generator):
+    request, prepared = generator.prepare(ComicRequest(panels=(TWO, THREE)), CAST)
+    two, three = prepared
+    assert two.regions == (NAMED_PLACES["right"], NAMED_PLACES["left"])  # Alan is named first
+    ids = generator.binder.tokenizer(two.bound_prompt, padding="max_length", max_length=77,
+                                     truncation=True).input_ids
+    for i, positions in enumerate(two.tokens):
+        assert [ids[p] for p in positions] == list(generator.binder.token_ids[2 * i: 2 * i + 2])
+    assert three.regions == (NAMED_PLACES["right"], (0.0, 0.0, 0.45, 1.0), auto_places(3)[2])
+
+
+# ----------------------------------------------------------------------------- regional attention
+
+
+def region_masses(capture, panel, guidance: bool, images: int):
+    """Per captured call and character: (mass of its tokens outside its region, inside)."""
+    out = []
+    for call in capture:
+        cells = call["cells"]
+        (height, width), = [s for s in attention_resolutions((8, 8), 2) if s[0] * s[1] == cells]
+        probs = call["probs"][images if guidance else 0:]  # the conditional rows
+        for i, (positions, region) in enumerate(zip(panel.tokens, panel.regions)):
+            outside = region_weights(region, height, width, 0.05) == 0
+            mass = probs[:, :, list(positions)].sum(dim=-1)  # (rows, cells)
+            out.append((i, mass[:, outside], mass[:, ~outside]))
+    return out
+
+
+@pytest.mark.parametrize("panel,guidance,candidates", [(TWO, 8.5, 2), (THREE, 1.0, 1)])
+def test_signal_tokens_have_exactly_zero_attention_outside_their_region(generator, panel, guidance,
+                                                                      candidates):
+    request = ComicRequest(panels=(panel,), seed=4, guidance_scale=guidance, candidates=candidates)
+    resolved, (prepared,) = generator.prepare(request, CAST)
+    _, processor = generator._regional_pipe()
+    processor.capture = []
+    try:
+        results = generator.draw(resolved, prepared)
+    finally:
+        capture, processor.capture = processor.capture, None
+    assert all(r.regional for r in results) and processor.biases == {}  # cleared after the call
+    assert capture, "the regional processor was not called"
+    masses = region_masses(capture, prepared, guidance > 1, candidates)
+    assert {i for i, _, _ in masses} == set(range(len(panel.characters)))
+    for i, outside, inside in masses:
+        assert outside.numel() and torch.count_nonzero(outside) == 0, f"character {i} leaks"
+        assert float(inside.min()) > 0  # and it is seen inside its region
+    if guidance > 1:  # unconditional rows: no bias, the same softmax as plain attention
+        assert all(call["probs"].shape[0] == 2 * candidates for call in capture)
+
+
+def test_one_character_and_switched_off_panels_are_todays_pixels(generator, tiny_components):
+    from diffusers import StableDiffusionXLPipeline
+
+    vanilla = StableDiffusionXLPipeline(**{**tiny_components.pipeline_parts(),
+                                           "tokenizer": generator.binder.tokenizer,
+                                           "tokenizer_2": generator.binder.tokenizer_2})
+    vanilla.set_progress_bar_config(disable=True)
+    processors = dict(tiny_components.unet.attn_processors)
+    one = PanelSpec("Ada Lovelace reads by the window.", ("Ada Lovelace",))
+    for panel, regional in ((one, True), (TWO, False)):
+        request = ComicRequest(panels=(panel,), seed=9, regional=regional)
+        resolved, (prepared,) = generator.prepare(request, CAST)
+        embeds = generator.binder.encode(prepared.bound_prompt, prepared.cast, prepared.negative_prompt)
+        expected = vanilla(**embeds.as_kwargs(), num_inference_steps=resolved.steps,
+                           guidance_scale=resolved.guidance_scale, width=64, height=64,
+                           generator=torch.Generator().manual_seed(9)).images[0]
+        result = next(generator.generate(request, CAST))
+        assert not result.regional and np.array_equal(pixels(result.image), pixels(expected))
+    drawn = next(generator.generate(ComicRequest(panels=(TWO,), seed=9), CAST))
+    assert drawn.regional and not np.array_equal(pixels(drawn.image), pixels(result.image))
+    again = next(generator.generate(ComicRequest(panels=(TWO,), seed=9), CAST))
+    assert np.array_equal(pixels(drawn.image), pixels(again.image))  # same seed, same pixels
+    after = tiny_components.unet.attn_processors  # the shared UNet never saw the regional processor
+    assert after.keys() == processors.keys() and all(after[k] is v for k, v in processors.items())
+
+
+@pytest.mark.parametrize("sampler", ["euler", "ddim"])
+def test_regional_panels_with_every_sampler(tiny_components, sampler):
+    base = tiny_components.scheduler
+    parts = dataclasses.replace(tiny_components, scheduler=loading.make_sampler(sampler, base))
+    gen = PanelGenerator(parts)
+    request = ComicRequest(panels=(TWO,), seed=2, candidates=2)
+    first, second = [pixels(r.image) for r in gen.generate(request, CAST)]
+    assert first.shape == (64, 64, 3) and not np.array_equal(first, second)
+    assert np.array_equal(first, pixels(next(gen.generate(request, CAST)).image))
+
+
+def test_compiled_regional_view_draws_the_same_pixels_without_recompiling(tiny_components, monkeypatch):
+    import copy
+
+    import torch._dynamo
+
+    expected = [pixels(next(panel_generator(tiny_components).generate(
+        ComicRequest(panels=(replace(TWO, places=places),), seed=6), CAST)).image)
+        for places in ((), ("0,0,0.5,0.5", "0.5,0.5,1,1"))]
+    monkeypatch.setattr(loading, "set_compiled", functools.partial(loading.set_compiled, backend="eager"))
+    cfg = tiny_components.config
+    parts = dataclasses.replace(tiny_components, unet=copy.deepcopy(tiny_components.unet), config=cfg.replace(
+        runtime=dataclasses.replace(cfg.runtime, compile=True)))
+    gen = PanelGenerator(parts)
+    pipe, _ = gen._regional_pipe()
+    assert pipe.unet is not parts.unet and loading.compiled_with(pipe.unet) == ("default", "eager")
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for want, places in zip(expected, ((), ("0,0,0.5,0.5", "0.5,0.5,1,1"))):
+            request = ComicRequest(panels=(replace(TWO, places=places),), seed=6)
+            assert np.array_equal(pixels(next(gen.generate(request, CAST)).image), want)
+
+
+# ----------------------------------------------------------------------------- the face pass
+
+
+def test_face_pass_geometry_and_matching():
+    assert crop_box((10, 10, 20, 20), 0.5, 64, 64) == (5, 5, 25, 25)
+    assert crop_box((50, 0, 64, 14), 0.5, 64, 64) == (36, 0, 64, 28)  # shifted inside the panel
+    alpha = paste_alpha(20, 0.5)
+    assert alpha[10, 10] == 1 and (alpha[[0, -1], :] == 0).all() and (alpha[:, [0, -1]] == 0).all()
+    boxes = [(40, 10, 56, 26), (4, 10, 20, 26)]
+    jobs = match_faces(boxes, ["Ada", "Alan"], auto_places(2), (64, 64))
+    assert [(j.name, j.box[0], j.matched_by) for j in jobs] == [("Ada", 4, "place"), ("Alan", 40, "place")]
+    refs = {"Ada": np.array([0.0, 1.0]), "Alan": np.array([1.0, 0.0])}
+    jobs = match_faces(boxes, ["Ada", "Alan"], auto_places(2), (64, 64),
+                       embeddings=np.array([[0.1, 1.0], [1.0, 0.2]]), references=refs)
+    assert [(j.name, j.box[0], j.matched_by) for j in jobs] == [("Ada", 40, "similarity"),
+                                                                 ("Alan", 4, "similarity")]
+    assert match_faces(boxes[:1], ["Ada", "Alan"], auto_places(2), (64, 64))[0].name == "Alan"
+    assert faces_caption([], 64) == ""
+
+
+def test_face_pass_redraws_given_boxes_and_nothing_else(generator):
+    request = ComicRequest(panels=(TWO,), seed=3)
+    resolved, (prepared,) = generator.prepare(request, CAST)
+    image = next(generator.generate(replace(request, face_pass=False), CAST)).image
+    jobs = [FaceJob(0, "Ada Lovelace", (40.0, 10.0, 56.0, 26.0)), FaceJob(1, "Alan Turing", (4.0, 20.0, 20.0, 36.0))]
+    out, edits = generator.face_pass(resolved, prepared, image, 3, jobs=jobs)
+    again, _ = generator.face_pass(resolved, prepared, image, 3, jobs=jobs)
+    assert np.array_equal(pixels(out), pixels(again))  # same seed, same pixels
+    before, after = pixels(image), pixels(out)
+    inside = np.zeros(before.shape[:2], bool)
+    for edit in edits:
+        x0, y0, x1, y1 = edit.crop
+        inside[y0:y1, x0:x1] = True
+        assert np.abs(after[y0:y1, x0:x1] - before[y0:y1, x0:x1]).max() > 0
+    assert [e.name for e in edits] == ["Ada Lovelace", "Alan Turing"] and (~inside).any()
+    assert np.array_equal(before[~inside], after[~inside])
+    assert faces_caption(edits, 64) == "left face: Alan Turing · right face: Ada Lovelace"
+
+
+def test_face_pass_on_a_real_photo_detects_matches_and_keeps_the_rest(generator, tiny_components,
+                                                                      astronaut, grace_hopper):
+    """Two real faces side by side, characters listed against their places: matching by
+    identity (dlib recogniser, Hungarian) beats place order; only the crops change."""
+    from stableidentity.similarity import FaceSimilarity
+
+    left = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
+    right = np.asarray(Image.fromarray(grace_hopper[:512]).resize((256, 256)))
+    photo = Image.fromarray(np.concatenate([left, right], axis=1))
+    panel = PanelSpec("Ada Lovelace and Alan Turing pose.", ("Ada Lovelace", "Alan Turing"))
+    request = ComicRequest(panels=(panel,), seed=1, width=512, height=256)
+    resolved, (prepared,) = generator.prepare(request, CAST)
+    by_place = generator.find_faces(resolved, prepared, photo)
+    assert [(j.name, j.matched_by) for j in by_place] == [("Ada Lovelace", "place"), ("Alan Turing", "place")]
+    assert by_place[0].box[0] < 256 <= by_place[1].box[0]
+    config = tiny_components.config.face
+    similarity = FaceSimilarity.from_config(config, detector=tiny_components.face_detector)
+    references = {"Ada Lovelace": similarity.reference(right, aligned=False),
+                  "Alan Turing": similarity.reference(left, aligned=False)}
+    matcher = IdentityMatcher(similarity, references)
+    jobs = generator.find_faces(resolved, prepared, photo, matcher)
+    assert [(j.name, j.matched_by) for j in jobs] == [("Ada Lovelace", "similarity"), ("Alan Turing", "similarity")]
+    assert jobs[0].box[0] >= 256 > jobs[1].box[0]  # Ada is the face on the right
+    out, edits = generator.face_pass(resolved, prepared, photo, 1, matcher)
+    inside = np.zeros((256, 512), bool)
+    for edit in edits:
+        x0, y0, x1, y1 = edit.crop
+        inside[y0:y1, x0:x1] = True
+    assert len(edits) == 2 and np.array_equal(pixels(photo)[~inside], pixels(out)[~inside])
+    assert not np.array_equal(pixels(photo)[inside], pixels(out)[inside])
+
+
+def test_face_pass_switch_and_strength(tiny_components, generator):
+    request = ComicRequest(panels=(TWO,), seed=3)
+    resolved, (prepared,) = generator.prepare(request, CAST)
+    image = Image.new("RGB", (64, 64), (128, 100, 90))
+    jobs = [FaceJob(0, "Ada Lovelace", (20.0, 20.0, 40.0, 40.0))]
+    off = PanelGenerator(with_generation(tiny_components, face_pass_strength=0.0))
+    same, edits = off.face_pass(resolved, prepared, image, 3, jobs=jobs)
+    assert same is image and edits == []
+    drawn = next(generator.generate(replace(request, face_pass=False), CAST))
+    assert drawn.faces == ()
