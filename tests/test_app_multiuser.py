@@ -100,8 +100,10 @@ def test_private_identities_and_comics_survive_a_kill(tmp_path):
 
         # the restart: two jobs queued, SIGKILL while the first trains
         long_job = train(a, faces["grace_hopper"], "Taylor Swift", 5000)
-        short_job = train(a, faces["astronaut"], "Ada Lovelace", 2)
+        # the second photo is checked once the first job is past its own face detection
         wait_for_job(a, long_job, until=lambda j: j["status"] == "running" and j["step"] >= 1)
+        short_job = train(a, faces["astronaut"], "Ada Lovelace", 2)
+        assert a.predict(short_job, api_name="/job_status")["status"] == "queued"
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=30)
 

@@ -61,6 +61,26 @@ def test_owner_ids_round_trip_and_never_become_paths():
             parse_owner(bad)
 
 
+def test_who_a_page_visit_belongs_to():
+    from stableidentity.owners import resolve_owner
+
+    key = new_key()
+    assert resolve_owner(multi_user=False, login=False, browser_key=key, username="x") == (LOCAL, key)
+    assert resolve_owner(multi_user=False, login=False, browser_key=None, username=None) == (LOCAL, "")
+    # locally: the browser's key, or a fresh one for a missing or forged key
+    assert resolve_owner(multi_user=True, login=False, browser_key=key, username=None) == \
+        (owner_from_key(key), key)
+    for bad in (None, "", "../../x", "A" * 32, {"key": key}):
+        owner, fresh = resolve_owner(multi_user=True, login=False, browser_key=bad, username=None)
+        assert owner == owner_from_key(fresh) and fresh != key
+    # on a Space: the login alone; a key sent by the browser claims nothing
+    assert resolve_owner(multi_user=True, login=True, browser_key=key, username="ada")[0] == \
+        owner_from_username("ada")
+    assert resolve_owner(multi_user=True, login=True, browser_key=key, username=None)[0] is None
+    with pytest.raises(InvalidOwner):
+        resolve_owner(multi_user=True, login=True, browser_key=None, username="../ada")
+
+
 def test_space_detection_and_data_root(tmp_path):
     assert on_space({"SPACE_ID": "user/app"}) and not on_space({})
     data = tmp_path / "data"
@@ -339,3 +359,48 @@ def test_kill_during_comic_save_and_delete_leaves_no_half_entry(tmp_path):
     assert shelf.list(owner) == []  # marked as being deleted: not listed
     shelf.recover()
     assert store.comics(status=None) == [] and list(space.comics_dir(owner).iterdir()) == []
+
+
+def test_a_space_visitor_without_login_sees_the_examples_and_is_asked_to_log_in(
+        tiny_config, tiny_components, tmp_path, monkeypatch):
+    import gradio.oauth
+
+    from ui.app import build_demo
+
+    # the environment a Space with `hf_oauth: true` provides (gradio reads some at import);
+    # gradio registers its real login routes, which reach huggingface.co only when clicked
+    monkeypatch.setenv("SYSTEM", "spaces")
+    monkeypatch.setenv("SPACE_ID", "someone/comic-identity")
+    for name, value in (("OAUTH_CLIENT_ID", "client"), ("OAUTH_CLIENT_SECRET", "secret"),
+                        ("OAUTH_SCOPES", "openid profile"),
+                        ("OPENID_PROVIDER_URL", "https://huggingface.co")):
+        monkeypatch.setattr(gradio.oauth, name, value)
+    from ui.studio import Session, Studio, StudioError
+
+    examples = tmp_path / "examples"
+    _identity(IdentityLibrary(examples), "Alan Turing", "he")
+    studio = Studio(tiny_config, tiny_components, examples_dir=examples,
+                    export_root=tmp_path / "exports", multi_user=True, login=True,
+                    data_root=tmp_path / "data")
+    try:
+        guest, key = Session(), new_key()
+        assert studio.sign_in(guest, key, None) == key and guest.owner is None
+        assert studio.owner_of(guest) is None  # no key-based owner on a Space
+        assert [e.name for e in studio.library_entries(guest)] == ["Alan Turing"]
+        assert "log in with Hugging Face" in studio.library_summary(guest)
+        with pytest.raises(NotSignedIn, match="log in"):
+            studio.training.check(b"photo", "Ada Lovelace", "she", True, 2,
+                                  owner=studio.owner_of(guest))
+        with pytest.raises(StudioError, match="shipped example"):
+            studio.request_delete(guest, "Alan Turing")
+        assert studio.my_comics(guest) == []
+        ada = Session()
+        studio.sign_in(ada, None, "ada")
+        assert studio.owner_of(ada) == owner_from_username("ada")
+        _identity(studio.workspace.library(ada.owner), "Ada Lovelace", "she")
+        assert [e.name for e in studio.library_entries(ada)] == ["Ada Lovelace", "Alan Turing"]
+        assert [e.name for e in studio.library_entries(guest)] == ["Alan Turing"]
+        components = build_demo(studio).get_config_file()["components"]
+        assert any(c.get("props", {}).get("elem_id") == "login" for c in components)
+    finally:
+        studio.shutdown()
