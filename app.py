@@ -9,9 +9,11 @@ download, open a saved project), one module each in the ``ui`` package (``ui.app
 builds the page). Handlers are thin calls into :class:`ui.studio.Studio`; per-browser data lives
 in a ``gr.State`` holding a :class:`ui.studio.Session`. Every event
 has an ``api_name`` (see docs/APP.md) so the whole flow can be driven with ``gradio_client``.
-Runs unchanged as a Hugging Face Space (GPU handlers are wrapped in ``spaces.GPU`` when the
-``spaces`` package is present). ``--multi-user`` (the default on a Space, where ``SPACE_ID`` is
-set) gives every visitor a private library and My comics; see ``stableidentity/owners.py``.
+Runs unchanged as a Hugging Face Space (docs/APP.md, "Run it as a Space"): drawing handlers are
+wrapped in ``spaces.GPU``, and on ZeroGPU training runs inside ``spaces.GPU`` from the Train
+request (``stableidentity/zero_gpu.py``, ``ui/zero_gpu.py``) instead of the background queue.
+``--multi-user`` (the default on a Space, where ``SPACE_ID`` is set) gives every visitor a private
+library and My comics; see ``stableidentity/owners.py``.
 """
 
 import argparse
@@ -19,6 +21,10 @@ import os
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from stableidentity.zero_gpu import import_spaces_first  # noqa: E402  (torch-free)
+
+import_spaces_first()  # on a ZeroGPU Space `spaces` must be imported before CUDA is initialised
 
 from configs import AppConfig, ConfigError, available_presets, load_config  # noqa: E402
 
@@ -28,7 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=available_presets(), default=None,
                         help="model preset (default: $COMIC_PRESET or sdxl; 'tiny' runs offline with random weights)")
     parser.add_argument("--config", default=None, help="a preset YAML file (wins over --preset)")
-    parser.add_argument("--library", default=None, help="identity library folder (default: the preset's library_dir)")
+    parser.add_argument("--library", default=os.environ.get("COMIC_LIBRARY") or None,
+                        help="identity library folder (default: $COMIC_LIBRARY, else /data/embeddings on a "
+                             "Space with persistent storage, else the preset's library_dir)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port to serve on")

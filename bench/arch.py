@@ -184,8 +184,9 @@ def _random_face_parser(device: torch.device) -> torch.nn.Module | None:
 def build_arch(arch: str, device: torch.device | str, dtype: torch.dtype,
                preset: str = "tiny", seed: int = 0) -> Components:
     """Components for ``--arch``: ``sdxl-random`` (built on ``device`` in ``dtype``) or
-    ``preset`` (the named preset loaded on ``device`` and cast to ``dtype``; the face models and
-    the FR-ViT stay float32). Always a fresh, uncached copy: the benchmarks switch dtypes and
+    ``preset`` (the named preset loaded on ``device`` in ``dtype`` by the app's own loader; the
+    face models and the FR-ViT stay float32, the face models are left out where facexlib or dlib
+    is not installed). Always a fresh, uncached copy: the benchmarks switch dtypes and
     attention processors in place, which must not leak into the app's shared components."""
     if arch == "sdxl-random":
         return build_sdxl_random(dtype=dtype, device=device, seed=seed)
@@ -195,7 +196,15 @@ def build_arch(arch: str, device: torch.device | str, dtype: torch.dtype,
     config = load_config(preset)
     runtime = dataclasses.replace(config.runtime, device=device.type,
                                   dtype=str(dtype).removeprefix("torch."))
-    return build_components(config.replace(runtime=runtime))
+    return build_components(config.replace(runtime=runtime), face_models=face_packages_present())
+
+
+def face_packages_present() -> bool:
+    """Whether facexlib (face parser) and dlib (detector) import here: a bare GPU image may lack
+    both, and the benchmarks never detect or parse a face (their photo is pre-aligned)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("facexlib", "dlib"))
 
 
 __all__ = [

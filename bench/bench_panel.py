@@ -6,6 +6,11 @@ machine load hits every side alike. The overhead we add is binding (tokenizer co
 row overlay, lock), validation, prompt composition, a fresh scheduler per call and building
 PanelResults; the goal is ours / vanilla <= 1.02 (median).
 
+Several people in one panel: a two-identity panel is drawn plain and with regional attention
+(same seed, alternating); "regional / plain" is the median of their paired ratios (goal <= 1.05 on
+the tiny preset). The face pass is timed on its own with explicit boxes (one and two faces; tiny
+panels hold no detectable face), reported as seconds per face and as a share of one panel.
+
     python bench/bench_panel.py --preset tiny --iters 20 --json bench/results/tiny.json
 """
 
@@ -26,6 +31,8 @@ if str(ROOT) not in sys.path:
 
 PROMPT = "Ada Lovelace reads a letter by the window"
 FREE_PROMPT = "a woman reads a letter by the window"
+PAIR_PROMPT = "Ada Lovelace and Alan Turing read a letter by the window"
+PAIR = ("Ada Lovelace", "Alan Turing")
 
 
 @dataclass(frozen=True)
@@ -78,9 +85,15 @@ def main(argv=None) -> int:
     g = torch.Generator().manual_seed(1)
     ada = BenchIdentity("Ada Lovelace", torch.randn(2, d1, generator=g) * 0.05,
                         torch.randn(2, d2, generator=g) * 0.05)
-    settings = dict(style="none", seed=args.seed, steps=steps, width=size, height=size, candidates=1)
+    alan = BenchIdentity("Alan Turing", torch.randn(2, d1, generator=g) * 0.05,
+                         torch.randn(2, d2, generator=g) * 0.05)
+    cast = {"Ada Lovelace": ada, "Alan Turing": alan}
+    settings = dict(style="none", seed=args.seed, steps=steps, width=size, height=size, candidates=1,
+                    face_pass=False)
     free = ComicRequest(panels=(PanelSpec(FREE_PROMPT),), **settings)
     bound = ComicRequest(panels=(PanelSpec(PROMPT, ("Ada Lovelace",)),), **settings)
+    pair_plain = ComicRequest(panels=(PanelSpec(PAIR_PROMPT, PAIR),), regional=False, **settings)
+    pair_regional = ComicRequest(panels=(PanelSpec(PAIR_PROMPT, PAIR),), regional=True, **settings)
 
     def sync() -> None:
         if components.device.type == "cuda":
@@ -98,7 +111,9 @@ def main(argv=None) -> int:
         return next(ours.generate(bound, {"Ada Lovelace": ada})).image
 
     sides = {"vanilla SDXL pipeline": run_vanilla, "ours (no identity)": run_ours,
-             "ours (1 identity)": run_ours_identity}
+             "ours (1 identity)": run_ours_identity,
+             "ours (2 identities, plain)": lambda: next(ours.generate(pair_plain, cast)).image,
+             "ours (2 identities, regional)": lambda: next(ours.generate(pair_regional, cast)).image}
     times: dict[str, list[float]] = {name: [] for name in sides}
     for i in range(args.warmup + args.iters):
         for name, fn in sides.items():
@@ -127,14 +142,47 @@ def main(argv=None) -> int:
     ratio = results["ours (no identity)"]["ratio_vs_vanilla"]
     print(f"ratio ours/vanilla (median of paired ratios): {ratio:.3f} (goal <= 1.02); "
           f"identical pixels: {same}")
+    regional_ratio = statistics.median(a / b for a, b in zip(times["ours (2 identities, regional)"],
+                                                             times["ours (2 identities, plain)"]))
+    print(f"regional attention / plain, 2 identities (median of paired ratios): {regional_ratio:.3f} "
+          f"(goal <= 1.05 on tiny)")
+    face = face_pass_cost(ours, pair_regional, cast, size, max(3, args.iters // 4), sync)
+    panel_s = results["ours (2 identities, regional)"]["median_s"]
+    print(f"face pass: {face['per_face_s']:.4f} s per face (median of 1- and 2-face runs), "
+          f"{face['per_face_s'] / panel_s:.2f} x one panel; crop upscaled to "
+          f"{config.generation.face_pass_size} px, strength {config.generation.face_pass_strength}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(dict(
             preset=config.name, device=str(components.device), dtype=str(components.dtype),
             size=size, steps=steps, iters=args.iters, warmup=args.warmup,
             threads=torch.get_num_threads(), machine=platform.platform(), identical_pixels=same,
-            results=results), indent=2) + "\n")
+            regional_vs_plain=regional_ratio, face_pass=face, results=results), indent=2) + "\n")
     return 0
+
+
+def face_pass_cost(generator, request, cast, size: int, iters: int, sync) -> dict[str, float]:
+    """Seconds per redrawn face: the face pass on a drawn panel with explicit boxes (one face,
+    then two faces), median over ``iters`` runs each, divided by the face count."""
+    from pipelines.face_pass import FaceJob
+
+    resolved, (panel,) = generator.prepare(request, cast)
+    image = generator.draw(resolved, panel)[0].image
+    side = size / 4
+    jobs = [FaceJob(0, PAIR[0], (size * 0.6, side, size * 0.6 + side, 2 * side)),
+            FaceJob(1, PAIR[1], (size * 0.15, side, size * 0.15 + side, 2 * side))]
+    per_face = {}
+    for count in (1, 2):
+        runs = []
+        for _ in range(iters):
+            sync()
+            start = time.perf_counter()
+            generator.face_pass(resolved, panel, image, 0, jobs=jobs[:count])
+            sync()
+            runs.append((time.perf_counter() - start) / count)
+        per_face[f"{count}_face_s_per_face"] = statistics.median(runs)
+    per_face["per_face_s"] = statistics.median(per_face.values())
+    return per_face
 
 
 if __name__ == "__main__":

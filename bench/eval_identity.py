@@ -16,6 +16,11 @@ Usage (repository root)::
 
     python -m bench.eval_identity --preset tiny --limit 2            # seconds, on CPU; draws noise
     python -m bench.eval_identity --preset sdxl --library embeddings --json out/eval.json
+    python -m bench.eval_identity --preset sdxl --library embeddings --multi   # 2 and 3 people
+
+``--multi`` draws panels with 2 and 3 identities plain, with regional attention, and with
+regional attention + the face pass, and reports per face its similarity to its own identity and
+the largest similarity to another cast member (the leak); see :mod:`bench.eval_multi`.
 
 With the tiny preset and an empty library, a seeded random demo identity (reference photo: the
 astronaut in scikit-image) is used, so the harness always runs end to end; tiny draws noise, so
@@ -47,6 +52,7 @@ DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 CLIP_SUBJECT = "a person"
 PLACEHOLDER = "{}"
 DEMO_NAME = "Eileen Collins"
+DEMO_NAMES = (DEMO_NAME, "Sally Ride", "Yuri Gagarin")
 
 
 class EvalError(RuntimeError):
@@ -312,6 +318,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--save-images", default=None, metavar="DIR", help="also write every image here")
     parser.add_argument("--json", default=None, metavar="OUT", help="write the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no per-panel progress lines")
+    parser.add_argument("--multi", action="store_true",
+                        help="2 and 3 identities per panel: own similarity and leak, plain vs "
+                             "regional vs regional + face pass (--limit: prompts per cast size)")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")
@@ -341,6 +350,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
         similarity = FaceSimilarity.from_config(face, detector=components.face_detector)
     except (ModelUnavailable, RecognizerUnavailable) as exc:
         raise EvalError(str(exc)) from None
+    if args.multi:
+        return run_multi(args, config, components, similarity, identities, str(library), log)
     if not identities:
         if config.model.kind != "tiny":
             raise EvalError(f"the identity library {library} holds no identities; learn one first")
@@ -384,6 +395,55 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
     return payload
 
 
+def run_multi(args: argparse.Namespace, config: AppConfig, components: Any, similarity: Any,
+              identities: list[EvalIdentity], library: str, log: Callable[[str], None]) -> dict[str, Any]:
+    """``--multi``: :func:`bench.eval_multi.evaluate_multi` on the library (or, on tiny with
+    fewer than three identities, seeded demo identities) -> the results payload."""
+    import numpy as np
+
+    from bench.eval_multi import evaluate_multi, summarise_multi
+    from pipelines.generation import panel_generator
+    from stableidentity.similarity import NoFaceFound
+
+    notes = []
+    if len(identities) < 3 and config.model.kind == "tiny":
+        dims = (components.text_encoder.get_input_embeddings().embedding_dim,
+                components.text_encoder_2.get_input_embeddings().embedding_dim)
+        identities = [dataclasses.replace(demo_identity(dims, seed=config.model.seed + k), name=name)
+                      for k, name in enumerate(DEMO_NAMES)]
+        notes.append(f"tiny preset: used {len(identities)} random demo identities (reference: the "
+                     "scikit-image astronaut for all)")
+    if len(identities) < 2:
+        raise EvalError(f"--multi needs at least 2 identities; the library {library} holds {len(identities)}")
+    references = []
+    for identity in identities:
+        if identity.face is None:
+            raise EvalError(f"{identity.name}: no reference face in the library; --multi needs one per identity")
+        try:
+            references.append(similarity.reference(identity.face, aligned=identity.face_aligned))
+        except NoFaceFound:
+            raise EvalError(f"{identity.name}: no face found in the reference crop") from None
+    start = time.perf_counter()
+    records = evaluate_multi(panel_generator(components), similarity, identities, np.stack(references),
+                             seed=args.seed, steps=args.steps, prompts_per_size=args.limit,
+                             save_dir=Path(args.save_images) if args.save_images else None, log=log)
+    if config.model.kind == "tiny":
+        notes.append("tiny preset: random weights draw noise, so no faces are expected")
+    results = Results(bench="eval_identity_multi", machine=machine_info(components.device), settings={
+        "preset": config.name, "config": config.source, "library": library,
+        "identities": [i.name for i in identities], "seed": args.seed,
+        "steps": args.steps or config.generation.steps, "width": config.generation.width,
+        "height": config.generation.height, "recognizer": similarity.recognizer.name,
+        "face_pass_strength": config.generation.face_pass_strength,
+        "region_feather": config.generation.region_feather, "wall_s": time.perf_counter() - start})
+    for row in summarise_multi(records):
+        results.add(**row)
+    results.notes.extend(notes)
+    payload = results.as_dict()
+    payload["faces"] = [dataclasses.asdict(r) for r in records]
+    return payload
+
+
 TABLE_COLUMNS = ("identity", "panels", "images", "face_rate", "face_sim", "best_face_rate",
                  "best_face_sim", "clip_t", "s_per_panel")
 
@@ -396,7 +456,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    columns = [c for c in TABLE_COLUMNS if any(c in row for row in payload["rows"])]
+    from bench.eval_multi import MULTI_COLUMNS
+
+    wanted = MULTI_COLUMNS if args.multi else TABLE_COLUMNS
+    columns = [c for c in wanted if any(c in row for row in payload["rows"])]
     print(format_table(payload["rows"], columns))
     for note in payload["notes"]:
         print(f"note: {note}")

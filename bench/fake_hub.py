@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -174,8 +175,9 @@ def _fr_vit_config(full_size: bool):
 
 def _save_module(module: torch.nn.Module, folder: Path, dtype: torch.dtype,
                  variant: str | None) -> None:
-    """``save_pretrained`` (config.json + safetensors) of ``module`` cast to ``dtype``."""
-    module = module.to(dtype)
+    """``save_pretrained`` (config.json + safetensors) of ``module`` in ``dtype``."""
+    if next(module.parameters()).dtype != dtype:
+        module = module.to(dtype)
     module.save_pretrained(folder, variant=variant, safe_serialization=True)
 
 
@@ -200,7 +202,7 @@ def write_sdxl_repo(staged: Path, full_size: bool, weights: bool) -> None:
         shutil.copyfile(vocab, staged / name / "vocab.json")
         shutil.copyfile(merges, staged / name / "merges.txt")
     for name, build in _modules(full_size).items():
-        with default_dtype(torch.float16 if full_size else torch.float32):
+        with default_dtype(torch.float16):  # built as stored: no float32 copy of 2.6 B parameters
             module = build()
         _save_module(module, staged / name, torch.float16, variant="fp16")
         del module
@@ -213,8 +215,7 @@ def write_vae_repo(staged: Path, full_size: bool, weights: bool) -> None:
     """``madebyollin/sdxl-vae-fp16-fix``: config + float32 safetensors (no variant files)."""
     from bench.arch import default_dtype
 
-    with default_dtype(torch.float16 if full_size else torch.float32):
-        vae = _modules(full_size)["vae"]()
+    vae = _modules(full_size)["vae"]()
     _save_module(vae, staged, torch.float32, variant=None)
     if not weights:
         (staged / "diffusion_pytorch_model.safetensors").unlink()
@@ -248,7 +249,8 @@ def write_fake_hub(hf_home: Path, comic_cache: Path, *, full_size: bool = False,
     """Write the cache; returns ``{repository or "face_parser": its snapshot folder or file}``.
 
     ``weights=False`` writes every config and tokenizer file but no weight file (a download stopped
-    half-way). The global RNG is left as it was.
+    half-way). The face parser is left out where facexlib is not installed (a bare GPU image).
+    The global RNG is left as it was.
     """
     hub_cache = Path(hf_home) / "hub"
     written: dict[str, Path] = {}
@@ -263,7 +265,7 @@ def write_fake_hub(hf_home: Path, comic_cache: Path, *, full_size: bool = False,
                 written[repo] = publish_snapshot(hub_cache, repo, staged)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
-        if weights:
+        if weights and importlib.util.find_spec("facexlib") is not None:
             written["face_parser"] = write_face_parser(Path(comic_cache))
     return written
 

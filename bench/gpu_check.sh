@@ -1,35 +1,52 @@
 #!/usr/bin/env bash
-# The one prepared GPU check: full-size SDXL (random weights) panel + training benchmarks on a lent
-# H200, about 8 minutes wall, JSON under $OUT, a summary printed last.
+# The one prepared GPU check: the sdxl preset's own loader on a full-size fake Hugging Face cache
+# (loading, training and drawing on CUDA), then full-size SDXL (random weights) panel + training
+# benchmarks on a lent H200, about 9.5 minutes wall, JSON under $OUT, a summary printed last.
 #
 # 1. HERE (no GPU needed, no network): build what the device lacks into an ignored folder
 #       bash bench/gpu_check.sh --prepare
 #    -> bench/results/device_carry/ (~17 MB): site.tgz (pure-Python diffusers 0.42.1 and
-#       transformers 5.24.0 from .venv: the device image has no diffusers and an older
-#       transformers), cache/clip_bpe/{vocab,merges} (the CLIP BPE vocabulary; the device has no
-#       clip-anytorch wheel). The .venv itself (~7 GB) cannot travel (64 MiB limit) and is not
+#       transformers 5.24.0 from the interpreter that runs --prepare: the device image has no
+#       diffusers and an older transformers), cache/clip_bpe/{vocab,merges} (the CLIP BPE
+#       vocabulary; the device has no clip-anytorch wheel). --prepare runs with GPU_CHECK_PYTHON,
+#       else .venv/bin/python when the checkout has one, else python3: any interpreter with the
+#       requirements installed. The .venv itself (~7 GB) cannot travel (64 MiB limit) and is not
 #       needed: the device's python3 has torch 2.11 + CUDA, accelerate, tokenizers, safetensors.
 # 2. ON THE DEVICE, one call of the device tool:
-#       run(command="bash bench/gpu_check.sh", carry=["bench/results/device_carry"], timeout_s=560)
-#    Results: $OUT/{env.txt,panel.json,train.json,compile.json,summary.txt,log.txt}.
+#       run(command="bash bench/gpu_check.sh", carry=["bench/results/device_carry"], timeout_s=595)
+#    Results: $OUT/{env.txt,fake_hub.txt,loader.json,panel.json,train.json,compile.json,summary.txt,log.txt}.
 #
-# Sections run as separate processes with their own timeouts inside one overall budget
-# (GPU_CHECK_BUDGET_S, default 470 s); a section that would start with < 40 s left is skipped, and
-# every benchmark rewrites its JSON after each row, so a timeout keeps what was measured.
+# Sections, in order, as separate processes with their own timeouts inside one overall budget
+# (GPU_CHECK_BUDGET_S, default 540 s; a section that would start with < 40 s left is skipped, and
+# every benchmark rewrites its JSON after each row, so a timeout keeps what was measured):
+#   fake_hub  python -m bench.fake_hub --full-size into $FAKE_HUB (default /tmp/comic_fake_hub;
+#             ~7 GB of disk, ~6 GB of RAM, about a minute; kept for a rerun on a warm machine)
+#   loader    bench_sdxl_random --arch preset --preset sdxl on that cache: the preset's own loader
+#             (file checks, memory check, fp16 files per folder, the separate fp16-fix VAE repo,
+#             the hub tokenizers, the FR-ViT checkpoint) builds the components on CUDA, then one
+#             panel and a few training steps run on them (build_s in loader.json is the load time)
+#   panel, train, compile   the timing benchmarks on --arch sdxl-random (as before)
 # Env: OUT (default bench/results/gpu_check-<date>), GPU_CHECK_PYTHON (default python3),
 #      GPU_CHECK_BUDGET_S, GPU_CHECK_QUICK=0 for 3 repeats per panel instead of 1,
-#      GPU_CHECK_SECTIONS (default "panel train compile"; e.g. "compile" to rerun one),
-#      GPU_CHECK_DRY_RUN=1 to rehearse the script on a CPU with the tiny preset (~1 min; the
-#      compile section is left out of a dry run unless GPU_CHECK_SECTIONS names it).
+#      GPU_CHECK_SECTIONS (default "fake_hub loader panel train compile"; e.g. "compile" to rerun
+#      one), FAKE_HUB (where the fake cache goes), GPU_CHECK_DRY_RUN=1 to rehearse the script on a
+#      CPU with the tiny preset and a small fake cache (~2 min; the compile section is left out of a
+#      dry run unless GPU_CHECK_SECTIONS names it).
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 CARRY=bench/results/device_carry
 
 prepare() {
-    local py="${GPU_CHECK_PYTHON:-$ROOT/.venv/bin/python}"
+    local py="${GPU_CHECK_PYTHON:-}"
+    if [ -z "$py" ]; then
+        if [ -x "$ROOT/.venv/bin/python" ]; then py="$ROOT/.venv/bin/python"; else py=python3; fi
+    fi
     local site
-    site=$("$py" -c "import diffusers, os; print(os.path.dirname(os.path.dirname(diffusers.__file__)))") || exit 1
+    site=$("$py" -c "import diffusers, os; print(os.path.dirname(os.path.dirname(diffusers.__file__)))") || {
+        echo "error: $py cannot import diffusers; set GPU_CHECK_PYTHON to an interpreter with requirements.txt installed" >&2
+        exit 1
+    }
     rm -rf "$CARRY" && mkdir -p "$CARRY/cache"
     (cd "$site" && tar czf "$ROOT/$CARRY/site.tgz" --exclude=__pycache__ \
         diffusers diffusers-*.dist-info transformers transformers-*.dist-info) || exit 1
@@ -47,13 +64,19 @@ fi
 OUT="${OUT:-$ROOT/bench/results/gpu_check-$(date -u +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 PY="${GPU_CHECK_PYTHON:-python3}"
-BUDGET="${GPU_CHECK_BUDGET_S:-470}"
+BUDGET="${GPU_CHECK_BUDGET_S:-540}"
 QUICK="--quick"; [ "${GPU_CHECK_QUICK:-1}" = "0" ] && QUICK=""
 ARCH_ARGS="--arch sdxl-random --device cuda --dtype bf16"
-SECTIONS="${GPU_CHECK_SECTIONS:-panel train compile}"
+LOADER_ARGS="--arch preset --preset sdxl --device cuda --dtype bf16"
+FAKE_HUB="${FAKE_HUB:-/tmp/comic_fake_hub}"
+FAKE_HUB_SIZE="--full-size"
+SECTIONS="${GPU_CHECK_SECTIONS:-fake_hub loader panel train compile}"
 if [ "${GPU_CHECK_DRY_RUN:-0}" = "1" ]; then
     ARCH_ARGS="--arch preset --preset tiny --device cpu --dtype fp32 --smoke --threads 1"
-    SECTIONS="${GPU_CHECK_SECTIONS:-panel train}"
+    LOADER_ARGS="--arch preset --preset sdxl --device cpu --dtype fp32 --smoke --threads 1 --panel-size 128 --panel-steps 2 --train-size 64"
+    FAKE_HUB_SIZE=""
+    FAKE_HUB="${FAKE_HUB}-small"
+    SECTIONS="${GPU_CHECK_SECTIONS:-fake_hub loader panel train}"
 fi
 LOG="$OUT/log.txt"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false GRADIO_ANALYTICS_ENABLED=False
@@ -100,21 +123,61 @@ EOF
 } 2>&1 | tee "$OUT/env.txt" | tee -a "$LOG"
 
 START=$SECONDS
-section() {  # section NAME TIMEOUT_S ARGS...
-    local name=$1 limit=$2; shift 2
+limit_for() {  # limit_for NAME TIMEOUT_S -> prints the timeout to use, or nothing to skip
+    local name=$1 limit=$2
     case " $SECTIONS " in *" $name "*) ;; *) return ;; esac
     local left=$((BUDGET - (SECONDS - START)))
     [ "$left" -lt "$limit" ] && limit=$left
     if [ "$limit" -lt 40 ]; then
-        echo "== $name: skipped (${left}s of the budget left)" | tee -a "$LOG"
+        echo "== $name: skipped (${left}s of the budget left)" | tee -a "$LOG" >&2
         return
     fi
-    echo "== $name (timeout ${limit}s): bench_sdxl_random $*" | tee -a "$LOG"
+    echo "$limit"
+}
+section() {  # section NAME TIMEOUT_S ARGS...   (bench_sdxl_random with $SECTION_ARCH or $ARCH_ARGS)
+    local name=$1 limit
+    limit=$(limit_for "$1" "$2") || return
+    [ -z "$limit" ] && return
+    shift 2
+    local arch="${SECTION_ARCH:-$ARCH_ARGS}"
+    echo "== $name (timeout ${limit}s): bench_sdxl_random $arch $*" | tee -a "$LOG"
     # shellcheck disable=SC2086
     timeout --signal=TERM --kill-after=10 "$limit" "$PY" -m bench.bench_sdxl_random \
-        $ARCH_ARGS --json "$OUT/$name.json" "$@" 2>&1 | tee -a "$LOG"
+        $arch --json "$OUT/$name.json" "$@" 2>&1 | tee -a "$LOG"
     echo "== $name: exit ${PIPESTATUS[0]} after $((SECONDS - START))s" | tee -a "$LOG"
 }
+
+# The sdxl preset's own loader first: a fake cache with the real repository layouts at full size
+# (random weights), then load + draw + train on it. Kept between runs on a warm machine.
+limit=$(limit_for fake_hub 200)
+if [ -n "$limit" ]; then
+    if [ -f "$FAKE_HUB/complete" ]; then
+        echo "== fake_hub: reusing $FAKE_HUB" | tee -a "$LOG"
+    else
+        echo "== fake_hub (timeout ${limit}s): bench.fake_hub $FAKE_HUB_SIZE into $FAKE_HUB" | tee -a "$LOG"
+        rm -rf "$FAKE_HUB" && mkdir -p "$FAKE_HUB/comic"
+        # the fake cache's own COMIC_CACHE (random face-parser weights never land in a real cache);
+        # the CLIP vocabulary comes along from the carried cache where the device has no wheel
+        [ -d "${COMIC_CACHE:-/nonexistent}/clip_bpe" ] && cp -r "$COMIC_CACHE/clip_bpe" "$FAKE_HUB/comic/"
+        # shellcheck disable=SC2086
+        COMIC_CACHE="$FAKE_HUB/comic" timeout --signal=TERM --kill-after=10 "$limit" \
+            "$PY" -m bench.fake_hub $FAKE_HUB_SIZE \
+            --hf-home "$FAKE_HUB/hf" --comic-cache "$FAKE_HUB/comic" 2>&1 | grep -v "Writing model shards" \
+            | tee "$OUT/fake_hub.txt" | tee -a "$LOG"
+        [ "${PIPESTATUS[0]}" = "0" ] && touch "$FAKE_HUB/complete"
+        du -sh "$FAKE_HUB" 2>&1 | tee -a "$LOG"
+        echo "== fake_hub: done after $((SECONDS - START))s" | tee -a "$LOG"
+    fi
+fi
+if [ -f "$FAKE_HUB/complete" ]; then
+    (   # the app's cache variables, pointed at the fake cache for this section only
+        export HF_HOME="$FAKE_HUB/hf" HF_HUB_CACHE="$FAKE_HUB/hf/hub" COMIC_CACHE="$FAKE_HUB/comic"
+        SECTION_ARCH="$LOADER_ARGS" section loader 150 --only panel,train --quick --variants baseline \
+            --train-steps 4 --train-warmup 1
+    )
+else
+    echo "== loader: skipped (no fake cache)" | tee -a "$LOG"
+fi
 
 # Order: what the targets need first, the slow compile last. Every variant is one config switch
 # of the app (bench_sdxl_random's docstring maps each to its key); panels run through the app's

@@ -10,12 +10,14 @@ Every bad value raises :class:`ConfigError` with a one-line message naming the k
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Mapping, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -62,6 +64,9 @@ class RuntimeConfig:
     first call of each input shape compiles), ``compile_mode`` is passed to it. ``memory_check``:
     before a hub preset loads, refuse in one line when its estimated memory need exceeds what the
     device has (:mod:`pipelines.memory`).
+    ``overlap_training``: training steps run beside panel drawing on one device instead of
+    taking turns with it (peak memory: both activations at once; ignored with ``cpu_offload``;
+    :mod:`stableidentity.concurrency`).
     """
 
     device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
@@ -75,6 +80,7 @@ class RuntimeConfig:
     compile_mode: Literal["default", "reduce-overhead", "max-autotune",
                           "max-autotune-no-cudagraphs"] = "default"
     memory_check: bool = True
+    overlap_training: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,9 +206,14 @@ _UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2", "augment_crop_p", "augmen
 _NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale", "face_pass_margin"}
 
 
+#: YAML files in ``configs/`` that are tables, not presets.
+NOT_PRESETS = frozenset({"limits", "safety", "styles"})
+
+
 def available_presets() -> list[str]:
     """Names of the preset files shipped in ``configs/``."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("_"))
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")
+                  if not p.stem.startswith("_") and p.stem not in NOT_PRESETS)
 
 
 def preset_path(preset: str) -> Path:
@@ -310,7 +321,107 @@ def _coerce(hint: Any, value: Any, key: str, file: Path) -> Any:
     raise ConfigError(f"{file}: '{key}' has an unsupported type")  # pragma: no cover
 
 
+# ----------------------------------------------------------------------------- limits
+
+LIMITS_FILE = CONFIG_DIR / "limits.yaml"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper limits on user input (``configs/limits.yaml``, where every key is documented).
+
+    Byte sizes are bytes, lengths are characters, sizes are pixels. :meth:`refusal` words the
+    one-line message every refusal uses, so the app, the CLIs and the loaders name limits alike.
+    """
+
+    upload_bytes: int
+    photo_bytes: int
+    photo_pixels: int
+    zip_members: int
+    zip_read_bytes: int
+    json_bytes: int
+    json_depth: int
+    json_number_chars: int
+    identity_bytes: int
+    story_bytes: int
+    panels: int
+    cast: int
+    candidates: int
+    steps: int
+    train_steps: int
+    size_multiple: int
+    max_side: Mapping[str, int]
+    guidance: float
+    seed: int
+    name_chars: int
+    panel_text_chars: int
+    title_chars: int
+    prompt_chars: int
+    keywords: int
+    metadata_chars: int
+    source: str = str(LIMITS_FILE)
+
+    def side_limit(self, preset: str | None) -> int:
+        """Largest panel width/height (pixels) for ``preset`` (``max_side.default`` if unlisted)."""
+        return self.max_side.get(preset or "default", self.max_side["default"])
+
+    def tag(self, key: str) -> str:
+        """``"(limits.yaml: <key>)"``: how a message names a limit."""
+        return f"({Path(self.source).name}: {key})"
+
+    def refusal(self, what: str, key: str, limit: Any = None) -> str:
+        """``"<what> is over the limit of <limit> (limits.yaml: <key>)"``; ``limit`` defaults to
+        the value of ``key``."""
+        value = getattr(self, key) if limit is None else limit
+        shown = f"{value:,}" if isinstance(value, int) and value >= 10_000 else str(value)
+        return f"{what} is over the limit of {shown} {self.tag(key)}"
+
+
+@functools.lru_cache(maxsize=8)
+def load_limits(path: str | os.PathLike[str] | None = None) -> Limits:
+    """Read and check the limits table (default ``configs/limits.yaml``); cached per path.
+
+    Raises:
+        ConfigError: a missing or unknown key, or a value that is not a positive number.
+    """
+    file = Path(path) if path is not None else LIMITS_FILE
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{file}: cannot read the limits table ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping of limits")
+    fields = {f.name: f for f in dataclasses.fields(Limits) if f.name != "source"}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{file}: unknown key '{unknown[0]}'")
+    missing = sorted(set(fields) - set(raw))
+    if missing:
+        raise ConfigError(f"{file}: missing key '{missing[0]}'")
+    hints = get_type_hints(Limits)
+    values: dict[str, Any] = {}
+    for name in fields:
+        value = raw[name]
+        if name == "max_side":
+            if not isinstance(value, dict) or "default" not in value:
+                raise ConfigError(f"{file}: 'max_side' must map preset names to pixels, with 'default'")
+            values[name] = types.MappingProxyType(
+                {str(k): _positive(v, f"max_side.{k}", file, int) for k, v in value.items()})
+        else:
+            values[name] = _positive(value, name, file, hints[name])
+    return Limits(**values, source=str(file))
+
+
+def _positive(value: Any, key: str, file: Path, kind: type) -> Any:
+    """``value`` as a positive int (or finite positive float); ConfigError naming ``key``."""
+    ok = not isinstance(value, bool) and isinstance(value, int if kind is int else (int, float))
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{file}: '{key}' must be a positive {'whole ' if kind is int else ''}"
+                          f"number, got {value!r}")
+    return kind(value)
+
+
 __all__ = [
-    "AppConfig", "ConfigError", "FaceConfig", "GenerationConfig", "LLMConfig", "ModelConfig",
+    "AppConfig", "ConfigError", "Limits", "load_limits", "FaceConfig", "GenerationConfig", "LLMConfig", "ModelConfig",
     "RuntimeConfig", "TrainConfig", "available_presets", "load_config", "preset_path",
 ]

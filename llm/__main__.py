@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from llm import ParseResult, StoryError, parse_character_spec, parse_story
+from stableidentity.names import one_line
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -50,11 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_story(path: str, stdin: TextIO) -> str:
+    """The story text, at most ``story_bytes`` (``configs/limits.yaml``) read from file or stdin."""
+    from configs import load_limits
+    from pipelines.safe_read import ReadRefused, read_capped
+
+    limits = load_limits()
+    cap = limits.story_bytes
     if path == "-":
-        return stdin.read()
+        text = stdin.read(cap + 1)
+        if len(text.encode("utf-8")) > cap:
+            raise StoryError(limits.refusal("the story on stdin", "story_bytes"))
+        return text
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
+        return read_capped(path, cap, f"story file {path}", "story_bytes", limits).decode("utf-8")
+    except ReadRefused as exc:
+        raise StoryError(str(exc)) from None
     except FileNotFoundError:
         raise StoryError(f"story file not found: {path}") from None
     except UnicodeDecodeError:
@@ -105,7 +116,7 @@ def main(
         config = _llm_config(args.preset) if args.preset or not args.offline else None
         result = parse_story(story, characters, offline=args.offline, config=config)
     except (_UsageError, StoryError) as exc:
-        stderr.write(f"error: {exc}\n")
+        stderr.write(f"error: {one_line(str(exc))}\n")
         return EXIT_BAD_INPUT
     _print(result, args.json, stdout, stderr)
     return EXIT_OK

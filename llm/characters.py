@@ -9,14 +9,17 @@ pronouns a character matches any pronoun (resolution then relies on recency alon
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from configs import load_limits
 from llm.errors import StoryError
-from stableidentity.names import MAX_NAME_WORDS, PRONOUN_CLASS_OF
+from stableidentity.names import MAX_NAME_LENGTH, MAX_NAME_WORDS, PRONOUN_CLASS_OF, name_key, show
 from stableidentity.names import PRONOUNS as PRONOUN_CLASSES
 
-MAX_CHARACTERS = 12
+#: Characters per story (``configs/limits.yaml``: ``cast``).
+MAX_CHARACTERS = load_limits().cast
 
 #: A name word: letters, then letters, hyphens, apostrophes or periods ("O'Brien", "Jean-Luc", "Jr.").
 _NAME_WORD = r"[^\W\d_](?:[^\W\d_]|['’.\-])*"
@@ -91,11 +94,19 @@ def parse_pronouns(text: str | None, *, name: str = "") -> frozenset[str]:
 
 
 def validate_name(name: str) -> str:
-    """Return ``name`` with its whitespace normalised, or raise :class:`StoryError`.
+    """Return ``name`` NFKC-normalised with single spaces, or raise :class:`StoryError`.
 
-    A name is 1-4 words of letters, hyphens, apostrophes and periods, each word starting with a letter.
+    A name is 1-4 words of letters, hyphens, apostrophes and periods, each word starting with a
+    letter, at most ``name_chars`` (``configs/limits.yaml``) characters.
     """
-    clean = " ".join(str(name).split())
+    text = str(name)
+    if len(text) > 4 * MAX_NAME_LENGTH:
+        raise StoryError(f"a character name is too long ({len(text):,} characters; at most "
+                         f"{MAX_NAME_LENGTH})")
+    clean = " ".join(unicodedata.normalize("NFKC", text).split())
+    if len(clean) > MAX_NAME_LENGTH:
+        raise StoryError(f"the character name {show(clean)} is too long ({len(clean)} characters; "
+                         f"at most {MAX_NAME_LENGTH})")
     if not clean:
         raise StoryError("a character name is empty: give a full name such as 'Hugh Jackman'")
     if not _NAME_RE.fullmatch(clean):
@@ -155,7 +166,7 @@ def normalize_characters(characters: Iterable[CharacterLike] | None) -> list[Cha
     result = [to_character(item) for item in items]
     seen: set[str] = set()
     for character in result:
-        key = character.name.casefold()
+        key = name_key(character.name)
         if key in seen:
             raise StoryError(f"character {character.name!r} is given twice")
         seen.add(key)

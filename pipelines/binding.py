@@ -20,9 +20,11 @@ Design (see docs/PANELS.md):
   give, while the shared weights, table size and tokenizers stay bit-identical. Prompts without
   signal words, and every other thread, see the encoders exactly as before.
 * **Isolation and the lock.** Two concurrent requests cannot see each other's rows: the overlay is
-  thread-local. Encoding also runs under :func:`encoder_lock` (held from activating the rows
-  through encoding) because accelerate's offload hooks are not thread-safe; the returned
-  embeddings are independent tensors, so denoising runs outside the lock.
+  thread-local. Encoding also runs under the Components' device gate (held from activating the
+  rows through encoding; :mod:`stableidentity.concurrency`) because accelerate's offload hooks
+  are not thread-safe; the returned embeddings are independent tensors. The gate is re-entrant:
+  :meth:`PanelGenerator.draw <pipelines.generation.PanelGenerator.draw>` holds it around the
+  whole panel.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ from diffusers import StableDiffusionXLPipeline
 
 SIGNAL_WORD = re.compile(r"v\d+\*", re.IGNORECASE)
 
-_LOCKS: "weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
 _HOOKED: "weakref.WeakKeyDictionary[torch.nn.Module, bool]" = weakref.WeakKeyDictionary()
 _GUARD = threading.Lock()
 # Per thread: id(embedding module) -> (first pool id, rows (2K, d)); and the pending pool mask
@@ -120,15 +121,6 @@ def bind_text(text: str, names: Sequence[str]) -> str:
         return " ".join(signal_pair(index))
 
     return pattern.sub(replace, text)
-
-
-def encoder_lock(text_encoder: torch.nn.Module) -> threading.RLock:
-    """The lock serialising binder encodes on ``text_encoder`` (one per encoder, process-wide)."""
-    with _GUARD:
-        lock = _LOCKS.get(text_encoder)
-        if lock is None:
-            lock = _LOCKS[text_encoder] = threading.RLock()
-        return lock
 
 
 def _active_rows() -> dict[int, tuple[int, torch.Tensor]]:
@@ -293,7 +285,7 @@ class SignalWordBinder:
         max_identities: K, the most identities one panel may hold.
         words: the pool ``("v1*", ..., "v{2K}*")``.
         token_ids, token_ids_2: ids of ``words`` in tokenizer 1 / 2 (consecutive).
-        lock: :func:`encoder_lock` of text encoder 1.
+        lock: the Components' device gate lock (``components.gate.lock``), re-entrant.
     """
 
     def __init__(self, components, max_identities: int | None = None) -> None:
@@ -304,7 +296,7 @@ class SignalWordBinder:
         self.device = components.device
         self.text_encoder = components.text_encoder
         self.text_encoder_2 = components.text_encoder_2
-        self.lock = encoder_lock(self.text_encoder)
+        self.lock = components.gate.lock
         self.words = tuple(signal_words(self.max_identities))
         self.tokenizer = copy.deepcopy(components.tokenizer)
         self.tokenizer_2 = copy.deepcopy(components.tokenizer_2)
@@ -447,5 +439,5 @@ class SignalWordBinder:
 
 
 __all__ = ["BindingError", "IdentityLike", "PromptCache", "PromptEmbeddings", "SIGNAL_WORD",
-           "SignalWordBinder", "bind_text", "cast_key", "encoder_lock", "install_signal_hooks",
+           "SignalWordBinder", "bind_text", "cast_key", "install_signal_hooks",
            "signal_pair", "signal_rows", "signal_words", "tensor_digest"]

@@ -15,7 +15,6 @@ written files are listed on stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -59,21 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="skip face detection (speech bubbles then go top-left)")
     gen.add_argument("--no-identities", action="store_true",
                      help="do not embed the cast's learned vectors in comic.zip")
+    gen.add_argument("--no-regional", action="store_true",
+                     help="panels with several characters: let every signal word reach the whole "
+                          "picture (default: each character only in its place)")
+    gen.add_argument("--no-face-pass", action="store_true",
+                     help="do not redraw detected faces with their character's identity")
     return parser
 
 
 def _read_panels(path: Path):
-    from pipelines.project import panels_from_json
+    """The panels of a panels.json, read within ``configs/limits.yaml`` (size, depth, numbers)."""
+    from pipelines.project import load_panels
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return load_panels(path)
     except FileNotFoundError:
         raise UsageError(f"panels file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    return panels_from_json(data)
 
 
 def _request(args: argparse.Namespace):
@@ -88,6 +88,10 @@ def _request(args: argparse.Namespace):
         negative_prompt=args.negative, seed=args.seed, steps=args.steps,
         guidance_scale=args.guidance, width=args.width, height=args.height,
         candidates=args.candidates).items() if value is not None}
+    if args.no_regional:
+        overrides["regional"] = False
+    if args.no_face_pass:
+        overrides["face_pass"] = False
     if args.style is not None:
         overrides["style"] = book.style(args.style).name
     if args.keywords is not None:
@@ -105,13 +109,15 @@ def _request(args: argparse.Namespace):
 
 
 def generate(args: argparse.Namespace) -> int:
-    from configs import load_config
+    from configs import load_config, load_limits
     from pipelines.export import ensure_writable, export_comic
+    from pipelines.request_limits import check_request
 
     request, title, project = _request(args)
     out = ensure_writable(args.out)
     preset = args.preset or (project.preset if project is not None and args.config is None else None)
     config = load_config(preset=preset, path=args.config)
+    check_request(request.resolved(config), load_limits(), config.name)  # before any model loads
     limit = config.generation.max_identities_per_panel
     for i, panel in enumerate(request.panels):
         if len(panel.characters) > limit:
@@ -128,16 +134,28 @@ def generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     def progress(results) -> None:
+        from pipelines.face_pass import faces_caption
+
         first = results[0]
         names = f" [{', '.join(first.characters)}]" if first.characters else ""
+        regional = ", regional" if first.regional else ""
+        faces = faces_caption(first.faces, first.image.width)
         print(f"panel {first.index + 1}/{total}: {len(results)} candidate(s), seed {first.seed}, "
-              f"{first.seconds:.2f} s{names}", file=sys.stderr, flush=True)
+              f"{first.seconds:.2f} s{names}{regional}{'; ' + faces if faces else ''}",
+              file=sys.stderr, flush=True)
+
+    matcher = None
+    if request.face_pass is not False and config.generation.face_pass and not args.no_faces:
+        from pipelines.face_pass import identity_matcher
+
+        matcher = identity_matcher(config.face, components.face_detector, identities,
+                                   on_warning=lambda line: print(f"warning: {line}", file=sys.stderr))
 
     comic = draw_comic(generator, request, identities, title=title,
                        choices=project.choices if project is not None and args.candidates is None
                        else None,
                        face_detector=None if args.no_faces else components.face_detector,
-                       on_panel=progress,
+                       on_panel=progress, matcher=matcher,
                        on_warning=lambda line: print(f"warning: {line}", file=sys.stderr))
     written = export_comic(out, comic.project, comic.panels, comic.pages,
                            candidates=comic.candidates(),
@@ -205,7 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    from stableidentity.names import one_line
+
+    print(f"error: {one_line(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 

@@ -90,6 +90,35 @@ class IdentityMatcher:
     references: Mapping[str, np.ndarray]
 
 
+def identity_matcher(face_config: Any, detector: Any, identities: Mapping[str, Any],
+                     on_warning: Callable[[str], None] | None = None) -> IdentityMatcher | None:
+    """An :class:`IdentityMatcher` on the preset's recogniser with a reference embedding per
+    identity that has a library face crop (``face_path``); None when the recogniser is
+    unavailable (``on_warning`` hears why) or no identity has a usable crop: faces are then
+    matched by place."""
+    from stableidentity.recognizers import RecognizerUnavailable
+    from stableidentity.similarity import FaceSimilarity, NoFaceFound
+
+    try:
+        similarity = FaceSimilarity.from_config(face_config, detector=detector)
+    except (RecognizerUnavailable, OSError, RuntimeError) as exc:
+        if on_warning is not None:
+            on_warning(f"face matching by identity is unavailable ({' '.join(str(exc).split())}); "
+                       "faces are matched by place")
+        return None
+    references = {}
+    for name, identity in identities.items():
+        path = getattr(identity, "face_path", None)
+        if path is None:
+            continue
+        try:
+            with Image.open(path) as image:
+                references[name] = similarity.reference(np.asarray(image.convert("RGB")))
+        except (OSError, NoFaceFound, ValueError):
+            continue
+    return IdentityMatcher(similarity, references) if references else None
+
+
 # ----------------------------------------------------------------------------- matching
 
 
@@ -198,5 +227,5 @@ def redraw_faces(image: Image.Image, jobs: Sequence[FaceJob], inpaint: Inpaint, 
     return Image.fromarray(out), edits
 
 
-__all__ = ["FACE_PROMPT", "FaceEdit", "FaceJob", "IdentityMatcher", "crop_box", "faces_caption", "match_faces",
+__all__ = ["FACE_PROMPT", "FaceEdit", "FaceJob", "IdentityMatcher", "crop_box", "identity_matcher", "faces_caption", "match_faces",
            "paste_alpha", "redraw_faces"]

@@ -4,11 +4,15 @@
 :class:`~pipelines.loading.Components` (see :func:`panel_generator`), with the preset's memory
 switches applied, and draws each panel in two steps:
 
-1. under the binder's lock, with the cast's signal rows active for this thread: encode prompt +
-   negative with diffusers' own ``encode_prompt`` (:meth:`SignalWordBinder.encode`);
-2. outside the lock: ``pipe(prompt_embeds=..., pooled_prompt_embeds=..., ...)`` on this
-   thread's shallow copy of the pipeline with its own scheduler (schedulers are stateful; two
-   concurrent calls must not share one).
+1. with the cast's signal rows active for this thread: encode prompt + negative with diffusers'
+   own ``encode_prompt`` (:meth:`SignalWordBinder.encode`);
+2. ``pipe(prompt_embeds=..., pooled_prompt_embeds=..., ...)`` on this thread's shallow copy of
+   the pipeline with its own scheduler (schedulers are stateful; two concurrent calls must not
+   share one).
+
+Both steps of one panel (all its candidates) run under the Components' device gate, so panels of
+concurrent requests and training steps take turns on the device, a panel at a time
+(:mod:`stableidentity.concurrency`).
 
 Seeds (documented in docs/PANELS.md): panel ``i`` uses ``seed + i`` unless the panel carries its
 own seed; candidate ``c`` of a panel uses ``panel_seed + c * CANDIDATE_SEED_STRIDE``. Every
@@ -30,6 +34,7 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 from PIL import Image
 
+from configs import load_limits
 from pipelines.binding import (SIGNAL_WORD, BindingError, IdentityLike, PromptCache, PromptEmbeddings,
                                SignalWordBinder, bind_text, cast_key, signal_pair)
 from pipelines.face_pass import (FACE_PROMPT, FaceEdit, FaceJob, IdentityMatcher, match_faces,
@@ -40,13 +45,14 @@ from pipelines.regional import RegionalAttnProcessor, make_plan, regional_unet, 
 from pipelines.regions import Region, panel_regions, sentence_order
 from pipelines.project import (ComicRequest, GenerationError, IdentitySource, PanelSpec, Project,
                                UnknownCharacter, lookup_identity, panels_from_json)
+from pipelines.request_limits import check_request
 from pipelines.styles import StyleBook, StyleError, load_style_book
 
 logger = logging.getLogger(__name__)
 
 CANDIDATE_SEED_STRIDE = 1_000_000
-MAX_SEED = 2**63 - 1 - 64 * CANDIDATE_SEED_STRIDE
-MAX_CANDIDATES = 16
+#: Candidates per panel allowed by ``configs/limits.yaml`` (``candidates``).
+MAX_CANDIDATES = load_limits().candidates
 
 
 def candidate_seed(panel_seed: int, candidate: int) -> int:
@@ -139,7 +145,8 @@ class PanelGenerator:
 
     Attributes:
         pipe: the base ``StableDiffusionXLPipeline`` (shared modules, binder tokenizers).
-        binder: the :class:`SignalWordBinder` (lock, signal pool).
+        binder: the :class:`SignalWordBinder` (signal pool).
+        gate: the Components' :class:`~stableidentity.concurrency.DeviceGate`, held per panel.
         styles: the :class:`StyleBook`.
         config: the preset (``AppConfig``).
         prompt_cache: the :class:`PromptCache` of encoded prompts
@@ -150,6 +157,7 @@ class PanelGenerator:
         self.config = components.config
         self.device = components.device
         self.binder = SignalWordBinder(components)
+        self.gate = components.gate
         self.styles = styles or load_style_book()
         parts = components.pipeline_parts()
         parts.update(tokenizer=self.binder.tokenizer, tokenizer_2=self.binder.tokenizer_2)
@@ -164,7 +172,6 @@ class PanelGenerator:
         self._local = threading.local()
         self.prompt_cache = PromptCache(self.config.generation.prompt_cache_size)
         self.face_detector = getattr(components, "face_detector", None)
-        self._detect_lock = threading.Lock()  # dlib's detector is not thread-safe
         self._inpaint_base = None
         self._inpaint_lock = threading.Lock()
 
@@ -207,7 +214,10 @@ class PanelGenerator:
 
             with self._inpaint_lock:
                 if self._inpaint_base is None:
-                    self._inpaint_base = StableDiffusionXLInpaintPipeline.from_pipe(self.pipe)
+                    # from_pipe ends with pipeline.to(dtype), float32 unless told: pass the
+                    # components' own dtype so the shared modules are never cast
+                    self._inpaint_base = StableDiffusionXLInpaintPipeline.from_pipe(
+                        self.pipe, torch_dtype=self.pipe.unet.dtype)
                     self._inpaint_base.set_progress_bar_config(disable=True)
             pipe = copy.copy(self._inpaint_base)
             pipe.scheduler = copy.deepcopy(self._scheduler)
@@ -217,7 +227,9 @@ class PanelGenerator:
     # ------------------------------------------------------------------ validation
 
     def check_request(self, request: ComicRequest) -> ComicRequest:
-        """Validate settings (not identities) and fill defaults; GenerationError / StyleError."""
+        """Validate settings (not identities) and fill defaults; GenerationError / StyleError.
+
+        The limits table (``configs/limits.yaml``) is checked for this generator's preset."""
         request = request.resolved(self.config)
         if not request.panels:
             raise GenerationError("the panel list is empty")
@@ -226,21 +238,11 @@ class PanelGenerator:
         reserved = SIGNAL_WORD.search(request.negative_prompt or "")
         if reserved:
             raise BindingError(f"the negative prompt contains the reserved word '{reserved.group(0)}'")
+        check_request(request, load_limits(), self.config.name)  # steps, sizes, seeds, ...
         factor = self.pipe.vae_scale_factor
         for label, value in (("width", request.width), ("height", request.height)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < factor or value % factor:
+            if value % factor:
                 raise GenerationError(f"{label} must be a positive multiple of {factor} pixels, got {value}")
-        if isinstance(request.steps, bool) or not isinstance(request.steps, int) or request.steps < 1:
-            raise GenerationError(f"steps must be a positive whole number, got {request.steps}")
-        if not isinstance(request.guidance_scale, (int, float)) or request.guidance_scale < 0:
-            raise GenerationError(f"guidance must be a non-negative number, got {request.guidance_scale}")
-        if (isinstance(request.candidates, bool) or not isinstance(request.candidates, int)
-                or not 1 <= request.candidates <= MAX_CANDIDATES):
-            raise GenerationError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {request.candidates}")
-        for i in range(len(request.panels)):
-            seed = request.panel_seed(i)
-            if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-                raise GenerationError(f"panel {i + 1}: seed must be between 0 and {MAX_SEED}, got {seed}")
         return request
 
     def prepare(self, request: ComicRequest,
@@ -335,6 +337,8 @@ class PanelGenerator:
         (:mod:`pipelines.regional`); otherwise the pipeline runs exactly as without regions.
         With ``request.face_pass`` and a cast, each candidate's faces are redrawn
         (:meth:`face_pass`); ``matcher`` matches faces to characters by identity (else by place).
+        Holds the device gate from encoding to the last face redrawn (one panel = one turn on
+        the device).
         """
         start = time.perf_counter()
         n = request.candidates
@@ -343,29 +347,30 @@ class PanelGenerator:
         pipe, processor = self._regional_pipe() if regional else (self._call_pipe(), None)
         # the pipeline's own rule for classifier-free guidance (do_classifier_free_guidance)
         cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
-        embeddings = self.prompt_embeddings(panel, cfg)
         seeds = [candidate_seed(panel.seed, c) for c in range(n)]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
-        if processor is not None:
-            factor = pipe.vae_scale_factor
-            plan = make_plan(panel.tokens, panel.regions, (request.height // factor, request.width // factor),
-                             images=n, guidance=cfg, feather=self.config.generation.region_feather,
-                             sequence_length=embeddings.prompt_embeds.shape[1])
-            processor.set_plan(plan, unet_levels(pipe.unet), self.execution_device, pipe.unet.dtype)
-        try:
-            output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
-                          guidance_scale=guidance, width=request.width, height=request.height,
-                          num_images_per_prompt=n, generator=generators if n > 1 else generators[0],
-                          output_type="pil")
-        finally:
-            if processor is not None:
-                processor.clear()
-        images = [image.convert("RGB") for image in output.images]
         edits: list[tuple[FaceEdit, ...]] = [()] * n
-        if request.face_pass and panel.cast:
-            for c in range(n):
-                images[c], found = self.face_pass(request, panel, images[c], seeds[c], matcher)
-                edits[c] = tuple(found)
+        with self.gate.work():
+            embeddings = self.prompt_embeddings(panel, cfg)
+            if processor is not None:
+                factor = pipe.vae_scale_factor
+                plan = make_plan(panel.tokens, panel.regions, (request.height // factor, request.width // factor),
+                                 images=n, guidance=cfg, feather=self.config.generation.region_feather,
+                                 sequence_length=embeddings.prompt_embeds.shape[1])
+                processor.set_plan(plan, unet_levels(pipe.unet), self.execution_device, pipe.unet.dtype)
+            try:
+                output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
+                              guidance_scale=guidance, width=request.width, height=request.height,
+                              num_images_per_prompt=n, generator=generators if n > 1 else generators[0],
+                              output_type="pil")
+            finally:
+                if processor is not None:
+                    processor.clear()
+            images = [image.convert("RGB") for image in output.images]
+            if request.face_pass and panel.cast:
+                for c in range(n):
+                    images[c], found = self.face_pass(request, panel, images[c], seeds[c], matcher)
+                    edits[c] = tuple(found)
         seconds = time.perf_counter() - start
         return [PanelResult(index=panel.index, candidate=c, image=image,
                             prompt=panel.prompt, bound_prompt=panel.bound_prompt,
@@ -385,13 +390,12 @@ class PanelGenerator:
         rgb = np.asarray(image.convert("RGB"))
         names = list(panel.characters)
         regions = list(panel.regions) or panel_regions((), len(names))
-        with self._detect_lock:
-            if matcher is not None:
-                faces, embeddings = matcher.similarity.embed_faces(rgb)
-            elif self.face_detector is not None:
-                faces, embeddings = self.face_detector.detect(rgb), None
-            else:
-                return []
+        if matcher is not None:  # detector and recogniser lock themselves
+            faces, embeddings = matcher.similarity.embed_faces(rgb)
+        elif self.face_detector is not None:
+            faces, embeddings = self.face_detector.detect(rgb), None
+        else:
+            return []
         return match_faces([f.box for f in faces], names, regions, image.size, embeddings,
                            matcher.references if matcher is not None else None)
 

@@ -36,6 +36,7 @@ from pipelines.files import cache_dir
 from pipelines.hub_files import (ModelUnavailable, ensure_files, fr_vit_needs, sdxl_needs, vae_needs,
                                  variant_in, weight_files)
 from pipelines.network import host_reachable
+from stableidentity.concurrency import DeviceGate
 from stableidentity.face_detection import DlibFaceDetector, FaceDetector, RetinaFaceDetector
 
 FACEXLIB_URLS = {
@@ -52,6 +53,9 @@ class Components:
     """Every model a preset needs, on ``device`` in ``dtype`` (face models stay float32).
 
     ``scheduler`` samples panels; ``train_scheduler`` (DDPM) adds noise during training.
+    ``gate`` serialises model work on ``device`` (:mod:`stableidentity.concurrency`): panels and
+    training steps hold it; ``dataclasses.replace`` keeps it, so copies sharing these modules
+    share their gate. The face detector locks itself.
     """
 
     config: AppConfig
@@ -68,6 +72,11 @@ class Components:
     fr_vit: ViTModel
     face_parser: torch.nn.Module
     face_detector: FaceDetector
+    gate: DeviceGate | None = None
+
+    def __post_init__(self) -> None:
+        if self.gate is None:
+            self.gate = DeviceGate(device=str(self.device))
 
     def pipeline_parts(self) -> dict[str, Any]:
         """Keyword arguments for ``StableDiffusionXLPipeline(**parts)``."""
@@ -135,17 +144,18 @@ class HubSources:
     diffusion: Path
     vae: Path | None
     fr_vit: Path
-    face_parser: Path
+    face_parser: Path | None
 
 
-def resolve_sources(config: AppConfig) -> HubSources:
-    """Check (and, with network, complete) every repository of ``config`` before anything loads."""
+def resolve_sources(config: AppConfig, face_parser: bool = True) -> HubSources:
+    """Check (and, with network, complete) every repository of ``config`` before anything loads
+    (the face parser's weights too, unless ``face_parser`` is False)."""
     model = config.model
     diffusion = ensure_files(model.pretrained, sdxl_needs(model))
     vae = ensure_files(model.vae, vae_needs()) if model.vae else None
     fr_vit = ensure_files(model.fr_vit, fr_vit_needs())
     return HubSources(diffusion=diffusion, vae=vae, fr_vit=fr_vit,
-                      face_parser=_facexlib_weights("bisenet"))
+                      face_parser=_facexlib_weights("bisenet") if face_parser else None)
 
 
 def component_sizes(config: AppConfig, sources: HubSources) -> memory.Sizes:
@@ -155,8 +165,9 @@ def component_sizes(config: AppConfig, sources: HubSources) -> memory.Sizes:
         diffusion += memory.count(weight_files(sources.vae, vae_needs()))
     unet = memory.count(p for p in weight_files(sources.diffusion, sdxl_needs(config.model))
                         if p.parent.name == "unet")
-    float32 = memory.count(weight_files(sources.fr_vit, fr_vit_needs())) \
-        + memory.file_numel(sources.face_parser)
+    float32 = memory.count(weight_files(sources.fr_vit, fr_vit_needs()))
+    if sources.face_parser is not None:
+        float32 += memory.file_numel(sources.face_parser)
     return memory.Sizes(diffusion=diffusion, float32=float32, unet=unet)
 
 
@@ -393,7 +404,7 @@ def load_face_parser(config: AppConfig, device: torch.device,
         torch.manual_seed(config.model.seed + 2)
         parser = BiSeNet(num_class=19)
     if config.model.kind != "tiny":
-        path = sources.face_parser if sources else _facexlib_weights("bisenet")
+        path = sources.face_parser if sources and sources.face_parser else _facexlib_weights("bisenet")
         state = torch.load(path, map_location="cpu", weights_only=True)
         parser.load_state_dict(state, strict=True)
     parser = parser.to(device=device, dtype=torch.float32).eval()
@@ -415,25 +426,27 @@ def load_face_detector(face: FaceConfig, device: torch.device) -> FaceDetector:
 
 # ----------------------------------------------------------------------------- everything
 
-def build_components(config: AppConfig) -> Components:
+def build_components(config: AppConfig, face_models: bool = True) -> Components:
     """Load every component of ``config`` (uncached; see :func:`load_components`).
 
     A hub preset's files are checked (and completed) first, then its memory need is compared with
     what the device has; either failure raises :class:`ModelUnavailable` with one line.
+    ``face_models=False`` leaves the face parser and detector out (None): only for benchmarks
+    that never detect or parse a face, on machines without facexlib or dlib.
     """
     device = resolve_device(config.runtime)
     dtype = resolve_dtype(config.runtime, device)
     sources = None
     if config.model.kind != "tiny":
-        sources = resolve_sources(config)
+        sources = resolve_sources(config, face_parser=face_models)
         check_memory(config, sources, device, dtype)
         print(f"loading the '{config.name}' models on {device.type} in "
               f"{str(dtype).removeprefix('torch.')}", file=sys.stderr, flush=True)
     parts = load_diffusion(config, device, dtype, sources)
     return Components(config=config, device=device, dtype=dtype, **parts,
                       fr_vit=load_fr_vit(config, device, sources),
-                      face_parser=load_face_parser(config, device, sources),
-                      face_detector=load_face_detector(config.face, device))
+                      face_parser=load_face_parser(config, device, sources) if face_models else None,
+                      face_detector=load_face_detector(config.face, device) if face_models else None)
 
 
 @lru_cache(maxsize=2)

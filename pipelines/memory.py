@@ -31,7 +31,7 @@ from pipelines.hub_files import ModelUnavailable
 TRAIN_EXTRA_AT_512 = 0.40
 DRAW_EXTRA_AT_512 = 0.10
 #: memory the Python process holds besides the weights (torch, diffusers, gradio imported), bytes
-PROCESS_BASE_BYTES = int(1.0e9)
+PROCESS_BASE_BYTES = int(0.5e9)
 
 
 class InsufficientMemory(ModelUnavailable):

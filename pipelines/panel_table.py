@@ -13,7 +13,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from configs import Limits, load_limits
 from pipelines.project import GenerationError, PanelSpec
+from pipelines.request_limits import LimitError, check_panel, check_panel_count, check_seed
 
 HEADERS = ["Text", "Characters", "Seed"]
 Row = list[str]
@@ -73,15 +75,22 @@ def rows_from_panels(panels: Iterable[Any]) -> list[Row]:
     return rows
 
 
-def panels_from_rows(value: Any) -> tuple[PanelSpec, ...]:
-    """The table as PanelSpecs (blank rows skipped).
+def panels_from_rows(value: Any, limits: Limits | None = None) -> tuple[PanelSpec, ...]:
+    """The table as PanelSpecs (blank rows skipped), within ``configs/limits.yaml``.
 
     Raises:
-        PanelTableError: a row with characters or a seed but no text, or a seed that is not a
-            whole number >= 0. (An empty list is returned as empty; callers decide.)
+        PanelTableError: a row with characters or a seed but no text, a seed that is not a
+            whole number >= 0, or a row over a limit (panels, text and name lengths, seed range).
+            (An empty list is returned as empty; callers decide.)
     """
+    limits = limits or load_limits()
+    rows = normalise_rows(value)
+    try:
+        check_panel_count(sum(1 for row in rows if any(row)), limits)
+    except LimitError as exc:
+        raise PanelTableError(str(exc)) from None
     panels = []
-    for number, (text, characters, seed) in enumerate(normalise_rows(value), start=1):
+    for number, (text, characters, seed) in enumerate(rows, start=1):
         if not any((text, characters, seed)):
             continue
         if not text:
@@ -96,7 +105,14 @@ def panels_from_rows(value: Any) -> tuple[PanelSpec, ...]:
                                       "leave it blank for an automatic seed") from None
             if own_seed < 0:
                 raise PanelTableError(f"row {number}: the seed must not be negative")
-        panels.append(PanelSpec(text=text, characters=split_characters(characters), seed=own_seed))
+        panel = PanelSpec(text=text, characters=split_characters(characters), seed=own_seed)
+        try:
+            if own_seed is not None:
+                check_seed(own_seed, "the seed", limits)
+            check_panel(panel, number, limits)
+        except LimitError as exc:
+            raise PanelTableError(f"row {number}: {str(exc).removeprefix(f'panel {number}: ')}") from None
+        panels.append(panel)
     return tuple(panels)
 
 

@@ -16,6 +16,7 @@ textual-inversion layout), so the comic can be regenerated without the original 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import zipfile
@@ -24,6 +25,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
+from configs import Limits, load_limits
+from stableidentity.names import name_key, show
 from pipelines.regions import PlaceError, check_places, split_places
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported lazily: the CLI validates without it
@@ -73,9 +76,16 @@ class PanelSpec:
     places: tuple[str, ...] = ()
 
     @classmethod
-    def from_dict(cls, data: Any, index: int = 0) -> "PanelSpec":
+    def from_dict(cls, data: Any, index: int = 0, limits: Limits | None = None) -> "PanelSpec":
         """Read the story parser's ``{"text": ..., "characters": [...]}`` (``seed``, ``places``
-        optional; files without places read as automatic layout)."""
+        optional; files without places read as automatic layout).
+
+        Raises:
+            GenerationError: malformed; LimitError: text, names or seed outside ``limits``.
+        """
+        from pipelines.request_limits import check_panel, check_seed
+
+        limits = limits or load_limits()
         where = f"panel {index + 1}"
         if not isinstance(data, Mapping):
             raise GenerationError(f"{where}: expected an object with 'text' and 'characters', "
@@ -87,9 +97,13 @@ class PanelSpec:
         if not isinstance(characters, list) or not all(isinstance(c, str) and c.strip()
                                                        for c in characters):
             raise GenerationError(f"{where}: 'characters' must be a list of names")
+        if len(characters) > limits.cast:
+            raise GenerationError(limits.refusal(f"{where}: {len(characters)} characters", "cast"))
         seed = data.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise GenerationError(f"{where}: 'seed' must be a whole number")
+        if seed is not None:
+            check_seed(seed, f"{where}: seed", limits)
         characters = _dedupe(characters)
         places = data.get("places", [])
         if isinstance(places, str):
@@ -100,7 +114,9 @@ class PanelSpec:
             places = check_places(places, characters)
         except PlaceError as exc:
             raise GenerationError(f"{where}: {exc}") from None
-        return cls(text=text.strip(), characters=characters, seed=seed, places=places)
+        panel = cls(text=text.strip(), characters=characters, seed=seed, places=places)
+        check_panel(panel, index + 1, limits)
+        return panel
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"text": self.text, "characters": list(self.characters)}
@@ -112,25 +128,31 @@ class PanelSpec:
 
 
 def _dedupe(names: Iterable[str]) -> tuple[str, ...]:
+    """Names with single spaces, each once (compared by :func:`name_key`: NFKC, casefolded)."""
     seen: set[str] = set()
     out = []
     for name in names:
-        key = " ".join(name.split()).lower()
+        key = name_key(name)
         if key not in seen:
             seen.add(key)
             out.append(" ".join(name.split()))
     return tuple(out)
 
 
-def panels_from_json(data: Any) -> tuple[PanelSpec, ...]:
-    """The story parser's panel list -> PanelSpecs; GenerationError if empty or malformed."""
+def panels_from_json(data: Any, limits: Limits | None = None) -> tuple[PanelSpec, ...]:
+    """The story parser's panel list -> PanelSpecs; GenerationError if empty, malformed or over
+    ``limits`` (the panel count is checked before any panel is read)."""
+    from pipelines.request_limits import check_panel_count
+
+    limits = limits or load_limits()
     if isinstance(data, Mapping) and "panels" in data:
         data = data["panels"]
     if not isinstance(data, list):
         raise GenerationError("the panel list must be a JSON list of {\"text\", \"characters\"} objects")
     if not data:
         raise GenerationError("the panel list is empty")
-    return tuple(PanelSpec.from_dict(item, i) for i, item in enumerate(data))
+    check_panel_count(len(data), limits)
+    return tuple(PanelSpec.from_dict(item, i, limits) for i, item in enumerate(data))
 
 
 @dataclass(frozen=True)
@@ -205,9 +227,9 @@ def lookup_identity(source: IdentitySource | Mapping[str, IdentityLike], name: s
         GenerationError: the library holds it but cannot read it (a damaged entry).
     """
     if isinstance(source, Mapping):
-        wanted = " ".join(name.split()).lower()
+        wanted = name_key(name)
         for key, identity in source.items():
-            if " ".join(key.split()).lower() == wanted:
+            if name_key(key) == wanted:
                 return identity
         found = None
     else:
@@ -310,28 +332,40 @@ class Project:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "project") -> "Project":
-        """Read the JSON form; ProjectError naming the first bad field."""
+    def from_dict(cls, data: Any, source: str = "project",
+                  limits: Limits | None = None) -> "Project":
+        """Read the JSON form; ProjectError naming the first bad field or the limit it breaks.
+
+        Every limit of ``configs/limits.yaml`` is checked here (sizes against the project's own
+        preset), so an opened project is never partly applied.
+        """
+        from pipelines.request_limits import check_panel_count, check_request, check_text
+
+        limits = limits or load_limits()
         if not isinstance(data, Mapping):
             raise ProjectError(f"{source}: expected a JSON object")
         if data.get("format") != PROJECT_FORMAT:
-            raise ProjectError(f"{source}: not a comic project (format is {data.get('format')!r})")
-        if not isinstance(data.get("format_version"), int) or data["format_version"] > FORMAT_VERSION:
-            raise ProjectError(f"{source}: project format version {data.get('format_version')!r} "
-                               f"is newer than this app supports ({FORMAT_VERSION})")
-        raw_panels = data.get("panels")
-        if not isinstance(raw_panels, list) or not raw_panels:
-            raise ProjectError(f"{source}: 'panels' must be a non-empty list")
-        try:
-            panels = tuple(PanelSpec.from_dict(p, i) for i, p in enumerate(raw_panels))
-        except GenerationError as exc:
-            raise ProjectError(f"{source}: {exc}") from None
-        choices = []
-        for i, p in enumerate(raw_panels):
-            choice = p.get("candidate", 0)
-            if isinstance(choice, bool) or not isinstance(choice, int) or choice < 0:
-                raise ProjectError(f"{source}: panel {i + 1}: 'candidate' must be a whole number >= 0")
-            choices.append(choice)
+            value = data.get("format")
+            shown = show(value) if isinstance(value, str) else \
+                "missing" if value is None else type(value).__name__
+            raise ProjectError(f"{source}: not a comic project (format is {shown})")
+        version = data.get("format_version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            shown = show(version) if isinstance(version, str) else show(repr(version))
+            raise ProjectError(f"{source}: 'format_version' must be a whole number such as "
+                               f"{FORMAT_VERSION}, got {shown}")
+        if version > FORMAT_VERSION:
+            raise ProjectError(f"{source}: project format version {version} is newer than this app "
+                               f"supports ({FORMAT_VERSION})")
+
+        def text(key: str, limit_key: str, optional: bool = True) -> str:
+            value = data.get(key)
+            if value is None and optional:
+                return ""
+            if not isinstance(value, str):
+                raise ProjectError(f"{source}: '{key}' must be text")
+            check_text(value, f"'{key}'", limit_key, limits)
+            return value
 
         def get(key: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
             value = data.get(key)
@@ -341,25 +375,50 @@ class Project:
                 raise ProjectError(f"{source}: '{key}' is missing or has the wrong type")
             return value
 
-        keywords = data.get("keywords", [])
-        if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
-            raise ProjectError(f"{source}: 'keywords' must be a list of strings")
-        request = ComicRequest(
-            panels=panels, style=get("style", str), keywords=tuple(keywords),
-            negative_prompt=get("negative_prompt", str, optional=True), seed=get("seed", int),
-            steps=get("steps", int), guidance_scale=float(get("guidance_scale", (int, float))),
-            width=get("width", int), height=get("height", int), candidates=get("candidates", int),
-            regional=get("regional", bool, optional=True), face_pass=get("face_pass", bool, optional=True))
-        return cls(request=request, title=str(data.get("title") or ""),
-                   preset=str(data.get("preset") or ""), model=str(data.get("model") or ""),
-                   sampler=str(data.get("sampler") or ""), choices=tuple(choices),
-                   app_version=str(data.get("app_version") or ""))
+        try:
+            raw_panels = data.get("panels")
+            if not isinstance(raw_panels, list) or not raw_panels:
+                raise ProjectError(f"{source}: 'panels' must be a non-empty list")
+            check_panel_count(len(raw_panels), limits)
+            panels = tuple(PanelSpec.from_dict(p, i, limits) for i, p in enumerate(raw_panels))
+            keywords = data.get("keywords", [])
+            if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+                raise ProjectError(f"{source}: 'keywords' must be a list of strings")
+            meta = {key: text(key, "metadata_chars") for key in
+                    ("preset", "model", "sampler", "app_version")}
+            request = ComicRequest(
+                panels=panels, style=text("style", "metadata_chars", optional=False),
+                keywords=tuple(keywords),
+                negative_prompt=get("negative_prompt", str, optional=True), seed=get("seed", int),
+                steps=get("steps", int), guidance_scale=get("guidance_scale", (int, float)),
+                width=get("width", int), height=get("height", int),
+                candidates=get("candidates", int), regional=get("regional", bool, optional=True),
+                face_pass=get("face_pass", bool, optional=True))
+            check_request(request, limits, meta["preset"] or None)
+            request = replace(request, guidance_scale=float(request.guidance_scale))
+            choices = []
+            for i, p in enumerate(raw_panels):
+                choice = p.get("candidate", 0)
+                if isinstance(choice, bool) or not isinstance(choice, int) or \
+                        not 0 <= choice < request.candidates:
+                    raise ProjectError(f"{source}: panel {i + 1}: 'candidate' must be a whole number "
+                                       f"from 0 to {request.candidates - 1}")
+                choices.append(choice)
+            title = text("title", "title_chars")
+        except GenerationError as exc:  # LimitError and malformed panels
+            raise ProjectError(f"{source}: {exc}") from None
+        return cls(request=request, title=title, preset=meta["preset"], model=meta["model"],
+                   sampler=meta["sampler"], choices=tuple(choices),
+                   app_version=meta["app_version"])
 
 
 def identity_filename(name: str) -> str:
-    """``identities/ada_lovelace.safetensors`` for "Ada Lovelace" (ASCII-safe slug)."""
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "identity"
-    return f"{IDENTITY_DIR}/{slug}.safetensors"
+    """The zip path of ``name``'s identity: an ASCII slug plus a hash of the name's key, so two
+    names never share a file (``identities/ada_lovelace-1b2c3d4e5f60.safetensors``;
+    ``identities/identity-….safetensors`` for names without Latin letters such as 李小龙)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:40].strip("_") or "identity"
+    digest = hashlib.sha256(name_key(name).encode("utf-8")).hexdigest()[:12]
+    return f"{IDENTITY_DIR}/{slug}-{digest}.safetensors"
 
 
 def identity_bytes(identity: Any) -> bytes:
@@ -373,63 +432,137 @@ def identity_bytes(identity: Any) -> bytes:
                                    "pronouns": str(getattr(identity, "pronouns", "") or "")})
 
 
-def _safetensors_metadata(data: bytes) -> dict[str, str]:
+def _safetensors_metadata(data: bytes, source: str, limits: Limits) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors blob (8-byte little-endian header size + JSON)."""
+    from pipelines.safe_read import loads_json
+
     size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + size].decode("utf-8"))
-    return dict(header.get("__metadata__") or {})
+    if not 0 < size <= len(data) - 8:
+        raise ValueError("bad header size")
+    header = loads_json(data[8:8 + size], source, limits)
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("bad metadata")
+    return dict(metadata)
 
 
-def identity_from_bytes(data: bytes, source: str) -> EmbeddedIdentity:
-    """Read :func:`identity_bytes` output back; ProjectError if it is not such a file."""
+def identity_from_bytes(data: bytes, source: str, limits: Limits | None = None) -> EmbeddedIdentity:
+    """Read :func:`identity_bytes` output back; ProjectError if it is not such a file or its name
+    or pronouns are not valid (names are NFKC-normalised, see :mod:`stableidentity.names`)."""
     from safetensors.torch import load
 
+    from stableidentity.names import LibraryError, parse_pronouns, validate_name
+
+    limits = limits or load_limits()
     try:
+        metadata = _safetensors_metadata(data, source, limits)
         tensors = load(data)
-        metadata = _safetensors_metadata(data)
     except Exception as exc:  # safetensors raises its own error types
         raise ProjectError(f"{source}: unreadable identity file ({type(exc).__name__})") from None
     if "clip_l" not in tensors or "clip_g" not in tensors or "name" not in metadata:
         raise ProjectError(f"{source}: identity file lacks clip_l, clip_g or its name")
-    return EmbeddedIdentity(name=metadata["name"], clip_l=tensors["clip_l"],
-                            clip_g=tensors["clip_g"], pronouns=metadata.get("pronouns", ""))
+    try:
+        name = validate_name(metadata["name"])
+        pronouns = parse_pronouns(metadata.get("pronouns", ""))
+    except LibraryError as exc:
+        raise ProjectError(f"{source}: {exc}") from None
+    return EmbeddedIdentity(name=name, clip_l=tensors["clip_l"], clip_g=tensors["clip_g"],
+                            pronouns=pronouns)
 
 
-def load_project(path: str | Path) -> Project:
+def load_project(path: str | Path, limits: Limits | None = None) -> Project:
     """Read a project from ``project.json``, a folder holding one, or a project zip.
 
     From a zip, the cast's embedded identities are loaded into :attr:`Project.identities`.
+    Every read is bounded by ``limits`` (``configs/limits.yaml``): the zip's entry count, the
+    declared and actual unpacked size of each entry read (``project.json`` and
+    ``identities/*.safetensors`` only), the JSON's size, depth and numbers, then every request
+    limit. A refused project changes nothing.
 
     Raises:
-        ProjectError: missing, unreadable or invalid.
+        ProjectError: missing, unreadable, invalid or over a limit (one line naming it).
     """
+    from pipelines.safe_read import ReadRefused, loads_json
+
+    limits = limits or load_limits()
     path = Path(path)
+    shown = show(str(path), 200)[1:-1]
     if path.is_dir():
         path = path / PROJECT_FILE
     identities: dict[str, EmbeddedIdentity] = {}
     try:
         if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-                if PROJECT_FILE not in names:
-                    raise ProjectError(f"{path}: the zip holds no {PROJECT_FILE}")
-                text = archive.read(PROJECT_FILE).decode("utf-8")
-                for name in names:
-                    if name.startswith(f"{IDENTITY_DIR}/") and name.endswith(".safetensors"):
-                        identity = identity_from_bytes(archive.read(name), f"{path}:{name}")
-                        identities[identity.name] = identity
+            data, found = _read_project_zip(path, shown, limits)
+            for identity in found:
+                identities[identity.name] = identity
         else:
-            text = path.read_text(encoding="utf-8")
+            data = loads_json(_read_json_file(path, limits), shown, limits)
     except FileNotFoundError:
-        raise ProjectError(f"{path}: project file not found") from None
+        raise ProjectError(f"{shown}: project file not found") from None
+    except ReadRefused as exc:
+        raise ProjectError(str(exc)) from None
     except (OSError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-        raise ProjectError(f"{path}: cannot read project ({type(exc).__name__})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProjectError(f"{path}: invalid JSON at line {exc.lineno}") from None
-    project = Project.from_dict(data, str(path))
+        raise ProjectError(f"{shown}: cannot read project ({type(exc).__name__})") from None
+    project = Project.from_dict(data, shown, limits)
     return replace(project, identities=MappingProxyType(identities))
+
+
+def load_panels(path: str | Path, limits: Limits | None = None) -> tuple[PanelSpec, ...]:
+    """Read a story parser's ``panels.json`` within ``limits`` (size, depth, numbers, panels).
+
+    Raises:
+        FileNotFoundError: no such file (the caller words it).
+        GenerationError: unreadable, invalid or over a limit (one line naming it).
+    """
+    from pipelines.safe_read import ReadRefused, loads_json
+
+    limits = limits or load_limits()
+    path = Path(path)
+    shown = show(str(path), 200)[1:-1]
+    try:
+        data = loads_json(_read_json_file(path, limits), shown, limits)
+    except ReadRefused as exc:
+        raise GenerationError(str(exc)) from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise GenerationError(f"cannot read {shown}: {exc.strerror or type(exc).__name__}") from None
+    return panels_from_json(data, limits)
+
+
+def _read_json_file(path: Path, limits: Limits) -> bytes:
+    from pipelines.safe_read import read_capped
+
+    return read_capped(path, limits.json_bytes, show(path.name)[1:-1], "json_bytes", limits)
+
+
+def _read_project_zip(path: Path, shown: str, limits: Limits) -> tuple[Any, list[EmbeddedIdentity]]:
+    """(parsed project.json, embedded identities) of a project zip, every read capped."""
+    from pipelines.safe_read import ReadRefused, ZipBudget, loads_json, open_zip, read_member
+
+    with open_zip(path, limits) as archive:
+        infos = archive.infolist()
+        by_name = {info.filename: info for info in infos}
+        if PROJECT_FILE not in by_name:
+            raise ProjectError(f"{shown}: the zip holds no {PROJECT_FILE}")
+        budget = ZipBudget(limits.zip_read_bytes)
+        data = loads_json(read_member(archive, by_name[PROJECT_FILE], limits.json_bytes, "json_bytes",
+                                      budget, limits, shown),
+                          f"{shown}:{PROJECT_FILE}", limits)
+        members = [info for info in infos if info.filename.startswith(f"{IDENTITY_DIR}/")
+                   and info.filename.endswith(".safetensors")]
+        if len(members) > limits.cast:
+            raise ReadRefused(limits.refusal(f"{shown}: {len(members)} identity files", "cast"))
+        found = []
+        for info in members:
+            where = f"{shown}:{show(info.filename, 120)[1:-1]}"
+            blob = read_member(archive, info, limits.identity_bytes, "identity_bytes", budget,
+                               limits, shown)
+            found.append(identity_from_bytes(blob, where, limits))
+        keys = [name_key(identity.name) for identity in found]
+        if len(set(keys)) != len(keys):
+            raise ProjectError(f"{shown}: two identity files hold the same name")
+    return data, found
 
 
 def save_project(project: Project, path: str | Path) -> Path:
@@ -442,6 +575,6 @@ def save_project(project: Project, path: str | Path) -> Path:
 
 
 __all__ = ["APP_VERSION", "ComicRequest", "EmbeddedIdentity", "FORMAT_VERSION", "GenerationError",
-           "PROJECT_FILE", "PanelSpec", "Project", "ProjectError", "UnknownCharacter",
-           "IdentitySource", "identity_bytes", "identity_filename", "load_project", "lookup_identity", "panels_from_json",
-           "save_project"]
+           "IdentitySource", "PROJECT_FILE", "PanelSpec", "Project", "ProjectError",
+           "UnknownCharacter", "identity_bytes", "identity_filename", "load_panels", "load_project",
+           "lookup_identity", "panels_from_json", "save_project"]

@@ -115,8 +115,9 @@ def _library(args: argparse.Namespace, config: Any = None) -> Any:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+    from stableidentity.names import one_line
+
+    return one_line(str(exc)) or type(exc).__name__
 
 
 def _print_problems(library: Any) -> None:
@@ -195,14 +196,21 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Learn an identity from a photo and store it; the name and library are checked first."""
-    from stableidentity.face_prep import load_photo
+    from configs import load_limits
+    from stableidentity.photos import load_photo
     from stableidentity.library import IdentityExists, save_trained
     from stableidentity.names import parse_pronouns, show, validate_name
 
     name = validate_name(args.name)
     pronouns = parse_pronouns(args.pronouns)
+    limits = load_limits()
+    if args.steps is not None and args.steps > limits.train_steps:
+        raise CliError(limits.refusal(f"--steps {args.steps}", "train_steps"))
+    if args.seed is not None and not 0 <= args.seed <= limits.seed:
+        raise CliError(limits.refusal(f"--seed {args.seed}", "seed") if args.seed > 0
+                       else "--seed must not be negative")
     photo = Path(args.image)
-    load_photo(photo)  # a missing or unreadable photo fails here, before any model is loaded
+    load_photo(photo)  # a missing, oversized or unreadable photo fails here, before any model loads
     config = _config(args)
     library = _library(args, config)
     if name in library and not args.overwrite:
@@ -244,8 +252,8 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [CliError, ConfigError, LibraryError]
     if "pipelines.loading" in sys.modules:
         errors.append(sys.modules["pipelines.loading"].ModelUnavailable)
-    if "stableidentity.face_prep" in sys.modules:
-        errors.append(sys.modules["stableidentity.face_prep"].FacePrepError)
+    if "stableidentity.photos" in sys.modules:  # FacePrepError is photos.PhotoError
+        errors.append(sys.modules["stableidentity.photos"].PhotoError)
     return tuple(errors)
 
 

@@ -14,6 +14,7 @@ left eye centre, right eye centre, nose tip, left mouth corner, right mouth corn
 from __future__ import annotations
 
 import importlib.util
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -42,7 +43,11 @@ class DetectedFace:
 
 
 class FaceDetector(Protocol):
-    """Anything that finds faces in an RGB uint8 image (H, W, 3)."""
+    """Anything that finds faces in an RGB uint8 image (H, W, 3).
+
+    ``detect`` must be safe to call from several threads at once (the app shares one detector
+    between every request and the training worker); the back-ends here lock themselves.
+    """
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """All faces, most confident first."""
@@ -65,6 +70,8 @@ class DlibFaceDetector:
     """dlib HOG detector + 68-point landmarks reduced to the five alignment points.
 
     Faces are ranked by detector confidence, then size (upsampling can add weak false faces).
+    One call at a time per detector (its own lock): two threads inside dlib's ``run`` corrupt
+    the heap and abort the process.
     """
 
     def __init__(self, upsample: int = 1, threshold: float = 0.0) -> None:
@@ -76,13 +83,15 @@ class DlibFaceDetector:
         self._dlib = dlib
         self.upsample = upsample
         self.threshold = threshold
+        self._lock = threading.Lock()  # detector + predictor: one call at a time
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         image = np.ascontiguousarray(image[..., :3], dtype=np.uint8)
-        rects, scores, _ = self._detector.run(image, self.upsample, self.threshold)
+        with self._lock:
+            rects, scores, _ = self._detector.run(image, self.upsample, self.threshold)
+            shapes = [self._predictor(image, rect) for rect in rects]
         faces = []
-        for rect, score in zip(rects, scores):
-            shape = self._predictor(image, rect)
+        for rect, score, shape in zip(rects, scores, shapes):
             points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
             faces.append(DetectedFace(
                 box=(float(rect.left()), float(rect.top()), float(rect.right()), float(rect.bottom())),
@@ -101,17 +110,22 @@ def five_points_from_68(points: np.ndarray) -> np.ndarray:
 
 
 class RetinaFaceDetector:
-    """facexlib RetinaFace (ResNet-50); expects a loaded ``facexlib`` RetinaFace model."""
+    """facexlib RetinaFace (ResNet-50); expects a loaded ``facexlib`` RetinaFace model.
+
+    One call at a time (its own lock): ``detect_faces`` stores per-image state (scales, priors)
+    on the shared module.
+    """
 
     def __init__(self, model: object, threshold: float = 0.8) -> None:
         self._model = model
         self.threshold = threshold
+        self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         import torch
 
         bgr = np.ascontiguousarray(image[..., :3][..., ::-1])
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             rows = self._model.detect_faces(bgr, self.threshold)
         faces = [DetectedFace(box=tuple(float(v) for v in row[:4]), score=float(row[4]),
                               landmarks=np.asarray(row[5:15], dtype=np.float32).reshape(5, 2))

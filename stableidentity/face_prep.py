@@ -3,7 +3,8 @@
 StableIdentity trains on one FFHQ-aligned face. Users upload ordinary photos (phone shots, group
 photos, scans), so this module turns any of them into that crop:
 
-1. read the photo (path, bytes, PIL image or RGB array), apply the EXIF orientation, make it RGB;
+1. read the photo (path, bytes, PIL image or RGB array) with :func:`stableidentity.photos.load_photo`:
+   size-capped, EXIF orientation applied, every image mode made into 8-bit RGB;
 2. detect faces on a copy scaled to a detector-friendly size (huge photos shrink for speed, tiny
    ones grow so dlib's 40 px minimum face size is met) and refine the chosen face's landmarks on a
    crop of the full-resolution photo, so shrinking costs no accuracy;
@@ -16,17 +17,14 @@ Every user-facing failure raises :class:`FacePrepError` with a one-line message.
 
 from __future__ import annotations
 
-import io
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from stableidentity.face_detection import DetectedFace, FaceDetector
+from stableidentity.photos import LoadedPhoto, PhotoError, PhotoInput, load_photo
 
 #: Five landmarks of the FFHQ alignment at 512x512 (x, y pixels): left eye, right eye, nose tip,
 #: left mouth corner, right mouth corner ("left" = smaller x in the image).
@@ -46,11 +44,10 @@ MIN_CONFIDENCE = {"DlibFaceDetector": 0.25, "RetinaFaceDetector": 0.9}
 #: Eye distance in the photo below which the crop is mostly upsampled blur (warning only).
 SMALL_FACE_EYE_DISTANCE = 40.0
 
-PhotoInput = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
 
-
-class FacePrepError(ValueError):
-    """The photo cannot be used for training; the message is one line meant for the user."""
+#: Every unusable photo, from reading it (:mod:`stableidentity.photos`: missing, too large, not
+#: an image) to finding its face, raises this ``ValueError`` with one line meant for the user.
+FacePrepError = PhotoError
 
 
 @dataclass(frozen=True)
@@ -74,77 +71,6 @@ class AlignedFace:
     def to_pil(self) -> Image.Image:
         """The aligned crop as a PIL image (thumbnail for the identity library)."""
         return Image.fromarray(self.image)
-
-
-@dataclass(frozen=True)
-class LoadedPhoto:
-    """A decoded photo: RGB uint8 (H, W, 3) plus the original file bytes when there were any."""
-
-    rgb: np.ndarray
-    raw_bytes: bytes | None
-
-
-# ----------------------------------------------------------------------------- reading
-
-def load_photo(photo: PhotoInput) -> LoadedPhoto:
-    """Decode a path, bytes, PIL image or array into EXIF-transposed RGB uint8.
-
-    Arrays are taken as RGB (H, W, 3) or RGBA (H, W, 4) or grayscale (H, W), uint8 or float in
-    [0, 1]. Raises FacePrepError for a missing file, a non-image, or an unsupported array.
-    """
-    raw: bytes | None = None
-    if isinstance(photo, np.ndarray):
-        return LoadedPhoto(rgb=_array_to_rgb(photo), raw_bytes=None)
-    if isinstance(photo, Image.Image):
-        return LoadedPhoto(rgb=_pil_to_rgb(photo), raw_bytes=None)
-    if isinstance(photo, (bytes, bytearray, memoryview)):
-        raw = bytes(photo)
-        if not raw:
-            raise FacePrepError("the uploaded file is empty; upload a JPEG or PNG photo")
-    elif isinstance(photo, (str, os.PathLike)):
-        path = Path(photo)
-        if not path.is_file():
-            raise FacePrepError(f"photo not found: {path}")
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise FacePrepError(f"cannot read the photo {path.name}: {exc.strerror or exc}") from None
-        if not raw:
-            raise FacePrepError(f"the photo {path.name} is an empty file")
-    else:
-        raise FacePrepError(f"unsupported photo type {type(photo).__name__}; "
-                            "pass a file path, bytes, a PIL image or an RGB array")
-    try:
-        with Image.open(io.BytesIO(raw)) as image:
-            image.load()
-            rgb = _pil_to_rgb(image)
-    except Image.DecompressionBombError:
-        raise FacePrepError("the photo is too large to open safely; resize it below 80 megapixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise FacePrepError("the file is not a readable image; upload a JPEG or PNG photo") from None
-    return LoadedPhoto(rgb=rgb, raw_bytes=raw)
-
-
-def _pil_to_rgb(image: Image.Image) -> np.ndarray:
-    image = ImageOps.exif_transpose(image) or image
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(canvas, image)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
-
-
-def _array_to_rgb(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise FacePrepError(f"expected an RGB image array (H, W, 3), got shape {tuple(array.shape)}")
-    array = array[..., :3]
-    if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.floating):
-            raise FacePrepError(f"expected a uint8 or float image array, got {array.dtype}")
-        array = np.clip(np.nan_to_num(array) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(array)
 
 
 # ----------------------------------------------------------------------------- detection

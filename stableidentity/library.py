@@ -203,13 +203,20 @@ def read_embedding_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor
     """Read ``clip_l`` / ``clip_g`` and the metadata of a .safetensors embedding (never unpickles).
 
     Raises:
-        LibraryError: missing file, a pickle, not safetensors, or no SDXL tensors.
+        LibraryError: missing file, larger than ``identity_bytes`` (``configs/limits.yaml``), a
+            pickle, not safetensors, or no SDXL tensors.
     """
     path = Path(path)
     if not path.exists():
         raise LibraryError(f"file not found: {path}")
     if not path.is_file():
         raise LibraryError(f"{path} is not a file")
+    from configs import load_limits
+
+    limits = load_limits()
+    size = path.stat().st_size
+    if size > limits.identity_bytes:  # an SDXL identity is about 16 KB
+        raise LibraryError(limits.refusal(f"{show(path.name)} ({size:,} bytes)", "identity_bytes"))
     try:
         with safe_open(str(path), framework="pt") as handle:
             keys = list(handle.keys())
@@ -243,8 +250,10 @@ def load_face(face: FaceInput) -> Image.Image:
     Raises:
         LibraryError: unreadable path or unsupported array/object.
     """
+    from stableidentity.photos import PhotoError, load_photo
+
     if isinstance(face, Image.Image):
-        image = face.convert("RGB")
+        image = Image.fromarray(load_photo(face).rgb)
     elif isinstance(face, np.ndarray):
         array = face
         if array.dtype != np.uint8 or array.ndim not in (2, 3) or (
@@ -257,10 +266,9 @@ def load_face(face: FaceInput) -> Image.Image:
         if not path.is_file():
             raise LibraryError(f"face image not found: {path}")
         try:
-            with Image.open(path) as opened:
-                image = opened.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError):
-            raise LibraryError(f"{path.name} is not a readable image") from None
+            image = Image.fromarray(load_photo(path).rgb)  # size-capped, any mode -> 8-bit RGB
+        except PhotoError as exc:
+            raise LibraryError(f"{show(path.name)} is not a usable image: {exc}") from None
     else:
         raise LibraryError(f"face must be an image, an array or a path, not {type(face).__name__}")
     if max(image.size) > THUMBNAIL_MAX:
@@ -328,6 +336,31 @@ def _read_entry(folder: Path) -> _Entry | None:
     identity = Identity(name=name, pronouns=pronouns, clip_l=clip_l, clip_g=clip_g,
                         metadata=metadata, folder=folder)
     return _Entry(folder, name, identity=identity)
+
+
+#: Characters refused in imported metadata values: markup and entity syntax.
+MARKUP = frozenset("<>&`")
+
+
+def check_imported_metadata(metadata: dict[str, str], source: str) -> None:
+    """Refuse metadata values from an imported file that are too long (``metadata_chars`` in
+    ``configs/limits.yaml``), hold markup (``< > & ```) or non-printable characters.
+
+    Raises:
+        LibraryError: one line naming the field and the rule.
+    """
+    from configs import load_limits
+
+    limits = load_limits()
+    for key, value in metadata.items():
+        where = f"{show(source)}: metadata field '{key}'"
+        if len(value) > limits.metadata_chars:
+            raise LibraryError(limits.refusal(f"{where} ({len(value):,} characters)",
+                                              "metadata_chars"))
+        bad = next((ch for ch in value if ch in MARKUP or not ch.isprintable()), None)
+        if bad is not None:
+            raise LibraryError(f"{where} contains {show(bad)}; markup and control characters are "
+                               "not accepted")
 
 
 def _build_metadata(name: str, pronouns: str, extra: dict[str, Any] | None) -> dict[str, str]:
@@ -616,6 +649,7 @@ class IdentityLibrary:
         if file_meta.get("format") == FORMAT:
             metadata = {k: file_meta[k] for k in ("base_model", "preset", "steps", "created",
                                                   "photo_sha256", "final_loss") if k in file_meta}
+            check_imported_metadata(metadata, path.name)
             if not pronouns:
                 try:
                     pronouns = parse_pronouns(file_meta.get("pronouns", ""))
@@ -672,5 +706,5 @@ def save_trained(library: IdentityLibrary, name: str, trained: "TrainedIdentity"
 __all__ = [
     "EXPORT_METADATA", "FORMAT", "FORMAT_VERSION", "Identity", "IdentityExists", "IdentityLibrary", "IdentityNotFound",
     "InvalidName", "InvalidPronouns", "LibraryError", "LibraryProblem", "TOKEN_COUNT",
-    "check_embeddings", "load_face", "read_embedding_file", "save_trained", "slugify",
+    "check_embeddings", "check_imported_metadata", "load_face", "read_embedding_file", "save_trained", "slugify",
 ]

@@ -1,9 +1,11 @@
 """Identity names and pronouns: validation and normalisation with one-line user messages.
 
 A name is what the story uses for a person ("Ada Lovelace"): 1 to 4 words made of letters (any
-script), hyphens, apostrophes and periods. :func:`validate_name` returns the name NFC-normalised
-with single spaces; :func:`name_key` is the case- and apostrophe-insensitive key the library
-matches names by.
+script), hyphens, apostrophes and periods. :func:`validate_name` returns the name NFKC-normalised
+(so full-width "Ａｄａ" and "Ada" are one name) with single spaces; :func:`name_key` is the case-
+and apostrophe-insensitive key the library matches names by. :func:`printable` and :func:`show`
+make any text safe to echo in a one-line message (control and direction-override characters
+escaped).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-MAX_NAME_LENGTH = 64
+from configs import load_limits
+
+MAX_NAME_LENGTH = load_limits().name_chars
 MAX_NAME_WORDS = 4
 NAME_PUNCTUATION = "-'’."
 PRONOUNS = ("he", "she", "they")
@@ -37,23 +41,38 @@ class InvalidPronouns(LibraryError):
     """Pronouns other than he / she / they (or empty)."""
 
 
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (controls, newlines, bidi overrides such as
+    U+202E, other format characters) written as its escape (``\\n``, ``\\u202e``)."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def one_line(text: str) -> str:
+    """``text`` as one safe line for an error message: whitespace runs become one space, other
+    non-printable characters are escaped (:func:`printable`)."""
+    return printable(" ".join(text.split()))
+
+
 def show(text: str, limit: int = 40) -> str:
     """``text`` quoted for a one-line message: control characters escaped, long text cut."""
-    shown = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    shown = printable(text)
     if len(shown) > limit:
         shown = shown[:limit - 1] + "…"
     return f"'{shown}'"
 
 
 def validate_name(name: object) -> str:
-    """Check ``name`` and return it normalised (NFC, trimmed, single spaces).
+    """Check ``name`` and return it normalised (NFKC, trimmed, single spaces).
 
     Raises:
         InvalidName: with a one-line message saying what is wrong and what is allowed.
     """
     if not isinstance(name, str):
         raise InvalidName(f"the name must be text, not {type(name).__name__}")
-    text = unicodedata.normalize("NFC", name).strip()
+    if len(name) > 4 * MAX_NAME_LENGTH:  # before any per-character work
+        raise InvalidName(f"the name is too long ({len(name):,} characters; at most "
+                          f"{MAX_NAME_LENGTH})")
+    text = unicodedata.normalize("NFKC", name).strip()
     for ch in text:
         if unicodedata.category(ch).startswith("C"):
             raise InvalidName(f"the name {show(text)} contains a control character "
@@ -86,11 +105,11 @@ def validate_name(name: object) -> str:
 
 
 def name_key(name: str) -> str:
-    """The key names are compared by: NFC, single spaces, casefolded, ’ read as '.
+    """The key names are compared by: NFKC, single spaces, casefolded, ’ read as '.
 
     Works on any string (no validation), so lookups of bad names simply find nothing.
     """
-    text = " ".join(unicodedata.normalize("NFC", name).split())
+    text = " ".join(unicodedata.normalize("NFKC", name).split())
     return text.replace("’", "'").casefold()
 
 
@@ -118,4 +137,5 @@ def parse_pronouns(pronouns: str | None) -> str:
 
 
 __all__ = ["InvalidName", "InvalidPronouns", "LibraryError", "MAX_NAME_LENGTH", "MAX_NAME_WORDS",
-           "PRONOUNS", "PRONOUN_CLASS_OF", "name_key", "parse_pronouns", "show", "validate_name"]
+           "PRONOUNS", "PRONOUN_CLASS_OF", "name_key", "one_line", "parse_pronouns", "printable", "show",
+           "validate_name"]

@@ -40,7 +40,8 @@ class RecognizerUnavailable(RuntimeError):
 
 @runtime_checkable
 class Recognizer(Protocol):
-    """Embeds one detected face of an RGB uint8 image.
+    """Embeds one detected face of an RGB uint8 image; ``embed`` is safe from several threads
+    (the back-ends here lock themselves).
 
     Attributes:
         name: back-end name, as in ``config.face.recognizer``.
@@ -113,6 +114,11 @@ class DlibRecognizer:
 class InsightFaceRecognizer:
     """InsightFace ArcFace ONNX model on the ArcFace-template crop from five landmarks.
 
+    One ``get_feat`` at a time (its own lock). onnxruntime's ``run`` is documented thread-safe,
+    but every concurrent run takes its own working memory (on the GPU with the CUDA provider)
+    and a face embedding is milliseconds: the lock keeps memory bounded at no visible cost, and
+    every native face object follows the same rule (:mod:`stableidentity.concurrency`).
+
     Args:
         model: an ``insightface.model_zoo.ArcFaceONNX`` (anything with ``input_size`` (w, h) and
             ``get_feat(bgr_uint8 (S, S, 3)) -> (1, D)``).
@@ -127,6 +133,7 @@ class InsightFaceRecognizer:
         self.input_size = int(model.input_size[0])
         out = getattr(model, "output_shape", None)
         self.dim = int(out[-1]) if out and isinstance(out[-1], int) else 512
+        self._lock = threading.Lock()
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike[str],
@@ -198,7 +205,9 @@ class InsightFaceRecognizer:
         bgr = np.ascontiguousarray(_rgb_uint8(image)[..., ::-1])
         landmarks = np.asarray(face.landmarks, dtype=np.float32).reshape(5, 2)
         crop = norm_crop(bgr, landmark=landmarks, image_size=self.input_size)
-        return l2_normalise(self._model.get_feat(crop))
+        with self._lock:
+            feature = self._model.get_feat(crop)
+        return l2_normalise(feature)
 
 
 def insightface_root(root: str | os.PathLike[str] | None = None) -> Path:

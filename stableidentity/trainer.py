@@ -244,16 +244,19 @@ class StableIdentityTrainer:
         self.generator = torch.Generator().manual_seed(self.seed)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(self.seed + 1)
 
-        # per-run constants
-        self.masks = masks if masks is not None else face_masks(components.face_parser, aligned.image,
-                                                                aligned.landmarks)
-        # (2, hidden): the FR-ViT crop and its mirror image (crop first, then flip, as officially)
-        self.features = identity_features(components.fr_vit, aligned.image, with_mirror=True).to(self.device)
-        model_id = components.config.model.pretrained
-        self.stats_l: CelebStats = celeb_stats(components.text_encoder, components.tokenizer,
-                                               f"{model_id}/text_encoder").to(self.device)
-        self.stats_g: CelebStats = celeb_stats(components.text_encoder_2, components.tokenizer_2,
-                                               f"{model_id}/text_encoder_2").to(self.device)
+        # per-run constants (model work on the shared modules: one turn of the device gate)
+        with self.gate():
+            self.masks = masks if masks is not None else face_masks(components.face_parser,
+                                                                    aligned.image, aligned.landmarks)
+            # (2, hidden): the FR-ViT crop and its mirror image (crop first, then flip, as officially)
+            self.features = identity_features(components.fr_vit, aligned.image,
+                                              with_mirror=True).to(self.device)
+            model_id = components.config.model.pretrained
+            self.stats_l: CelebStats = celeb_stats(components.text_encoder, components.tokenizer,
+                                                   f"{model_id}/text_encoder").to(self.device)
+            self.stats_g: CelebStats = celeb_stats(components.text_encoder_2, components.tokenizer_2,
+                                                   f"{model_id}/text_encoder_2").to(self.device)
+            set_gradient_checkpointing(components.unet, cfg.gradient_checkpointing)
         self.prompts: TokenizedPrompts = tokenize_templates(components.tokenizer, components.tokenizer_2,
                                                             TEMPLATES).to(self.device)
         self.time_ids = add_time_ids((self.resolution,) * 2, (0, 0), (self.resolution,) * 2,
@@ -281,7 +284,12 @@ class StableIdentityTrainer:
         self.autocast_dtype, scaled = unet_precision(cfg.mixed_precision, self.device,
                                                      components.unet.dtype)
         self.scaler = torch.amp.GradScaler(self.device.type) if scaled else None
-        set_gradient_checkpointing(components.unet, cfg.gradient_checkpointing)
+
+    def gate(self) -> contextlib.AbstractContextManager:
+        """The device gate for one unit of training work (a step, the run's set-up), or nothing
+        when ``runtime.overlap_training`` lets training overlap generation
+        (:meth:`stableidentity.concurrency.DeviceGate.training`)."""
+        return self.components.gate.training(self.components.config.runtime)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for the UNet pass: autocast to :attr:`autocast_dtype`, or a no-op (None)."""
@@ -385,7 +393,16 @@ class StableIdentityTrainer:
     def queue_step(self, *, sample: TrainingSample | None = None, timesteps: torch.Tensor | None = None,
                    noise: torch.Tensor | None = None, template_index: int | None = None) -> torch.Tensor:
         """One optimisation step without waiting for the device; anything not given is drawn at
-        random. Returns the loss as a detached 0-d tensor (reading it waits for the step)."""
+        random. Returns the loss as a detached 0-d tensor (reading it waits for the step).
+
+        Holds the device gate for the step (:meth:`gate`), so a panel drawn by another thread
+        waits for at most one step; the loss read-back happens outside it.
+        """
+        with self.gate():
+            return self._queue_step(sample, timesteps, noise, template_index)
+
+    def _queue_step(self, sample: TrainingSample | None, timesteps: torch.Tensor | None,
+                    noise: torch.Tensor | None, template_index: int | None) -> torch.Tensor:
         sample = sample if sample is not None else self.next_sample()
         timesteps = timesteps.to(self.device) if timesteps is not None else self.draw_timesteps()
         noise = noise if noise is not None else self.draw_noise(sample.latents)

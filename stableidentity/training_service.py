@@ -28,8 +28,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from configs import load_limits
 from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
-from stableidentity.jobs import JobProgress, JobView, TrainingQueue
+from stableidentity.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
 from stableidentity.library import IdentityExists, save_trained
 from stableidentity.names import LibraryError, name_key, parse_pronouns, show, validate_name
 from stableidentity.owners import LOCAL, Owner, Workspace, parse_owner
@@ -38,8 +39,8 @@ from stableidentity.store import JobRecord, Store
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.loading import Components
 
-#: Most training steps a user may ask for from the app.
-MAX_TRAIN_STEPS = 5000
+#: Most training steps a user may ask for (``configs/limits.yaml``: ``train_steps``).
+MAX_TRAIN_STEPS = load_limits().train_steps
 CONSENT_MESSAGE = ("tick \"I have the right to use this person's likeness\" before training: "
                    "an identity reproduces a real person's face")
 
@@ -108,13 +109,16 @@ class TrainingService:
 
     def check(self, photo: str | bytes | None, name: str | None, pronouns: str | None,
               consent: bool, steps: int | float | None = None,
-              seed: int | float | None = None, *, owner: Owner | None = LOCAL) -> TrainingRequest:
+              seed: int | float | None = None, *, owner: Owner | None = LOCAL,
+              find_face: bool = True) -> TrainingRequest:
         """Validate a training request; nothing is queued.
 
         Args:
             photo: path of the uploaded photo (or its bytes).
             steps: None -> the preset's ``train.steps``.
             owner: whose library receives the identity (None: nobody signed in).
+            find_face: run the face detector now (False on ZeroGPU, where model work belongs
+                inside ``spaces.GPU``: training detects the face first and fails just as early).
         Raises:
             TrainingInputError, InvalidName, InvalidPronouns, IdentityExists, FacePrepError,
             NotSignedIn, InvalidOwner.
@@ -130,12 +134,15 @@ class TrainingService:
         if steps is None or steps == "":
             total = self.default_steps()
         else:
-            if float(steps) != int(float(steps)):
-                raise TrainingInputError(f"training steps must be a whole number, got {steps}")
-            total = int(float(steps))
+            total = _whole_number(steps, "training steps")
             if not 1 <= total <= MAX_TRAIN_STEPS:
                 raise TrainingInputError(f"training steps must be between 1 and {MAX_TRAIN_STEPS}, "
-                                         f"got {total}")
+                                         f"got {total} {load_limits().tag('train_steps')}")
+        if seed not in (None, ""):
+            seed = _whole_number(seed, "the seed")
+            if not 0 <= seed <= load_limits().seed:
+                raise TrainingInputError(load_limits().refusal(f"the seed {seed}", "seed")
+                                         if seed > 0 else "the seed must not be negative")
         if clean_name in library:
             raise IdentityExists(f"an identity named {show(clean_name)} already exists; choose "
                                  "another name or delete the old one from the library first")
@@ -146,6 +153,10 @@ class TrainingService:
         if loaded.raw_bytes is None:  # pragma: no cover - paths and bytes always have bytes
             raise FacePrepError("the photo could not be read")
         components = self._components()
+        if not find_face:
+            return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=loaded.raw_bytes,
+                                   steps=total, seed=None if seed in (None, "") else int(seed),
+                                   owner=owner.id)
         aligned = prepare_face(loaded, components.face_detector,
                                min_image_size=components.config.face.min_image_size,
                                size=components.config.face.aligned_size)
@@ -154,6 +165,33 @@ class TrainingService:
                                warnings=tuple(aligned.warnings), owner=owner.id)
 
     # ------------------------------------------------------------------ running
+
+    def work(self, request: TrainingRequest, job_id: str | None = None) -> WorkFunction:
+        """The job for ``request``: train, save the identity into the owner's library (with
+        ``job_id`` in its metadata), return a message.
+
+        The same function runs on the background queue (:meth:`submit`) and, on ZeroGPU, inside
+        ``spaces.GPU`` (:class:`stableidentity.zero_gpu.ZeroGPUTraining`).
+        """
+        from stableidentity.trainer import train_identity
+
+        def work(report: Callable[[JobProgress], None], cancel: threading.Event) -> str:
+            library = self.workspace.library(parse_owner(request.owner))
+            components = self._components()
+
+            def progress(update) -> None:
+                report(JobProgress(step=update.step, total=update.total, loss=update.loss,
+                                   elapsed_s=update.elapsed_s, eta_s=update.eta_s))
+
+            report(JobProgress(step=0, total=request.steps))
+            trained = train_identity(components, request.photo, steps=request.steps,
+                                     progress=progress, cancel=cancel, seed=request.seed)
+            identity = save_trained(library, request.name, trained, pronouns=request.pronouns,
+                                    config=components.config, job_id=job_id)
+            notes = f" (note: {'; '.join(trained.warnings)})" if trained.warnings else ""
+            return f"saved {identity.name} to the library{notes}"
+
+        return work
 
     def submit(self, request: TrainingRequest) -> JobView:
         """Queue ``request`` (recorded in the store first, with its photo); the job saves the
@@ -173,28 +211,10 @@ class TrainingService:
                                total=view.progress.total or None)
 
     def _enqueue(self, request: TrainingRequest, job_id: str) -> JobView:
-        from stableidentity.trainer import train_identity
-
-        def work(report: Callable[[JobProgress], None], cancel: threading.Event) -> str:
-            library = self.workspace.library(parse_owner(request.owner))
-            components = self._components()
-
-            def progress(update) -> None:
-                report(JobProgress(step=update.step, total=update.total, loss=update.loss,
-                                   elapsed_s=update.elapsed_s, eta_s=update.eta_s))
-
-            report(JobProgress(step=0, total=request.steps))
-            trained = train_identity(components, request.photo, steps=request.steps,
-                                     progress=progress, cancel=cancel, seed=request.seed)
-            identity = save_trained(library, request.name, trained, pronouns=request.pronouns,
-                                    config=components.config, job_id=job_id)
-            notes = f" (note: {'; '.join(trained.warnings)})" if trained.warnings else ""
-            return f"saved {identity.name} to the library{notes}"
-
         with self._lock:
             self._jobs[job_id] = (request.owner, name_key(request.name))
-        return self.queue.submit(f"Training {request.name}", work, job_id=job_id,
-                                 on_status=self._record)
+        return self.queue.submit(f"Training {request.name}", self.work(request, job_id),
+                                 job_id=job_id, on_status=self._record)
 
     def resume(self) -> list[JobView]:
         """Once at start-up: settle the jobs the store recorded before a restart.
@@ -268,6 +288,17 @@ def _record_view(record: JobRecord) -> JobView:
     return JobView(id=record.id, label=record.label, status=record.status,  # type: ignore[arg-type]
                    progress=JobProgress(step=record.step, total=record.total),
                    message=record.message, position=None, created=record.created)
+
+
+def _whole_number(value: object, label: str) -> int:
+    """``value`` (a number or its text) as an int; TrainingInputError for fractions, NaN, inf."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise TrainingInputError(f"{label} must be a whole number, got {show(str(value))}") from None
+    if not number.is_integer():
+        raise TrainingInputError(f"{label} must be a whole number, got {show(str(value))}")
+    return int(number)
 
 
 def job_line(view: JobView) -> str:

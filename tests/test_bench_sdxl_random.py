@@ -178,7 +178,8 @@ def test_summarize_checks_the_targets(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_script_rehearses_on_cpu(tmp_path):
-    """bench/gpu_check.sh end to end in its CPU dry-run mode (tiny preset, ~1 minute)."""
+    """bench/gpu_check.sh end to end in its CPU dry-run mode (~1.5 minutes): a small fake hub
+    cache, the sdxl preset's own loader on it (panel + training), then the tiny-preset timings."""
     import os
     import subprocess
     import sys
@@ -186,12 +187,17 @@ def test_gpu_check_script_rehearses_on_cpu(tmp_path):
 
     root = Path(bench.__file__).resolve().parent.parent
     out = tmp_path / "out"
-    env = dict(os.environ, OUT=str(out), GPU_CHECK_DRY_RUN="1", GPU_CHECK_PYTHON=sys.executable)
+    env = dict(os.environ, OUT=str(out), GPU_CHECK_DRY_RUN="1", GPU_CHECK_PYTHON=sys.executable,
+               FAKE_HUB=str(tmp_path / "fake_hub"))
     proc = subprocess.run(["bash", str(root / "bench" / "gpu_check.sh")], env=env, cwd=root,
                           capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["env.txt", "log.txt", "panel.json",
-                                                     "summary.txt", "train.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["env.txt", "fake_hub.txt", "loader.json", "log.txt",
+                                                     "panel.json", "summary.txt", "train.json"]
+    loader = json.loads((out / "loader.json").read_text())
+    assert loader["settings"]["arch"] == "preset" and loader["settings"]["build_s"] > 0
+    assert {r["section"] for r in loader["rows"] if r["status"] == "ok"} == {"panel", "train"}
+    assert "loading the 'sdxl' models on cpu" in (out / "log.txt").read_text()
     panel = json.loads((out / "panel.json").read_text())
     assert {r["section"] for r in panel["rows"]} == {"flops", "panel"}
     assert all(r["seconds"] > 0 for r in panel["rows"] if r["section"] == "panel" and r["status"] == "ok")

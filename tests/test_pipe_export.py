@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipelines.export import ExportError, ensure_writable, export_comic, pdf_bytes
 from pipelines.generation import draw_comic, panel_generator
-from pipelines.project import (APP_VERSION, ComicRequest, PanelSpec, Project, ProjectError,
+from pipelines.project import (APP_VERSION, ComicRequest, PanelSpec, Project, ProjectError, identity_filename,
                                load_project, save_project)
 from stableidentity.library import Identity
 
@@ -84,7 +84,8 @@ def test_export_writes_every_file(comic, tmp_path):
     assert {p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()} == {0o644}
     assert modes == {0o644}
     assert {"project.json", "panels/panel_01.png", "panels/panel_04_c1.png", "pages/page_1.png",
-            "identities/ada_lovelace.safetensors", "identities/alan_turing.safetensors"} <= listed
+            identity_filename("Ada Lovelace"), identity_filename("Alan Turing")} <= listed
+    assert identity_filename("Ada Lovelace").startswith("identities/ada_lovelace-")
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
 
 
@@ -126,7 +127,7 @@ def test_bad_project_files_fail_with_one_line(tmp_path, comic):
     with pytest.raises(ProjectError, match="not found"):
         load_project(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("{nope")
-    with pytest.raises(ProjectError, match="invalid JSON at line 1"):
+    with pytest.raises(ProjectError, match=r"not valid JSON \(line 1"):
         load_project(tmp_path / "bad.json")
     (tmp_path / "other.json").write_text(json.dumps({"format": "something"}))
     with pytest.raises(ProjectError, match="not a comic project"):

@@ -270,6 +270,11 @@ def test_face_pass_on_a_real_photo_detects_matches_and_keeps_the_rest(generator,
     jobs = generator.find_faces(resolved, prepared, photo, matcher)
     assert [(j.name, j.matched_by) for j in jobs] == [("Ada Lovelace", "similarity"), ("Alan Turing", "similarity")]
     assert jobs[0].box[0] >= 256 > jobs[1].box[0]  # Ada is the face on the right
+    from bench.eval_multi import score_cast
+
+    (own_ada, leak_ada), (own_alan, leak_alan) = score_cast(
+        similarity, photo, np.stack([references["Ada Lovelace"], references["Alan Turing"]]))
+    assert own_ada > leak_ada and own_alan > leak_alan  # each face is most like its own identity
     out, edits = generator.face_pass(resolved, prepared, photo, 1, matcher)
     inside = np.zeros((256, 512), bool)
     for edit in edits:
@@ -289,3 +294,64 @@ def test_face_pass_switch_and_strength(tiny_components, generator):
     assert same is image and edits == []
     drawn = next(generator.generate(replace(request, face_pass=False), CAST))
     assert drawn.faces == ()
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def test_cli_draws_a_two_character_panel_with_places(tmp_path, capsys):
+    from pipelines.cli import main
+    from stableidentity.library import IdentityLibrary
+
+    library = IdentityLibrary(tmp_path / "library")
+    for identity in list(CAST.values())[:2]:
+        library.add(identity.name, identity.clip_l, identity.clip_g)
+    panels = tmp_path / "panels.json"
+    panels.write_text(json.dumps([{"text": TWO.text, "characters": list(TWO.characters),
+                                   "places": ["right", "0,0,0.5,1"]}]), encoding="utf-8")
+    common = ["generate", "--panels", str(panels), "--preset", "tiny", "--library", str(tmp_path / "library"),
+              "--seed", "4"]
+    assert main([*common, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "panel 1/1" in err and ", regional" in err and "Traceback" not in err
+    saved = json.loads((tmp_path / "a" / "project.json").read_text())
+    assert saved["panels"][0]["places"] == ["right", "0,0,0.5,1"] and saved["regional"] and saved["face_pass"]
+    assert main([*common, "--out", str(tmp_path / "b"), "--no-regional", "--no-face-pass"]) == 0
+    assert ", regional" not in capsys.readouterr().err
+    plain = json.loads((tmp_path / "b" / "project.json").read_text())
+    assert plain["regional"] is False and plain["face_pass"] is False
+    a, b = (pixels(Image.open(tmp_path / d / "panel_01.png")) for d in ("a", "b"))
+    assert not np.array_equal(a, b)
+    panels.write_text(json.dumps([{"text": TWO.text, "characters": list(TWO.characters),
+                                   "places": ["upstairs"]}]), encoding="utf-8")
+    assert main([*common, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: panel 1: 'Ada Lovelace': place 'upstairs' is not left, center, right, auto " \
+                  "or a box x0,y0,x1,y1 in 0-1 units"
+
+
+def test_the_inpainting_pipeline_shares_modules_and_never_casts_them(tiny_components):
+    import copy
+
+    names = ("unet", "vae", "text_encoder", "text_encoder_2")
+    parts = dataclasses.replace(tiny_components, **{n: copy.deepcopy(getattr(tiny_components, n)).to(torch.bfloat16)
+                                                    for n in names})
+    gen = PanelGenerator(parts)
+    inpaint = gen._inpaint_pipe()
+    for name in names:  # from_pipe would cast everything to float32 unless given the dtype
+        assert getattr(inpaint, name) is getattr(parts, name)
+        assert {p.dtype for p in getattr(parts, name).parameters()} == {torch.bfloat16}, name
+
+
+def test_eval_identity_multi_reports_every_cast_size_and_variant(tmp_path, capsys):
+    from bench.eval_identity import main
+
+    out = tmp_path / "multi.json"
+    assert main(["--preset", "tiny", "--multi", "--limit", "1", "--clip-model", "none", "--quiet",
+                 "--library", str(tmp_path / "empty"), "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "max_leak" in table and "regional+face" in table
+    payload = json.loads(out.read_text())
+    assert [(r["cast"], r["variant"]) for r in payload["rows"]] == [
+        (k, v) for k in (2, 3) for v in ("plain", "regional", "regional+face")]
+    assert len(payload["faces"]) == 3 * (2 * 2 + 3)  # windows of 2 (two groups) and of 3, one prompt

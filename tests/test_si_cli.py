@@ -285,7 +285,7 @@ def test_ctrl_c_during_training_exits_130_and_saves_nothing(tmp_path, astronaut_
     before = sorted(p.name for p in root.iterdir())
     proc = subprocess.Popen(
         [sys.executable, "-m", "stableidentity", "train", "--image", str(astronaut_png), "--name",
-         "Eileen Collins", "--preset", "tiny", "--steps", "100000", "--library", str(root)],
+         "Eileen Collins", "--preset", "tiny", "--steps", "5000", "--library", str(root)],
         cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(4096), b"")),

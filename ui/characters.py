@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from ui import zero_gpu
 from ui.wiring import (MAX_REMEMBERED_JOBS, Shared, cast_view, guarded, jobs_view, library_view,
                        selected_index, warn_all)
 
@@ -156,13 +157,16 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
         html, active, _ = jobs_view(studio, state, remembered)
         return (f"Queued: {job_line(view)}", view.id, remembered, html, active, state)
 
-    step.train_button.click(guarded(train),
-                            inputs=[shared.session, step.train_photo, step.train_name,
-                                    step.train_pronouns, step.train_consent, step.train_steps,
-                                    shared.jobs],
-                            outputs=[step.train_status, step.train_job_id, shared.jobs,
-                                     step.train_progress, shared.timer, shared.session],
-                            api_name="train")
+    if studio.zero_gpu is not None:  # ZeroGPU: Train streams inside spaces.GPU (ui/zero_gpu.py)
+        zero_gpu.wire_training(studio, shared, step)
+    else:
+        step.train_button.click(guarded(train),
+                                inputs=[shared.session, step.train_photo, step.train_name,
+                                        step.train_pronouns, step.train_consent,
+                                        step.train_steps, shared.jobs],
+                                outputs=[step.train_status, step.train_job_id, shared.jobs,
+                                         step.train_progress, shared.timer, shared.session],
+                                api_name="train")
 
     def poll(state, job_ids, seen, selected):
         html, active, views = jobs_view(studio, state, job_ids)
@@ -194,9 +198,10 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
         html, active, _ = jobs_view(studio, state, job_ids)
         return f"Cancelling {len(views)} job(s).", html, active
 
-    step.train_cancel.click(guarded(cancel_training), inputs=[shared.session, shared.jobs],
-                            outputs=[step.train_status, step.train_progress, shared.timer],
-                            api_name="cancel_training")
+    if studio.zero_gpu is None:
+        step.train_cancel.click(guarded(cancel_training), inputs=[shared.session, shared.jobs],
+                                outputs=[step.train_status, step.train_progress, shared.timer],
+                                api_name="cancel_training")
 
 
 def _wire_job_status(studio: "Studio", shared: Shared, step: CharactersStep) -> None:

@@ -112,7 +112,17 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                    update.pages if update.done else gr.skip(),
                    update.files if update.done else gr.skip(), update.seed, update.notes, state)
 
-    generated = step.generate_button.click(gpu(guarded(generate)),
+    def gpu_seconds(state, rows, *settings):
+        """GPU time to ask ZeroGPU for: the table's rows x the candidates (an estimate)."""
+        from stableidentity.zero_gpu import drawing_duration_s
+
+        try:
+            panels, candidates = len(rows), int(settings[-2] or 1)
+        except (TypeError, ValueError):
+            panels, candidates = 1, 1
+        return drawing_duration_s(panels, candidates)
+
+    generated = step.generate_button.click(gpu(guarded(generate), duration=gpu_seconds),
                                inputs=[shared.session, story.panels_table, *style.inputs()],
                                outputs=[step.panels_gallery, step.generate_status,
                                         step.pages_gallery, step.downloads, style.seed,

@@ -48,6 +48,7 @@ from stableidentity.names import LibraryError, name_key, show
 from stableidentity.owners import LOCAL, Owner, Workspace, resolve_owner
 from stableidentity.store import DB_FILE, Store
 from stableidentity.training_service import TrainingService
+from stableidentity.zero_gpu import ZeroGPUTraining, on_zero_gpu
 
 if TYPE_CHECKING:  # pragma: no cover
     from configs import AppConfig
@@ -253,6 +254,8 @@ class Studio:
         self.shelf = ComicShelf(self.store, self.workspace)
         self.queue = queue or TrainingQueue(on_error=lambda text: logger.error("training failed:\n%s", text))
         self.training = TrainingService(self.components, self.workspace, self.queue, self.store)
+        # on a ZeroGPU Space training runs inside spaces.GPU from the Train request (ui/zero_gpu.py)
+        self.zero_gpu = ZeroGPUTraining(self.training) if on_zero_gpu() else None
         self.styles = styles or load_style_book()
         self.safety = safety or SafetyFilter.from_file()
         self.export_root = Path(export_root) if export_root is not None else \

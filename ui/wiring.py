@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 
+from stableidentity.zero_gpu import gpu  # noqa: F401  (``spaces.GPU`` where installed, re-exported)
 from ui.studio import user_message
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,15 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 POLL_SECONDS = 1.0
 #: Job ids a browser remembers.
 MAX_REMEMBERED_JOBS = 20
-
-
-def gpu(fn: Callable) -> Callable:
-    """``spaces.GPU(fn)`` on Hugging Face Spaces (ZeroGPU), ``fn`` elsewhere."""
-    try:
-        import spaces  # type: ignore[import-not-found]
-    except ImportError:
-        return fn
-    return spaces.GPU(fn)
 
 
 def guarded(fn: Callable) -> Callable:
