@@ -18,6 +18,7 @@ library and My comics; see ``stableidentity/owners.py``.
 
 import argparse
 import os
+import signal
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -86,6 +87,30 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
+    from pipelines.run_folder import open_run_folder
+
+    run = open_run_folder()  # also removes the folders of killed runs
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(run.uploads))  # uploads die with the run
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
+    try:
+        return _serve(args, config, run)
+    except KeyboardInterrupt:  # interrupted before the server ran
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not stop the cleanup
+        run.remove()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handler: raise KeyboardInterrupt in the main thread, as SIGINT does, so Gradio
+    closes its server (and deletes its cache) and ``main`` removes the run folder."""
+    raise KeyboardInterrupt
+
+
+def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
+    """Load the models, build the page and serve until interrupted; the studio is shut down after."""
+    from configs import load_limits
     from stableidentity.names import LibraryError
     from stableidentity.owners import data_root, on_space
     from ui.app import build_demo
@@ -99,15 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         options["examples_dir"] = args.examples
     print(f"loading the '{config.name}' models ...", file=sys.stderr, flush=True)
     try:  # a model loading failure is shown in the page, not raised
-        studio = Studio.create(config, **options)
+        studio = Studio.create(config, export_root=run.downloads, **options)
     except LibraryError as exc:  # the database cannot be opened
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    demo = build_demo(studio)
-    demo.queue(default_concurrency_limit=None)
     try:
+        demo = build_demo(studio)
+        demo.queue(default_concurrency_limit=None)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    allowed_paths=[str(studio.export_root)])
+                    allowed_paths=[str(studio.export_root)],
+                    max_file_size=load_limits().upload_bytes)
     finally:
         studio.shutdown()
     return 0

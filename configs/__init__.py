@@ -344,6 +344,8 @@ class Limits:
     json_number_chars: int
     identity_bytes: int
     story_bytes: int
+    upload_max_age_s: int
+    upload_sweep_s: int
     panels: int
     cast: int
     candidates: int

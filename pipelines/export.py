@@ -7,7 +7,7 @@ Files in the output folder (panel numbers and page numbers are 1-based)::
     page_1.png ...            the laid-out pages
     comic.pdf                 every page, one PDF page each
     project.json              see pipelines.project
-    comic.zip                 project.json, panels/, pages/ and identities/<name>.safetensors
+    comic.zip                 project.json, panels/, pages/ and identities/<slug>-<hash>.safetensors
 
 Every file is written to a temporary name first and renamed, so a crash never leaves a
 half-written comic that looks complete.

@@ -10,7 +10,7 @@ preset, model and sampler it was drawn with, and the app version. Loading it and
 request again with the same preset and identities gives the same pixels.
 
 A project zip (see :mod:`pipelines.export`) also carries the cast's learned vectors as
-``identities/<name>.safetensors`` (tensors ``clip_l`` (2, d1) and ``clip_g`` (2, d2), the SDXL
+``identities/<slug>-<hash of the name>.safetensors`` (tensors ``clip_l`` (2, d1) and ``clip_g`` (2, d2), the SDXL
 textual-inversion layout), so the comic can be regenerated without the original library.
 """
 
@@ -329,7 +329,8 @@ class Project:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        """The JSON text; strict (no NaN / Infinity: a request is checked finite on the way in)."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "project",
@@ -461,6 +462,12 @@ def identity_from_bytes(data: bytes, source: str, limits: Limits | None = None) 
         raise ProjectError(f"{source}: unreadable identity file ({type(exc).__name__})") from None
     if "clip_l" not in tensors or "clip_g" not in tensors or "name" not in metadata:
         raise ProjectError(f"{source}: identity file lacks clip_l, clip_g or its name")
+    for key in ("clip_l", "clip_g"):
+        tensor = tensors[key]
+        if tensor.ndim != 2 or tensor.shape[0] != 2 or not tensor.is_floating_point() \
+                or not bool(tensor.isfinite().all()):
+            raise ProjectError(f"{source}: {key} must be two rows of finite numbers, got "
+                               f"{tensor.dtype} {tuple(tensor.shape)}")
     try:
         name = validate_name(metadata["name"])
         pronouns = parse_pronouns(metadata.get("pronouns", ""))

@@ -241,7 +241,7 @@ def test_full_width_look_alike_names_are_one_identity(tmp_path):
         library.add("Ａｄａ Lovelace", torch.zeros(2, 32), torch.zeros(2, 64))
 
 
-def test_direction_and_control_characters_are_never_echoed_raw(tmp_path):
+def test_direction_and_control_characters_are_never_echoed_raw(tmp_path, capsys):
     from safetensors.torch import save
 
     blob = save({"clip_l": torch.zeros(2, 32), "clip_g": torch.zeros(2, 64)},
@@ -254,10 +254,26 @@ def test_direction_and_control_characters_are_never_echoed_raw(tmp_path):
         load_project(path)
     message = str(info.value)
     assert "\u202e" not in message and "\n" not in message and "\\u202e" in message
-    done = run_module("pipelines", "generate", "--project", str(path), "--preset", "tiny",
-                      "--out", str(tmp_path / "out"))
-    line = one_error_line(done.stderr)
-    assert done.returncode == 2 and "\u202e" not in line and "\\u202e" in line
+    code = generate_main(["generate", "--project", str(path), "--preset", "tiny",
+                          "--out", str(tmp_path / "out")])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and "\u202e" not in line and "\\u202e" in line
+
+
+def test_identity_files_in_a_zip_must_hold_finite_vectors(tmp_path):
+    from safetensors.torch import save
+
+    for clip_l, shape in ((torch.full((2, 32), float("nan")), "(2, 32)"),
+                          (torch.zeros(3, 32), "(3, 32)")):
+        path = tmp_path / "bad.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("project.json", json.dumps(valid_project()))
+            archive.writestr(identity_filename("Ada Lovelace"),
+                             save({"clip_l": clip_l, "clip_g": torch.zeros(2, 64)},
+                                  metadata={"name": "Ada Lovelace"}))
+        with pytest.raises(ProjectError, match=r"clip_l must be two rows of finite numbers") as info:
+            load_project(path)
+        assert f"torch.float32 {shape}" in str(info.value)
 
 
 def test_imported_metadata_is_checked(tmp_path):
@@ -284,12 +300,18 @@ def test_imported_metadata_is_checked(tmp_path):
 # ----------------------------------------------------------------------------- other CLIs
 
 
-def test_llm_and_stableidentity_clis_apply_the_limits(tmp_path):
+def test_llm_and_stableidentity_clis_apply_the_limits(tmp_path, capsys):
+    import io
+
+    from llm.__main__ import main as llm_main
+
     story = tmp_path / "story.txt"
     story.write_bytes(b"Ada Lovelace walks. " * 20_000)  # 400 KB
-    done = run_module("llm", "parse", "--story-file", str(story), "--character", "Ada Lovelace:she",
-                      "--offline")
-    assert done.returncode == 2 and "(limits.yaml: story_bytes)" in one_error_line(done.stderr)
+    for source, stdin in ((str(story), None), ("-", io.StringIO("Ada walks. " * 30_000))):
+        err = io.StringIO()
+        code = llm_main(["parse", "--story-file", source, "--character", "Ada Lovelace:she",
+                         "--offline"], stdin=stdin, stdout=io.StringIO(), stderr=err)
+        assert code == 2 and "(limits.yaml: story_bytes)" in one_error_line(err.getvalue())
     photo = tmp_path / "photo.png"
     Image.new("RGB", (64, 64)).save(photo)
     from stableidentity.cli import main as si_main
@@ -300,12 +322,12 @@ def test_llm_and_stableidentity_clis_apply_the_limits(tmp_path):
         argv = ["train", "--image", str(photo), "--library", str(tmp_path / "lib"), *args]
         if "--name" not in args:
             argv += ["--name", "Ada Lovelace"]
-        assert si_main(argv) == 2
+        assert si_main(argv) == 2 and fragment in one_error_line(capsys.readouterr().err)
     huge = tmp_path / "huge.png"
     huge.write_bytes(b"\x89PNG" + bytes(LIMITS.photo_bytes))
-    done = run_module("stableidentity", "train", "--image", str(huge), "--name", "Ada Lovelace",
-                      "--library", str(tmp_path / "lib"))
-    assert done.returncode == 2 and "(limits.yaml: photo_bytes)" in one_error_line(done.stderr)
+    assert si_main(["train", "--image", str(huge), "--name", "Ada Lovelace",
+                    "--library", str(tmp_path / "lib")]) == 2
+    assert "(limits.yaml: photo_bytes)" in one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "lib").exists()
 
 

@@ -15,12 +15,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def build_demo(studio: "Studio") -> gr.Blocks:
-    """The Blocks app for ``studio``: every control has an ``elem_id``, every event an ``api_name``."""
+    """The Blocks app for ``studio``: every control has an ``elem_id``, every event an ``api_name``;
+    Gradio's cache is swept by ``delete_cache`` (see docs/APP.md, "What is stored")."""
+    from configs import load_limits
+
     config = studio.config
+    limits = load_limits()
     # the browser's stored values are encrypted with a secret kept in the database, so a
     # restarted server still reads them (gradio's default secret is new on every start)
     secret = studio.store.secret("browser_state")
-    with gr.Blocks(title="Comic Identity") as demo:
+    # delete_cache: uploads and served copies older than upload_max_age_s go every upload_sweep_s,
+    # and all of them when the server stops (configs/limits.yaml)
+    with gr.Blocks(title="Comic Identity",
+                   delete_cache=(limits.upload_sweep_s, limits.upload_max_age_s)) as demo:
         # a plain function, not the bound method: gradio deep-copies component props per page
         # load, and copying a bound method copies its object (the studio, with the models)
         shared = Shared(

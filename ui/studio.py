@@ -21,6 +21,7 @@ app shows (never a traceback).
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import shutil
 import sys
@@ -44,7 +45,7 @@ from pipelines.styles import StyleBook, StyleError, load_style_book
 from pipelines.saved_comics import ComicNotFound, ComicShelf, SavedComic
 from stableidentity.catalog import EXAMPLES_DIR, CatalogEntry, IdentityCatalog
 from stableidentity.jobs import TrainingQueue
-from stableidentity.names import LibraryError, name_key, show
+from stableidentity.names import LibraryError, name_key, one_line, show
 from stableidentity.owners import LOCAL, Owner, Workspace, resolve_owner
 from stableidentity.store import DB_FILE, Store
 from stableidentity.training_service import TrainingService
@@ -91,11 +92,11 @@ def user_message(exc: BaseException) -> str:
     a short "something went wrong" line naming the error type.
     """
     if isinstance(exc, _user_error_types()):
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        text = one_line(str(exc)) or type(exc).__name__  # control and bidi characters escaped
         first = text.split(" ", 1)[0]
         return text[0].upper() + text[1:] if first.isalpha() else text
     logger.error("unexpected error in the app", exc_info=exc)
-    detail = " ".join(str(exc).split())[:200]
+    detail = one_line(str(exc))[:200]
     return (f"Something went wrong ({type(exc).__name__}{': ' + detail if detail else ''}). "
             "The details are in the server log; the app keeps working.")
 
@@ -555,31 +556,43 @@ class Studio:
     def settings_from(self, style: str | None, keywords: Sequence[str] | None, negative: str | None,
                       seed: Any, randomize: bool, steps: Any, guidance: Any, width: Any,
                       height: Any, candidates: Any, title: str | None) -> StyleSettings:
-        """The Style and settings step's inputs as :class:`StyleSettings` (numbers checked)."""
-        def whole(value: Any, label: str, low: int, high: int | None = None) -> int:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise StudioError(f"{label} must be a number") from None
-            if number != int(number) or number < low or (high is not None and number > high):
-                limit = f"between {low} and {high}" if high is not None else f"at least {low}"
-                raise StudioError(f"{label} must be a whole number {limit}, got {value}")
-            return int(number)
+        """The Style and settings step's inputs as :class:`StyleSettings`, checked against
+        ``configs/limits.yaml`` (finite numbers, steps, sizes for this preset, guidance)."""
+        from configs import load_limits
+        from pipelines.request_limits import check_guidance, check_size
 
-        try:
-            scale = float(guidance)
-        except (TypeError, ValueError):
-            raise StudioError("guidance must be a number") from None
-        from pipelines.generation import MAX_CANDIDATES
+        limits = load_limits()
+
+        def number(value: Any, label: str) -> float:
+            try:
+                result = float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise StudioError(f"{label} must be a number") from None
+            if not math.isfinite(result):
+                raise StudioError(f"{label} must be a finite number, got {result}")
+            return result
+
+        def whole(value: Any, label: str, low: int, high: int, key: str) -> int:
+            result = number(value, label)
+            if not result.is_integer() or result < low:
+                raise StudioError(f"{label} must be a whole number between {low} and {high}, "
+                                  f"got {value}")
+            if result > high:
+                raise StudioError(limits.refusal(f"{label} {int(result)}", key, high))
+            return int(result)
+
+        def size(value: Any, label: str) -> int:
+            return check_size(label, whole(value, label, 1, 2**62, "max_side"), limits,
+                              self.config.name)
 
         return StyleSettings(
             style=style or self.styles.default_style, keywords=tuple(keywords or ()),
             negative_prompt=negative or "",
-            seed=whole(seed if seed not in (None, "") else 0, "the seed", 0, MAX_UI_SEED),
-            randomize=bool(randomize), steps=whole(steps, "steps", 1, 500),
-            guidance=scale, width=whole(width, "the width", 8, 4096),
-            height=whole(height, "the height", 8, 4096),
-            candidates=whole(candidates, "candidates per panel", 1, MAX_CANDIDATES),
+            seed=whole(seed if seed not in (None, "") else 0, "the seed", 0, MAX_UI_SEED, "seed"),
+            randomize=bool(randomize), steps=whole(steps, "steps", 1, limits.steps, "steps"),
+            guidance=check_guidance(number(guidance, "guidance"), limits),
+            width=size(width, "the width"), height=size(height, "the height"),
+            candidates=whole(candidates, "candidates per panel", 1, limits.candidates, "candidates"),
             title=(title or "").strip())
 
     def build_request(self, session: Session, rows: Any, settings: StyleSettings) -> ComicRequest:
