@@ -91,20 +91,23 @@ def main(argv: list[str] | None = None) -> int:
 
     run = open_run_folder()  # also removes the folders of killed runs
     os.environ.setdefault("GRADIO_TEMP_DIR", str(run.uploads))  # uploads die with the run
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up like Ctrl-C
+    stops = (signal.SIGTERM, signal.SIGINT)  # both clean up (SIGINT even when started ignored)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in stops}
     try:
         return _serve(args, config, run)
     except KeyboardInterrupt:  # interrupted before the server ran
         return 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not stop the cleanup
+        for sig in stops:  # a second signal must not stop the cleanup
+            signal.signal(sig, signal.SIG_IGN)
         run.remove()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM handler: raise KeyboardInterrupt in the main thread, as SIGINT does, so Gradio
-    closes its server (and deletes its cache) and ``main`` removes the run folder."""
+    """SIGTERM / SIGINT handler: raise KeyboardInterrupt in the main thread, so Gradio closes its
+    server (and deletes its cache) and ``main`` removes the run folder."""
     raise KeyboardInterrupt
 
 
@@ -130,7 +133,6 @@ def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
         return 2
     try:
         demo = build_demo(studio)
-        demo.queue(default_concurrency_limit=None)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                     allowed_paths=[str(studio.export_root)],
                     max_file_size=load_limits().upload_bytes)

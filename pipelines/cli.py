@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--title", help="comic title, shown on the first page")
     gen.add_argument("--out", type=Path, default=Path("outputs/comic"), help="output folder")
     gen.add_argument("--no-faces", action="store_true",
-                     help="skip face detection (speech bubbles then go top-left)")
+                     help="skip face detection for speech bubbles (they then go top-left; the "
+                          "face pass has its own switch, --no-face-pass)")
     gen.add_argument("--no-identities", action="store_true",
                      help="do not embed the cast's learned vectors in comic.zip")
     gen.add_argument("--no-regional", action="store_true",

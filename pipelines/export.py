@@ -31,6 +31,10 @@ from pipelines.project import PROJECT_FILE, Project, identity_bytes, identity_fi
 PDF_FILE = "comic.pdf"
 ZIP_FILE = "comic.zip"
 PDF_DPI = 150.0
+#: zlib level of exported PNGs. Every generate, redraw and candidate choice re-exports the pages
+#: on the server's shared CPU; level 1 encodes a 1600 px page ~4x faster than Pillow's default
+#: 6 (0.3 s vs 1.3 s on a busy 2-core machine) for ~25% larger files. Still lossless.
+PNG_COMPRESS_LEVEL = 1
 
 
 class ExportError(OSError):
@@ -75,9 +79,9 @@ def ensure_writable(folder: str | Path) -> Path:
 
 
 def png_bytes(image: Image.Image) -> bytes:
-    """Lossless PNG bytes of ``image``."""
+    """Lossless PNG bytes of ``image`` (zlib level :data:`PNG_COMPRESS_LEVEL`)."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

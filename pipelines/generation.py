@@ -174,6 +174,7 @@ class PanelGenerator:
         self.face_detector = getattr(components, "face_detector", None)
         self._inpaint_base = None
         self._inpaint_lock = threading.Lock()
+        self._regional: tuple[torch.nn.Module, RegionalAttnProcessor] | None = None
 
     @property
     def max_identities(self) -> int:
@@ -194,14 +195,22 @@ class PanelGenerator:
         return pipe
 
     def _regional_pipe(self) -> tuple[StableDiffusionXLPipeline, RegionalAttnProcessor]:
-        """This thread's pipeline copy drawing through a regional view of the UNet
-        (:func:`pipelines.regional.regional_unet`), and the view's processor. The shared UNet
-        is never changed; the view is built once per thread."""
+        """This thread's pipeline copy drawing through the generator's regional view of the UNet
+        (:func:`pipelines.regional.regional_unet`), and the view's processor.
+
+        The shared UNet is never changed. One view per generator (built on first use; a compiled
+        UNet gives one compiled view, compiled once): its processor's plan is set and cleared
+        inside :meth:`draw`, which holds the device gate, so panels never share it at once.
+        """
         entry = getattr(self._local, "regional", None)
         if entry is None:
-            processor = RegionalAttnProcessor()
+            with self._inpaint_lock:
+                if self._regional is None:
+                    processor = RegionalAttnProcessor()
+                    self._regional = (regional_unet(self.pipe.unet, processor), processor)
+            view, processor = self._regional
             pipe = copy.copy(self._call_pipe())
-            pipe.unet = regional_unet(self.pipe.unet, processor)
+            pipe.unet = view
             entry = self._local.regional = (pipe, processor)
         return entry
 
@@ -217,7 +226,7 @@ class PanelGenerator:
                     # from_pipe ends with pipeline.to(dtype), float32 unless told: pass the
                     # components' own dtype so the shared modules are never cast
                     self._inpaint_base = StableDiffusionXLInpaintPipeline.from_pipe(
-                        self.pipe, torch_dtype=self.pipe.unet.dtype)
+                        self.pipe, dtype=self.pipe.unet.dtype)
                     self._inpaint_base.set_progress_bar_config(disable=True)
             pipe = copy.copy(self._inpaint_base)
             pipe.scheduler = copy.deepcopy(self._scheduler)

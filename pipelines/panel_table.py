@@ -1,8 +1,10 @@
-"""The editable panel list of the app: rows of (Text, Characters, Seed) <-> :class:`PanelSpec`.
+"""The editable panel list of the app: rows of (Text, Characters, Seed, Place) <-> :class:`PanelSpec`.
 
 The story parser's panels appear as a table the user edits: one row per panel with the sentence,
-the characters as comma-separated full names, and an optional seed (blank: the comic's seed plus
-the row's index). These helpers convert between the table and :class:`~pipelines.project.PanelSpec`
+the characters as comma-separated full names, an optional seed (blank: the comic's seed plus
+the row's index) and an optional place per character, in the characters' order, separated by
+``;`` (``left; right``, ``center``, ``0,0,0.5,1``; blank: the automatic layout, see
+:mod:`pipelines.regions`). Rows of three cells (before places existed) still read. These helpers convert between the table and :class:`~pipelines.project.PanelSpec`
 and implement the row controls (add, remove, move up, move down) with 1-based row numbers, as
 the table shows them. Blank rows are ignored when building panels.
 """
@@ -15,9 +17,11 @@ from typing import Any
 
 from configs import Limits, load_limits
 from pipelines.project import GenerationError, PanelSpec
+from pipelines.regions import PlaceError, check_places, join_places, split_places
 from pipelines.request_limits import LimitError, check_panel, check_panel_count, check_seed
 
-HEADERS = ["Text", "Characters", "Seed"]
+HEADERS = ["Text", "Characters", "Seed", "Place"]
+WIDTH = len(HEADERS)
 Row = list[str]
 _SPLIT = re.compile(r"\s*[,;]\s*")
 
@@ -39,7 +43,7 @@ def _cell(value: Any) -> str:
 
 def normalise_rows(value: Any) -> list[Row]:
     """Any table value (list of lists, a ``{"data": ...}`` dict, a pandas DataFrame) -> rows of
-    three strings. Missing cells become "", extra cells are dropped."""
+    four strings (:data:`HEADERS`). Missing cells become "", extra cells are dropped."""
     if value is None:
         return []
     if hasattr(value, "values") and hasattr(value, "columns"):  # pandas DataFrame
@@ -49,7 +53,7 @@ def normalise_rows(value: Any) -> list[Row]:
     rows: list[Row] = []
     for raw in value or []:
         cells = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-        cells = (cells + ["", "", ""])[:3]
+        cells = (cells + [""] * WIDTH)[:WIDTH]
         rows.append([_cell(c) for c in cells])
     return rows
 
@@ -67,11 +71,13 @@ def split_characters(cell: str) -> tuple[str, ...]:
 
 
 def rows_from_panels(panels: Iterable[Any]) -> list[Row]:
-    """Rows from PanelSpecs or the story parser's panels (``text``, ``characters``, ``seed``)."""
+    """Rows from PanelSpecs or the story parser's panels (``text``, ``characters``, ``seed``,
+    ``places``)."""
     rows = []
     for panel in panels:
         seed = getattr(panel, "seed", None)
-        rows.append([panel.text, ", ".join(panel.characters), "" if seed is None else str(seed)])
+        rows.append([panel.text, ", ".join(panel.characters), "" if seed is None else str(seed),
+                     join_places(getattr(panel, "places", ()) or ())])
     return rows
 
 
@@ -80,7 +86,8 @@ def panels_from_rows(value: Any, limits: Limits | None = None) -> tuple[PanelSpe
 
     Raises:
         PanelTableError: a row with characters or a seed but no text, a seed that is not a
-            whole number >= 0, or a row over a limit (panels, text and name lengths, seed range).
+            whole number >= 0, a row over a limit (panels, text and name lengths, seed range),
+            or a place that cannot be read (or more places than characters).
             (An empty list is returned as empty; callers decide.)
     """
     limits = limits or load_limits()
@@ -90,8 +97,8 @@ def panels_from_rows(value: Any, limits: Limits | None = None) -> tuple[PanelSpe
     except LimitError as exc:
         raise PanelTableError(str(exc)) from None
     panels = []
-    for number, (text, characters, seed) in enumerate(rows, start=1):
-        if not any((text, characters, seed)):
+    for number, (text, characters, seed, place) in enumerate(rows, start=1):
+        if not any((text, characters, seed, place)):
             continue
         if not text:
             raise PanelTableError(f"row {number}: the panel text is empty; write the sentence "
@@ -105,7 +112,12 @@ def panels_from_rows(value: Any, limits: Limits | None = None) -> tuple[PanelSpe
                                       "leave it blank for an automatic seed") from None
             if own_seed < 0:
                 raise PanelTableError(f"row {number}: the seed must not be negative")
-        panel = PanelSpec(text=text, characters=split_characters(characters), seed=own_seed)
+        names = split_characters(characters)
+        try:
+            places = check_places(split_places(place), names)
+        except PlaceError as exc:
+            raise PanelTableError(f"row {number}: {exc}") from None
+        panel = PanelSpec(text=text, characters=names, seed=own_seed, places=places)
         try:
             if own_seed is not None:
                 check_seed(own_seed, "the seed", limits)
@@ -132,7 +144,7 @@ def _row_index(rows: Sequence[Row], row: Any, what: str) -> int:
 def add_row(value: Any, after: Any = None) -> list[Row]:
     """A blank row after row ``after`` (1-based); at the end when ``after`` is empty or 0."""
     rows = normalise_rows(value)
-    blank = ["", "", ""]
+    blank = [""] * WIDTH
     if after in (None, "", 0) or (isinstance(after, float) and after == 0):
         return rows + [blank]
     index = _row_index(rows, after, "add after")

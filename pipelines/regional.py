@@ -21,9 +21,10 @@ or mutated inside the UNet's forward, which keeps ``torch.compile`` graphs stabl
 
 Thread safety: the shared UNet is never changed. :func:`regional_unet` builds a *view*: a
 shallow copy of the module tree along the paths to every ``attn2`` (parameters, buffers and
-every other module shared, not copied), whose ``attn2`` copies carry one processor. Each drawing
-thread owns its view and processor, so plain panels, training and other threads keep using the
-untouched UNet, and a one-character panel is drawn by exactly the code it was drawn by before.
+every other module shared, not copied), whose ``attn2`` copies carry one processor. Plain panels
+and training keep using the untouched UNet, so a one-character panel is drawn by exactly the
+code it was drawn by before. The generator keeps one view per Components and sets the
+processor's plan only while it holds the device gate (one panel at a time).
 """
 
 from __future__ import annotations

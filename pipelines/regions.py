@@ -80,10 +80,11 @@ def normalise_place(text: str) -> str:
 
 
 def split_places(cell: str) -> tuple[str, ...]:
-    """A panel-table cell ``"left; 0.5,0,1,1"`` -> ``("left", "0.5,0,1,1")`` (canonical; trailing
-    ``auto`` entries dropped). Places are separated by ``;`` because boxes contain commas."""
-    places = [normalise_place(p) for p in str(cell or "").split(PLACE_SEPARATOR)]
-    while places and places[-1] == "auto":
+    """A panel-table cell ``"left; 0.5,0,1,1"`` -> ``("left", "0.5,0,1,1")`` (stripped, not yet
+    validated: :func:`check_places` does that; trailing blank or ``auto`` entries dropped).
+    Places are separated by ``;`` because boxes contain commas."""
+    places = [" ".join(p.split()) for p in str(cell or "").split(PLACE_SEPARATOR)]
+    while places and places[-1].lower() in ("", "auto"):
         places.pop()
     return tuple(places)
 

@@ -83,7 +83,10 @@ def trained(server, faces) -> dict[str, dict]:
 
 
 def table(rows: list[list[str]]) -> dict:
-    return {"headers": ["Text", "Characters", "Seed"], "data": rows, "metadata": None}
+    from pipelines.panel_table import HEADERS
+
+    rows = [list(row) + [""] * (len(HEADERS) - len(row)) for row in rows]
+    return {"headers": HEADERS, "data": rows, "metadata": None}
 
 
 def rows_of(value: dict) -> list[list[str]]:
@@ -210,8 +213,9 @@ def test_story_to_comic_to_pdf_and_back_gives_the_same_pixels(server, trained):
     fresh = client_for(server)
     restored = fresh.predict(handle_file(by_suffix(files, ".zip")), api_name="/open_project")
     (rows_back, project_info, _story_info, cast_back, _cg, _cc, style, keywords, negative, seed,
-     randomize, steps, guidance, width, height, n_candidates, title, *cleared) = restored
-    assert rows_of(rows_back) == [[r[0], r[1], s] for r, s in zip(rows, ["5", "777", "7"])]
+     randomize, steps, guidance, width, height, n_candidates, title, face_pass, *cleared) = restored
+    assert rows_of(rows_back) == [[r[0], r[1], s, ""] for r, s in zip(rows, ["5", "777", "7"])]
+    assert face_pass is True
     assert "3 panels, 2 identities inside" in project_info
     assert "Hugh Jackman (he), Taylor Swift (she)" in cast_back
     assert (style, keywords, negative, seed, randomize, steps, guidance, width, height,
@@ -219,7 +223,7 @@ def test_story_to_comic_to_pdf_and_back_gives_the_same_pixels(server, trained):
                                      SETTINGS["negative"], 5, False, 2, 7.5, 64, 64, 2, "The Apple")
     assert all(not value for value in cleared)
     again = fresh.predict(rows_back, style, keywords, negative, seed, randomize, steps, guidance,
-                          width, height, n_candidates, title, api_name="/generate")
+                          width, height, n_candidates, title, face_pass, api_name="/generate")
     assert again[1].startswith("Done: 3 panels")
     reproduced = zip_panels(by_suffix(again[3], ".zip"))
     assert all(np.array_equal(a, b) for a, b in zip(after, reproduced)) and len(reproduced) == 3
@@ -229,7 +233,7 @@ def test_story_to_comic_to_pdf_and_back_gives_the_same_pixels(server, trained):
     # project.json alone (no identities inside) works with the library
     third = client_for(server)
     restored = third.predict(handle_file(by_suffix(files, "project.json")), api_name="/open_project")
-    again = third.predict(*restored[:1], *restored[6:17], api_name="/generate")
+    again = third.predict(*restored[:1], *restored[6:18], api_name="/generate")
     assert all(np.array_equal(a, b) for a, b in zip(after, zip_panels(by_suffix(again[3], ".zip"))))
 
 
@@ -311,8 +315,8 @@ def test_two_sessions_keep_separate_casts_and_stories(server, trained):
     assert "Taylor Swift (she)" in cast_b and "Hugh" not in cast_b
     story_a, _ = a.predict("Hugh Jackman read a book. He smiled.", api_name="/parse")
     story_b, _ = b.predict("Taylor Swift sang a song. She bowed.", api_name="/parse")
-    assert rows_of(story_a) == [["Hugh Jackman read a book.", "Hugh Jackman", ""],
-                                ["Hugh Jackman smiled.", "Hugh Jackman", ""]]
+    assert rows_of(story_a) == [["Hugh Jackman read a book.", "Hugh Jackman", "", ""],
+                                ["Hugh Jackman smiled.", "Hugh Jackman", "", ""]]
     assert rows_of(story_b)[1][0] == "Taylor Swift bowed."
     with pytest.raises(AppError, match="(?i)'Taylor Swift' is not in the cast \\(Hugh Jackman\\)"):
         generate(a, rows_of(story_b))

@@ -201,3 +201,30 @@ def test_panels_and_training_steps_take_turns(tiny_components, trainer_inputs):
     assert all(np.array_equal(a, b) for a, b in zip(alone, drawn)) and len(drawn) == 2
     for got, want in zip(trainer.final_embeddings(), expected_vectors):
         assert torch.equal(got, want)
+
+
+# ----------------------------------------------------------------------------- gradio's side
+
+
+def test_gradio_bounds_every_event_and_groups_the_model_events(tiny_config, tiny_components, tmp_path):
+    from ui.app import build_demo
+    from ui.studio import Studio
+    from ui.wiring import OTHER_EVENTS
+
+    config = tiny_config.replace(library_dir=str(tmp_path / "library"))
+    studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
+                    export_root=tmp_path / "downloads")
+    try:
+        demo = build_demo(studio)
+        groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit)
+                  for fn in demo.fns.values() if fn.api_name}
+        default_limit = demo._queue.default_concurrency_limit
+    finally:
+        studio.shutdown()
+    assert groups.pop("generate") == groups.pop("redraw") == ("gpu", 2)
+    assert groups.pop("train") == groups.pop("choose_candidate") == ("faces", 4)
+    assert groups.pop("parse") == ("parse", 4)
+    # every other event touches no model and is bounded by the queue's default
+    assert default_limit == OTHER_EVENTS
+    assert {limit for _group, limit in groups.values()} == {"default"}
+    assert "job_status" in groups and "open_project" in groups

@@ -1,6 +1,6 @@
 """Fuzz: a few hundred seeded, generated hostile project.json / panels.json files through the loaders.
 
-Every file must end in a valid project (whose saved form is valid, finite JSON within the limits)
+Every fourth project goes inside a comic.zip. Every file must end in a valid project (whose saved form is valid, finite JSON within the limits)
 or in the loader's one-line refusal, never another exception or a traceback.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zipfile
 from pathlib import Path
 
 from configs import load_limits
@@ -35,6 +36,10 @@ def test_generated_hostile_documents_end_in_a_project_or_one_line(tmp_path):
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
         try:
             if kind == "project":
+                if index % 4 == 1:  # the same document inside a comic.zip
+                    path = path.with_suffix(".zip")
+                    with zipfile.ZipFile(path, "w") as archive:
+                        archive.writestr("project.json", text.encode("utf-8", "surrogatepass"))
                 project = load_project(path)
                 saved = loads_json(project.to_json(), "saved", limits)  # finite, shallow, bounded
                 assert saved["panels"] and check_request(project.request, limits, project.preset)

@@ -17,6 +17,7 @@ import pipelines.loading as loading
 from pipelines.face_pass import (FaceJob, IdentityMatcher, crop_box, faces_caption, match_faces,
                                  paste_alpha)
 from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, panel_generator
+from pipelines.panel_table import panels_from_rows, rows_from_panels
 from pipelines.project import GenerationError, Project, ProjectError
 from pipelines.regional import RegionalAttnProcessor, attention_resolutions, region_weights
 from pipelines.regions import (NAMED_PLACES, PlaceError, auto_places, panel_regions, parse_place,
@@ -97,6 +98,14 @@ def test_places_in_panels_projects_and_the_table(tiny_config):
     assert Project.from_dict(legacy).request.panels[0].places == ()
     with pytest.raises(ProjectError, match="panel 1: 'Ada Lovelace': place"):
         Project.from_dict({**data, "panels": [{**data["panels"][0], "places": ["nowhere"]}]})
+    rows = rows_from_panels([spec, old])
+    assert rows[0][3] == "right; center" and rows[1][3] == ""
+    assert panels_from_rows(rows) == (spec, old)
+    assert panels_from_rows([["Ada Lovelace reads.", "Ada Lovelace", ""]])[0].places == ()  # 3 cells
+    with pytest.raises(GenerationError, match="row 1: 'Ada Lovelace': place 'nowhere'"):
+        panels_from_rows([["Ada Lovelace reads.", "Ada Lovelace", "", "nowhere"]])
+    with pytest.raises(GenerationError, match="row 2: 2 places for 1 character"):
+        panels_from_rows([["A cat.", "", "", ""], ["Ada Lovelace reads.", "Ada Lovelace", "", "left; right"]])
 
 
 def test_prepare_lays_out_by_sentence_order_and_finds_signal_tokens(generator):
@@ -245,6 +254,11 @@ def test_face_pass_redraws_given_boxes_and_nothing_else(generator):
     assert [e.name for e in edits] == ["Ada Lovelace", "Alan Turing"] and (~inside).any()
     assert np.array_equal(before[~inside], after[~inside])
     assert faces_caption(edits, 64) == "left face: Alan Turing · right face: Ada Lovelace"
+    from ui.studio import DrawnPanel  # the app's panel card says which face is whose
+
+    result = replace(next(generator.generate(request, CAST)), image=out, faces=tuple(edits))
+    card = DrawnPanel(text=TWO.text, results=[result], scores=[None])
+    assert card.faces_caption == "left face: Alan Turing · right face: Ada Lovelace"
 
 
 def test_face_pass_on_a_real_photo_detects_matches_and_keeps_the_rest(generator, tiny_components,
@@ -355,3 +369,80 @@ def test_eval_identity_multi_reports_every_cast_size_and_variant(tmp_path, capsy
     assert [(r["cast"], r["variant"]) for r in payload["rows"]] == [
         (k, v) for k in (2, 3) for v in ("plain", "regional", "regional+face")]
     assert len(payload["faces"]) == 3 * (2 * 2 + 3)  # windows of 2 (two groups) and of 3, one prompt
+
+
+def test_the_app_draws_a_two_character_panel_with_places_and_the_face_pass_switch(
+        tiny_config, tiny_components, tmp_path, astronaut, grace_hopper):
+    from ui.studio import Session, Studio
+
+    config = tiny_config.replace(library_dir=str(tmp_path / "library"))
+    studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
+                    export_root=tmp_path / "exports")
+    try:
+        for (name, identity), face in zip(list(CAST.items())[:2], (astronaut, grace_hopper)):
+            studio.catalog.library.add(name, identity.clip_l, identity.clip_g, pronouns="they", face=face)
+        session = Session()
+        for name in ("Ada Lovelace", "Alan Turing"):
+            studio.add_to_cast(session, name)
+        rows = [[TWO.text, "Ada Lovelace, Alan Turing", "", "right; left"]]
+        settings = studio.settings_from("comic book", [], "", 4, False, 4, 7.5, 64, 64, 1, "", False)
+        *_, last = studio.generate(session, rows, settings)
+        assert last.done
+        comic = session.comic
+        assert comic.request.panels[0].places == ("right", "left") and comic.request.face_pass is False
+        assert comic.panels[0].results[0].regional
+        saved = json.loads(Path(next(f for f in comic.files if f.endswith("project.json"))).read_text())
+        assert saved["panels"][0]["places"] == ["right", "left"] and saved["face_pass"] is False
+        matcher = studio._matcher(studio.identities_for(session, ["Ada Lovelace", "Alan Turing"]),
+                                  ["Ada Lovelace", "Alan Turing"])
+        assert matcher is not None and set(matcher.references) == {"Ada Lovelace", "Alan Turing"}
+        restored = studio.open_project(Session(), next(f for f in comic.files if f.endswith(".zip")))
+        assert restored.rows[0][3] == "right; left" and restored.settings.face_pass is False
+    finally:
+        studio.shutdown()
+
+
+def test_regional_view_keeps_an_accelerate_hook_on_the_unet(tiny_components):
+    """Model CPU offload puts an accelerate hook on the UNet (instance ``forward``): the view
+    must run its own modules through that hook, not the original's."""
+    import copy
+
+    from accelerate.hooks import ModelHook, add_hook_to_module
+
+    class Counting(ModelHook):
+        calls = 0
+
+        def pre_forward(self, module, *args, **kwargs):
+            Counting.calls += 1
+            return args, kwargs
+
+    request = ComicRequest(panels=(TWO,), seed=8)
+    expected = pixels(next(panel_generator(tiny_components).generate(request, CAST)).image)
+    plain = pixels(next(panel_generator(tiny_components).generate(replace(request, regional=False), CAST)).image)
+    assert not np.array_equal(expected, plain)  # so equal pixels below prove the view ran
+    unet = copy.deepcopy(tiny_components.unet)
+    add_hook_to_module(unet, Counting())
+    gen = PanelGenerator(dataclasses.replace(tiny_components, unet=unet))
+    assert np.array_equal(pixels(next(gen.generate(request, CAST)).image), expected)
+    assert Counting.calls == tiny_components.config.generation.steps * 1  # one UNet call per step
+
+
+def test_concurrent_regional_and_plain_panels_keep_their_pixels(generator):
+    """One regional view per generator: panels from several threads (regional with other
+    places, and plain) draw exactly what they draw alone."""
+    import threading
+
+    requests = [ComicRequest(panels=(TWO,), seed=11), ComicRequest(panels=(THREE,), seed=12),
+                ComicRequest(panels=(TWO,), seed=11, regional=False)]
+    alone = [pixels(next(generator.generate(r, CAST)).image) for r in requests]
+    together: dict[int, np.ndarray] = {}
+
+    def draw(k: int) -> None:
+        together[k] = pixels(next(generator.generate(requests[k], CAST)).image)
+
+    threads = [threading.Thread(target=draw, args=(k,)) for k in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(np.array_equal(together[k], alone[k]) for k in range(len(requests)))

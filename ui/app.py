@@ -8,7 +8,7 @@ import gradio as gr
 
 from ui import characters, comic, story, style
 from ui.studio import Session
-from ui.wiring import POLL_SECONDS, Shared, wire_sign_in
+from ui.wiring import OTHER_EVENTS, POLL_SECONDS, Shared, wire_sign_in
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
@@ -16,7 +16,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def build_demo(studio: "Studio") -> gr.Blocks:
     """The Blocks app for ``studio``: every control has an ``elem_id``, every event an ``api_name``;
-    Gradio's cache is swept by ``delete_cache`` (see docs/APP.md, "What is stored")."""
+    Gradio's cache is swept by ``delete_cache`` (see docs/APP.md, "What is stored"). The queue is
+    configured: model events in the concurrency groups of :mod:`ui.wiring`, every other event
+    limited to ``OTHER_EVENTS`` at once (docs/APP.md, "Concurrency")."""
     from configs import load_limits
 
     config = studio.config
@@ -57,4 +59,5 @@ def build_demo(studio: "Studio") -> gr.Blocks:
         story.wire(studio, shared, story_step)
         comic.wire(studio, shared, comic_step, cast_step, story_step, style_step,
                    signed_in=signed_in)
+    demo.queue(default_concurrency_limit=OTHER_EVENTS)
     return demo

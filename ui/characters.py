@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from ui import zero_gpu
-from ui.wiring import (MAX_REMEMBERED_JOBS, Shared, cast_view, guarded, jobs_view, library_view,
+from ui.wiring import (FACES, MAX_REMEMBERED_JOBS, Shared, cast_view, guarded, jobs_view, library_view,
                        selected_index, warn_all)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -166,7 +166,7 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
                                         step.train_steps, shared.jobs],
                                 outputs=[step.train_status, step.train_job_id, shared.jobs,
                                          step.train_progress, shared.timer, shared.session],
-                                api_name="train")
+                                api_name="train", **FACES)
 
     def poll(state, job_ids, seen, selected):
         html, active, views = jobs_view(studio, state, job_ids)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from ui import my_comics
-from ui.wiring import Shared, cast_view, gpu, guarded, selected_index, warn_all
+from ui.wiring import FACES, Shared, cast_view, drawing, gpu, guarded, selected_index, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -102,10 +102,11 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                   style: "StyleStep") -> list:
     """Wire generate, candidates and redraw; returns the events that change the comic."""
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
-                 guidance_value, width_value, height_value, candidates_value, title):
+                 guidance_value, width_value, height_value, candidates_value, title,
+                 face_pass=None):
         settings = studio.settings_from(style_name, keywords, negative, seed_value, randomize,
                                         steps_value, guidance_value, width_value,
-                                        height_value, candidates_value, title)
+                                        height_value, candidates_value, title, face_pass)
         for update in studio.generate(state, rows, settings):
             warn_all(update.warnings)
             yield (update.gallery, update.status,
@@ -127,7 +128,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                                outputs=[step.panels_gallery, step.generate_status,
                                         step.pages_gallery, step.downloads, style.seed,
                                         step.panel_notes, shared.session],
-                               api_name="generate", concurrency_id="gpu", concurrency_limit=1)
+                               api_name="generate", **drawing(studio.zero_gpu is not None))
 
     def show_candidates(state, number):
         return studio.candidates(state, number)
@@ -162,7 +163,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                              outputs=[step.panels_gallery, step.candidates_gallery,
                                       step.pages_gallery, step.downloads, step.generate_status,
                                       step.panel_notes, shared.session],
-                             api_name="choose_candidate")
+                             api_name="choose_candidate", **FACES)
 
     def redraw(state, rows, number, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
@@ -176,7 +177,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                              outputs=[step.panels_gallery, step.pages_gallery, step.downloads,
                                       story.panels_table, step.generate_status, step.panel_notes,
                                       shared.session],
-                             api_name="redraw", concurrency_id="gpu", concurrency_limit=1)
+                             api_name="redraw", **drawing(studio.zero_gpu is not None))
     return [generated, chosen, redrawn]
 
 
@@ -188,7 +189,7 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
         s = restored.settings
         return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
                 s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-                s.guidance, s.width, s.height, s.candidates, s.title,
+                s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass,
                 [], [], None, [], "", state)
 
     step.project_open.click(guarded(open_project), inputs=[shared.session, step.project_file],

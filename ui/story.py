@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import Shared, guarded, warn_all
+from ui.wiring import PARSING, Shared, guarded, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
@@ -41,12 +41,15 @@ def build(studio: "Studio") -> StoryStep:
         story_info = gr.Markdown(elem_id="story_info")
         gr.Markdown("One row per panel: the sentence, its characters as comma-separated "
                     "full names (at most "
-                    f"{studio.config.generation.max_identities_per_panel}), and a seed (blank: "
-                    "the comic's seed + the row's index). Edit the cells directly.")
+                    f"{studio.config.generation.max_identities_per_panel}), a seed (blank: "
+                    "the comic's seed + the row's index) and where each character stands, in "
+                    "the characters' order: `left`, `center`, `right` or a box `x0,y0,x1,y1` "
+                    "(0-1), separated by `;` (blank: by the order they are named). Edit the "
+                    "cells directly.")
         panels_table = gr.Dataframe(
-            headers=HEADERS, datatype=["str", "str", "str"], type="array",
-            column_count=3, interactive=True, wrap=True, show_row_numbers=True,
-            column_widths=["66%", "24%", "10%"], label="Panels", elem_id="panels_table")
+            headers=HEADERS, datatype=["str"] * len(HEADERS), type="array",
+            column_count=len(HEADERS), interactive=True, wrap=True, show_row_numbers=True,
+            column_widths=["56%", "22%", "8%", "14%"], label="Panels", elem_id="panels_table")
         with gr.Row():
             panel_row = gr.Number(label="Row", value=1, precision=0, minimum=1,
                                   elem_id="panel_row", scale=1)
@@ -68,7 +71,8 @@ def wire(studio: "Studio", shared: Shared, step: StoryStep) -> None:
         return outcome.rows, outcome.info
 
     step.story_parse.click(guarded(parse), inputs=[shared.session, step.story_text],
-                           outputs=[step.panels_table, step.story_info], api_name="parse")
+                           outputs=[step.panels_table, step.story_info], api_name="parse",
+                           **PARSING)
 
     def row_up(rows, row):
         table, number = move_row(rows, row, -1)

@@ -119,6 +119,7 @@ class StyleSettings:
     height: int = 1024
     candidates: int = 1
     title: str = ""
+    face_pass: bool = True
 
 
 @dataclass
@@ -134,6 +135,15 @@ class DrawnPanel:
     @property
     def image(self) -> Image.Image:
         return self.results[self.chosen].image
+
+    @property
+    def faces_caption(self) -> str:
+        """Which face is whose in the chosen candidate, as the face pass matched them
+        ("left face: Ada Lovelace · right face: Alan Turing"); "" when it redrew none."""
+        from pipelines.face_pass import faces_caption
+
+        result = self.results[self.chosen]
+        return faces_caption(result.faces, result.image.width)
 
     def chosen_faces(self, detector: Any) -> list["Box"]:
         """Face boxes of the chosen candidate, for speech bubbles; found once per candidate.
@@ -384,7 +394,8 @@ class Studio:
         return StyleSettings(style=self.styles.default_style, keywords=(),
                              negative_prompt=gen.negative_prompt, seed=0, randomize=False,
                              steps=gen.steps, guidance=gen.guidance_scale, width=gen.width,
-                             height=gen.height, candidates=gen.candidates, title="")
+                             height=gen.height, candidates=gen.candidates, title="",
+                             face_pass=gen.face_pass)
 
     def style_choices(self) -> list[tuple[str, str]]:
         """(label, name) of every style template, for a dropdown."""
@@ -555,9 +566,11 @@ class Studio:
 
     def settings_from(self, style: str | None, keywords: Sequence[str] | None, negative: str | None,
                       seed: Any, randomize: bool, steps: Any, guidance: Any, width: Any,
-                      height: Any, candidates: Any, title: str | None) -> StyleSettings:
+                      height: Any, candidates: Any, title: str | None,
+                      face_pass: bool | None = None) -> StyleSettings:
         """The Style and settings step's inputs as :class:`StyleSettings`, checked against
-        ``configs/limits.yaml`` (finite numbers, steps, sizes for this preset, guidance)."""
+        ``configs/limits.yaml`` (finite numbers, steps, sizes for this preset, guidance);
+        ``face_pass`` None -> the preset's ``generation.face_pass``."""
         from configs import load_limits
         from pipelines.request_limits import check_guidance, check_size
 
@@ -593,7 +606,8 @@ class Studio:
             guidance=check_guidance(number(guidance, "guidance"), limits),
             width=size(width, "the width"), height=size(height, "the height"),
             candidates=whole(candidates, "candidates per panel", 1, limits.candidates, "candidates"),
-            title=(title or "").strip())
+            title=(title or "").strip(),
+            face_pass=self.config.generation.face_pass if face_pass is None else bool(face_pass))
 
     def build_request(self, session: Session, rows: Any, settings: StyleSettings) -> ComicRequest:
         """The comic to draw from the panel table and the settings, fully checked.
@@ -613,7 +627,7 @@ class Studio:
                                negative_prompt=settings.negative_prompt, seed=settings.seed,
                                steps=settings.steps, guidance_scale=settings.guidance,
                                width=settings.width, height=settings.height,
-                               candidates=settings.candidates)
+                               candidates=settings.candidates, face_pass=settings.face_pass)
         return self.generator().check_request(request)
 
     def _checked_panel(self, session: Session, panel: PanelSpec, number: int) -> PanelSpec:
@@ -669,6 +683,19 @@ class Studio:
             self._references[key] = vector
         return vector
 
+    def _matcher(self, identities: Mapping[str, Any], names: Sequence[str]) -> Any:
+        """The face pass's :class:`~pipelines.face_pass.IdentityMatcher` for a panel's
+        characters (cached references), or None (faces then matched by place)."""
+        from pipelines.face_pass import IdentityMatcher
+
+        similarity = self.similarity()
+        if similarity is None or not names:
+            return None
+        references = {name: self._reference(identities[name]) for name in names}
+        if any(v is None for v in references.values()):
+            return None
+        return IdentityMatcher(similarity, references)
+
     def _score(self, results: list["PanelResult"], identities: Mapping[str, Any]
                ) -> list["PanelScore | None"]:
         similarity = self.similarity()
@@ -685,8 +712,8 @@ class Studio:
 
     def _caption(self, index: int, panel: DrawnPanel) -> str:
         text = f"{index + 1}. {panel.text}"
-        badge = self._badge(panel, panel.chosen)
-        return f"{text}\n{badge}" if badge else text
+        lines = [text, self._badge(panel, panel.chosen), panel.faces_caption]
+        return "\n".join(line for line in lines if line)
 
     def _badge(self, panel: DrawnPanel, candidate: int) -> str:
         result = panel.results[candidate]
@@ -733,7 +760,7 @@ class Studio:
         yield ComicUpdate(gallery=[], status=f"Drawing panel 1 of {total} …", seed=settings.seed,
                           warnings=warnings)
         for panel in prepared:
-            results = generator.draw(resolved, panel)
+            results = generator.draw(resolved, panel, self._matcher(identities, panel.characters))
             choice = choices[panel.index] if choices is not None and panel.index < len(choices) else None
             drawn.append(self._drawn(resolved.panels[panel.index].text, results, identities, choice))
             gallery = [(p.image, self._caption(i, p)) for i, p in enumerate(drawn)]
@@ -925,7 +952,8 @@ class Studio:
         request = replace(comic.request, panels=tuple(
             panel if i == index else p for i, p in enumerate(comic.request.panels)))
         identities = self.identities_for(session, request.cast_names())
-        results = self.generator().redraw(request, index, new_seed, identities)
+        results = self.generator().redraw(request, index, new_seed, identities,
+                                          self._matcher(identities, request.panels[index].characters))
         comic.request = request
         comic.panels[index] = self._drawn(panel.text, results, identities, None)
         self._finish(session, identities)
@@ -977,7 +1005,8 @@ class Studio:
             seed=request.seed, randomize=False,
             steps=request.steps or gen.steps, guidance=request.guidance_scale or gen.guidance_scale,
             width=request.width or gen.width, height=request.height or gen.height,
-            candidates=request.candidates or gen.candidates, title=project.title)
+            candidates=request.candidates or gen.candidates, title=project.title,
+            face_pass=gen.face_pass if request.face_pass is None else request.face_pass)
         embedded = f", {len(project.identities)} identities inside" if project.identities else ""
         info = (f"Opened **{shown}**: {len(request.panels)} panels{embedded}. Press **Generate** "
                 "to draw it again.")

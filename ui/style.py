@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from configs import load_limits
+
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
 
@@ -26,12 +28,13 @@ class StyleStep:
     height: Any
     candidates: Any
     comic_title: Any
+    face_pass: Any
 
     def inputs(self) -> list:
         """In the order of :meth:`ui.studio.Studio.settings_from`'s arguments."""
         return [self.style_template, self.style_keywords, self.negative_prompt, self.seed,
                 self.seed_randomize, self.steps, self.guidance, self.width, self.height,
-                self.candidates, self.comic_title]
+                self.candidates, self.comic_title, self.face_pass]
 
 
 def build(studio: "Studio") -> StyleStep:
@@ -62,9 +65,13 @@ def build(studio: "Studio") -> StyleStep:
                               elem_id="steps")
             guidance = gr.Slider(0, 20, value=defaults.guidance, step=0.5,
                                  label="Guidance", elem_id="guidance")
+            side = load_limits().side_limit(studio.config.name)  # configs/limits.yaml: max_side
             width = gr.Number(label="Width", value=defaults.width, precision=0,
-                              minimum=step, step=step, elem_id="width")
+                              minimum=step, maximum=side, step=step, elem_id="width")
             height = gr.Number(label="Height", value=defaults.height, precision=0,
-                               minimum=step, step=step, elem_id="height")
+                               minimum=step, maximum=side, step=step, elem_id="height")
+        face_pass = gr.Checkbox(label="Face pass: redraw each character's face with its identity "
+                                      "(places and faces: see the Place column on the Story step)",
+                                value=defaults.face_pass, elem_id="face_pass")
     return StyleStep(style_template, style_keywords, negative_prompt, seed, seed_randomize, steps,
-                     guidance, width, height, candidates, comic_title)
+                     guidance, width, height, candidates, comic_title, face_pass)

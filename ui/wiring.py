@@ -20,6 +20,35 @@ from ui.studio import user_message
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Session, Studio
 
+# ----------------------------------------------------------------------------- concurrency
+# Gradio concurrency groups (docs/APP.md, "Concurrency"). The models are protected below Gradio,
+# for every caller: panels and training steps take turns on the Components' device gate, and
+# each native face object locks itself (stableidentity/concurrency.py). These limits only bound
+# how many requests of each kind are in flight; the rest wait in Gradio's queue (position shown).
+
+#: Face checks (the training photo's face; speech-bubble faces after a candidate is chosen):
+#: CPU, well under a second; the detector serialises them, four in flight keep the queue short.
+FACES = {"concurrency_id": "faces", "concurrency_limit": 4}
+#: Story parsing: no model, but Gemini may take up to ``llm.timeout_s``.
+PARSING = {"concurrency_id": "parse", "concurrency_limit": 4}
+#: Training inside the request on a ZeroGPU Space: one at a time, as the background queue runs.
+TRAINING = {"concurrency_id": "training", "concurrency_limit": 1}
+#: Every other event (library, cast, panel table, job polling, candidates, opening a project):
+#: no model, milliseconds; bounded so a flood of requests cannot start unbounded threads.
+OTHER_EVENTS = 16
+
+
+def drawing(zero_gpu: bool) -> dict[str, Any]:
+    """The ``gpu`` group of Generate and Redraw.
+
+    Two requests in flight: they take turns on the device gate a panel at a time, so a one-panel
+    redraw waits for one panel of a long comic, not for all of it, and the second request's CPU
+    work (checks, face scores, pages, exports) overlaps the first one's panels. On ZeroGPU one:
+    a request waiting for the gate would hold a GPU allocation (and its user's quota) idle.
+    """
+    return {"concurrency_id": "gpu", "concurrency_limit": 1 if zero_gpu else 2}
+
+
 #: How often the page polls its training jobs (seconds).
 POLL_SECONDS = 1.0
 #: Job ids a browser remembers.

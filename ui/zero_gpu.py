@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from ui.wiring import Shared, guarded, library_view
+from ui.wiring import TRAINING, Shared, guarded, library_view
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -62,7 +62,7 @@ def wire_training(studio: "Studio", shared: Shared, step: "CharactersStep") -> N
                 step.train_consent, step.train_steps, shared.jobs],
         outputs=[step.train_status, step.train_job_id, shared.jobs, step.train_progress,
                  shared.timer],
-        api_name="train")
+        api_name="train", **TRAINING)
     event.success(guarded(lambda state, selected: library_view(studio, state, keep=selected)),
                   inputs=[shared.session, step.library_choice],
                   outputs=[*step.library_outputs(), shared.shown_names], api_visibility="private")
