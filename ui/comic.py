@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from ui import my_comics
-from ui.wiring import FACES, Shared, cast_view, drawing, gpu, guarded, selected_index, warn_all
+from ui.wiring import (FACES, Shared, drawing, gpu, guarded, restored_view, selected_index,
+                       warn_all)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -186,11 +187,7 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
     def open_project(state, path):
         restored = studio.open_project(state, path)
         warn_all(restored.warnings)
-        s = restored.settings
-        return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
-                s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-                s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass,
-                [], [], None, [], "", state)
+        return (*restored_view(studio, state, restored), [], [], None, [], "", state)
 
     step.project_open.click(guarded(open_project), inputs=[shared.session, step.project_file],
                             outputs=[story.panels_table, step.project_info, story.story_info,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import Shared, cast_view, guarded, selected_index, warn_all
+from ui.wiring import Shared, guarded, restored_view, selected_index, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -93,12 +93,9 @@ def wire(studio: "Studio", shared: Shared, section: MyComicsSection, comic: "Com
     def open_comic(state, comic_id):
         restored, files = studio.open_saved(state, comic_id)
         warn_all(restored.warnings)
-        s = restored.settings
         pages = [f for f in files if f.rsplit("/", 1)[-1].startswith("page_")]
-        return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
-                s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-                s.guidance, s.width, s.height, s.candidates, s.title,
-                [], pages, files, [], "", restored.info, state)
+        return (*restored_view(studio, state, restored), [], pages, files, [], "", restored.info,
+                state)
 
     opened = [story.panels_table, comic.project_info, story.story_info, *characters.cast_outputs(),
               *style.inputs(), comic.panels_gallery, comic.pages_gallery, comic.downloads,

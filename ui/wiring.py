@@ -18,7 +18,7 @@ from stableidentity.zero_gpu import gpu  # noqa: F401  (``spaces.GPU`` where ins
 from ui.studio import user_message
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ui.studio import Session, Studio
+    from ui.studio import RestoredProject, Session, Studio
 
 # ----------------------------------------------------------------------------- concurrency
 # Gradio concurrency groups (docs/APP.md, "Concurrency"). The models are protected below Gradio,
@@ -117,6 +117,15 @@ def library_view(studio: "Studio", session: "Session", keep: str | None = None) 
     names = [e.name for e in entries]
     choice = gr.Dropdown(choices=names, value=keep if keep in names else None)
     return studio.gallery_items(session), choice, studio.library_summary(session), names
+
+
+def restored_view(studio: "Studio", session: "Session", restored: "RestoredProject") -> tuple:
+    """What an opened project puts back: panel table, info (project and story), cast views, then
+    the settings in the order of ``StyleStep.inputs()`` (see ``Studio.settings_from``)."""
+    s = restored.settings
+    return (restored.rows, restored.info, restored.info, *cast_view(studio, session),
+            s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
+            s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass)
 
 
 def cast_view(studio: "Studio", session: "Session") -> tuple:
