@@ -119,6 +119,8 @@ def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
     from ui.app import build_demo
     from ui.studio import Studio
 
+    from stableidentity.zero_gpu import on_zero_gpu
+
     space = on_space()
     multi_user = space if args.multi_user is None else args.multi_user
     options = dict(multi_user=multi_user, login=multi_user and space,
@@ -126,8 +128,13 @@ def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
     if args.examples:
         options["examples_dir"] = args.examples
     print(f"loading the '{config.name}' models ...", file=sys.stderr, flush=True)
-    try:  # a model loading failure is shown in the page, not raised
-        studio = Studio.create(config, export_root=run.downloads, **options)
+    # a hub preset: serve at once and say in the page that the models are loading (a first run
+    # downloads ~7 GB); tiny (a second) and ZeroGPU (as spaces expects) load before serving.
+    # Either way a loading failure shows in the page.
+    background = config.model.kind == "hub" and not on_zero_gpu()
+    create = Studio.create_in_background if background else Studio.create
+    try:
+        studio = create(config, export_root=run.downloads, **options)
     except LibraryError as exc:  # the database cannot be opened
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,9 @@ from ui import characters, comic, story, style
 from ui.studio import Session
 from ui.wiring import OTHER_EVENTS, POLL_SECONDS, Shared, wire_sign_in
 
+#: How often a page polls the model status while the models load (seconds).
+LOAD_POLL_SECONDS = 2.0
+
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
 
@@ -43,8 +46,8 @@ def build_demo(studio: "Studio") -> gr.Blocks:
         gr.Markdown("# Comic Identity\nOne photo per character, a story, a style: an "
                     "identity-preserving comic. Work through the four steps from left to right. "
                     f"Preset **{config.name}**.", elem_id="header")
-        gr.Markdown(f"**The models could not be loaded:** {studio.load_error}" if studio.load_error
-                    else "", elem_id="load_error", visible=bool(studio.load_error))
+        status = gr.Markdown(studio.load_status(), elem_id="load_error",
+                             visible=bool(studio.load_status()))
         if studio.login:  # multi-user on a Space: identities and comics belong to the HF login
             gr.LoginButton(elem_id="login")
 
@@ -59,5 +62,19 @@ def build_demo(studio: "Studio") -> gr.Blocks:
         story.wire(studio, shared, story_step)
         comic.wire(studio, shared, comic_step, cast_step, story_step, style_step,
                    signed_in=signed_in)
+        wire_load_status(studio, demo, status)
     demo.queue(default_concurrency_limit=OTHER_EVENTS)
     return demo
+
+
+def wire_load_status(studio: "Studio", demo: gr.Blocks, status: gr.Markdown) -> None:
+    """Keep the header's model status true: set on every page load, then polled every
+    ``LOAD_POLL_SECONDS`` while the models are loading (the timer stops once they are not)."""
+    timer = gr.Timer(LOAD_POLL_SECONDS, active=studio.loading)
+
+    def refresh():
+        text = studio.load_status()
+        return gr.Markdown(text, visible=bool(text)), gr.Timer(active=studio.loading)
+
+    demo.load(refresh, outputs=[status, timer], show_progress="hidden", api_visibility="private")
+    timer.tick(refresh, outputs=[status, timer], show_progress="hidden", api_visibility="private")

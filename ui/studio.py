@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -233,12 +234,33 @@ class RestoredProject:
 # ----------------------------------------------------------------------------- the studio
 
 
+def _load_models(config: "AppConfig") -> "tuple[Components | None, str | None]":
+    """Load the models once per process and build (and, with ``runtime.compile``, warm) the
+    panel generator: ``(components, None)``, or ``(None, one-line message)`` (also printed)."""
+    from pipelines.generation import panel_generator
+    from pipelines.loading import load_components
+
+    try:
+        components = load_components(config)
+        generator = panel_generator(components)  # built once per process, before any click
+        if config.runtime.compile:
+            generator.warm_up()  # compile the UNet now, not on the first Generate
+    except Exception as exc:  # noqa: BLE001 - the page must still come up
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: the models could not be loaded: {message}", file=sys.stderr, flush=True)
+        logger.debug("model loading failed", exc_info=exc)
+        return None, message
+    return components, None
+
+
 class Studio:
     """Process-wide services for the app (see the module docstring).
 
     Args:
         config: the preset.
         components: the loaded models, or None with ``load_error`` saying why they are missing.
+        loading: the models are being loaded (:meth:`create_in_background`); until then
+            model-backed operations raise :class:`ModelsUnavailable` saying so.
         examples_dir: read-only shipped identities (``embeddings/examples``).
         export_root: where each session's downloads are written (default: a new temp folder).
         queue: the training queue (default: a new one).
@@ -252,11 +274,14 @@ class Studio:
                  export_root: str | Path | None = None, queue: TrainingQueue | None = None,
                  styles: StyleBook | None = None, safety: SafetyFilter | None = None,
                  multi_user: bool = False, login: bool = False,
-                 data_root: str | Path | None = None) -> None:
+                 data_root: str | Path | None = None, loading: bool = False) -> None:
         self.config = config
         self._components = components
+        #: True while :meth:`create_in_background`'s thread is still loading the models
+        self.loading = loading and components is None
+        self._load_started = time.monotonic()
         self.load_error = load_error if components is None else None
-        if components is None and not load_error:
+        if components is None and not load_error and not self.loading:
             self.load_error = "the models were not loaded"
         self.login = multi_user and login
         self.workspace = Workspace(data_root if data_root is not None else config.library_dir,
@@ -284,19 +309,8 @@ class Studio:
         A loading failure does not raise: the studio keeps the message (shown in the page and
         printed on stderr) and every model-backed operation raises :class:`ModelsUnavailable`.
         """
-        from pipelines.loading import load_components
-
-        from pipelines.generation import panel_generator
-
-        try:
-            components = load_components(config)
-            generator = panel_generator(components)  # built once per process, before any click
-            if config.runtime.compile:
-                generator.warm_up()  # compile the UNet now, not on the first Generate
-        except Exception as exc:  # noqa: BLE001 - the page must still come up
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            print(f"error: the models could not be loaded: {message}", file=sys.stderr, flush=True)
-            logger.debug("model loading failed", exc_info=exc)
+        components, message = _load_models(config)
+        if components is None:
             studio = cls(config, None, load_error=message, **kwargs)
             studio.resume()
             return studio
@@ -304,6 +318,41 @@ class Studio:
         studio.similarity()
         studio.resume()
         return studio
+
+    @classmethod
+    def create_in_background(cls, config: "AppConfig", **kwargs: Any) -> "Studio":
+        """Serve first, load meanwhile: a studio whose models load on a daemon thread.
+
+        The page says the models are loading (:meth:`load_status`; a first run downloads about
+        7 GB, with progress in the terminal); model-backed operations raise
+        :class:`ModelsUnavailable` saying so until the thread is done. The library, the story
+        and the style steps work at once.
+        """
+        studio = cls(config, None, loading=True, **kwargs)
+        studio.shelf.recover()  # the comics now; the training jobs once the models are there
+        threading.Thread(target=studio._finish_loading, name="model-loading", daemon=True).start()
+        return studio
+
+    def _finish_loading(self) -> None:
+        components, message = _load_models(self.config)
+        with self._lock:
+            self._components, self.load_error = components, message
+            self.loading = False
+        if components is not None:
+            self.similarity()
+        self.training.resume()
+
+    def load_status(self) -> str:
+        """Markdown for the page header: loading (with the time so far), the loading error, or
+        "" once the models are ready."""
+        if self.loading:
+            seconds = int(time.monotonic() - self._load_started)
+            return (f"**The {self.config.name} models are loading** ({seconds} s so far; a first "
+                    "run downloads about 7 GB, with its progress in the terminal). The steps "
+                    "that need the models will work once this message is gone.")
+        if self.load_error:
+            return f"**The models could not be loaded:** {self.load_error}"
+        return ""
 
     def resume(self) -> None:
         """Once at start-up: settle what a previous run left (interrupted and queued training
@@ -353,7 +402,10 @@ class Studio:
     # ------------------------------------------------------------------ services
 
     def components(self) -> "Components":
-        """The loaded models; :class:`ModelsUnavailable` when loading failed."""
+        """The loaded models; :class:`ModelsUnavailable` while loading or when loading failed."""
+        if self._components is None and self.loading:
+            raise ModelsUnavailable(f"the {self.config.name} models are still loading (a first run "
+                                    "downloads about 7 GB); try again when the page says they are ready")
         if self._components is None:
             raise ModelsUnavailable(f"the models could not be loaded ({self.load_error}); fix the "
                                     "problem and restart the app")
