@@ -155,7 +155,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
     def use_candidate(state, number, candidate):
         studio.choose(state, number, candidate)
         comic = state.comic
-        return (studio.panel_gallery(state), studio.candidates(state, number), comic.pages,
+        return (studio.panel_gallery(state), studio.candidates(state, number), comic.page_files,
                 comic.files, f"Panel {int(number)} now shows candidate {int(candidate)}.",
                 studio.panel_notes(state), state)
 
@@ -169,7 +169,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
     def redraw(state, rows, number, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
         comic = state.comic
-        return (studio.panel_gallery(state), comic.pages, comic.files, table,
+        return (studio.panel_gallery(state), comic.page_files, comic.files, table,
                 f"Redrew panel {int(number)} with seed {used}.", studio.panel_notes(state), state)
 
     redrawn = step.redraw_button.click(gpu(guarded(redraw)),
