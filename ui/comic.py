@@ -1,5 +1,6 @@
-"""Step 4 · Comic: open a saved comic, generate, then one card per panel (picture, sentence, face
-score, candidates, redraw), the page preview and the downloads."""
+"""Step 4 · Comic: My comics and opening a saved comic file (at the top), Generate, then one
+card per panel (picture, sentence, face score, candidates, redraw), the page preview and the
+downloads."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import FACES, Shared, cast_view, drawing, on, selected_index, warn_all
+from ui import my_comics
+from ui.wiring import FACES, Shared, drawing, on, restored_view, selected_index, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -67,6 +69,7 @@ class ComicStep:
     redraw_panel: Any
     redraw_seed: Any
     redraw_button: Any
+    my_comics: my_comics.MyComicsSection
 
 
 def _slot(number: int) -> PanelSlot:
@@ -109,6 +112,7 @@ def build(studio: "Studio") -> ComicStep:
 
     count = load_limits().panels  # one card per panel a comic may have
     with gr.Tab("4 · Comic", id="comic", elem_id="tab_comic"):
+        saved = my_comics.build()
         with gr.Row(equal_height=True, elem_id="project_section"):
             project_file = gr.File(label="Open a saved comic (comic.zip or project.json)",
                                    file_types=[".zip", ".json"], type="filepath", height=120,
@@ -128,7 +132,7 @@ def build(studio: "Studio") -> ComicStep:
     return ComicStep(project_file=project_file, project_open=project_open,
                      project_info=project_info, generate_button=generate_button,
                      generate_status=generate_status, slots=slots, pages_gallery=pages_gallery,
-                     downloads_html=downloads_html, version=version, **hidden)
+                     downloads_html=downloads_html, version=version, my_comics=saved, **hidden)
 
 
 def _download_links(files: list[str]) -> str:
@@ -163,20 +167,24 @@ def _render(studio: "Studio", step: ComicStep):
     return render
 
 
-def _wire_cards(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep") -> None:
+def _wire_cards(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep") -> list:
+    """Wire the cards (rendering, candidate strips, Redraw); returns the events that change the
+    comic."""
     outputs = [o for s in step.slots for o in s.outputs()] + [step.downloads_html]
     step.version.change(_render(studio, step), inputs=[shared.session], outputs=outputs,
                         show_progress="hidden", api_visibility="private")
 
+    events = []
     for number, slot in enumerate(step.slots, start=1):
-        on(slot.candidates.select, _chooser(studio, number), inputs=[shared.session],
+        events.append(on(slot.candidates.select, _chooser(studio, number), inputs=[shared.session],
            outputs=[step.pages_gallery, step.downloads, step.generate_status, step.version,
-                    shared.session], line=step.generate_status, api_visibility="private", **FACES)
-        on(slot.redraw.click, _redrawer(studio, number),
+                    shared.session], line=step.generate_status, api_visibility="private", **FACES))
+        events.append(on(slot.redraw.click, _redrawer(studio, number),
            inputs=[shared.session, story.panels_table, slot.seed],
            outputs=[step.pages_gallery, step.downloads, story.panels_table, step.generate_status,
                     step.version, shared.session], line=step.generate_status, on_gpu=True,
-           api_visibility="private", **drawing(studio.zero_gpu is not None))
+           api_visibility="private", **drawing(studio.zero_gpu is not None)))
+    return events
 
 
 def _chooser(studio: "Studio", number: int):
@@ -199,7 +207,8 @@ def _redrawer(studio: "Studio", number: int):
 
 
 def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep",
-                   style: "StyleStep") -> None:
+                   style: "StyleStep") -> Any:
+    """Wire Generate; returns its event."""
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
                  guidance_value, width_value, height_value, candidates_value, title,
                  face_pass=None):
@@ -223,7 +232,7 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
             panels, candidates = 1, 1
         return drawing_duration_s(panels, candidates)
 
-    on(step.generate_button.click, generate,
+    return on(step.generate_button.click, generate,
        inputs=[shared.session, story.panels_table, *style.inputs()],
        outputs=[step.panels_gallery, step.generate_status, step.pages_gallery, step.downloads,
                 style.seed, step.panel_notes, step.version, shared.session],
@@ -231,8 +240,9 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
        **drawing(studio.zero_gpu is not None))
 
 
-def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep") -> None:
-    """The number-based endpoints (``candidates``, ``choose_candidate``, ``redraw``)."""
+def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep") -> list:
+    """The number-based endpoints (``candidates``, ``choose_candidate``, ``redraw``); returns
+    the events that change the comic."""
     def show_candidates(state, number):
         return studio.candidates(state, number)
 
@@ -246,7 +256,7 @@ def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StorySt
                 comic.files, f"Panel {int(number)} now shows candidate {int(candidate)}.",
                 studio.panel_notes(state), time.time_ns(), state)
 
-    on(step.candidate_use.click, use_candidate,
+    chosen = on(step.candidate_use.click, use_candidate,
        inputs=[shared.session, step.candidate_panel, step.candidate_number],
        outputs=[step.panels_gallery, step.candidates_gallery, step.pages_gallery, step.downloads,
                 step.generate_status, step.panel_notes, step.version, shared.session],
@@ -259,12 +269,13 @@ def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StorySt
                 f"Redrew panel {int(number)} with seed {used}.", studio.panel_notes(state),
                 time.time_ns(), state)
 
-    on(step.redraw_button.click, redraw,
+    redrawn = on(step.redraw_button.click, redraw,
        inputs=[shared.session, story.panels_table, step.redraw_panel, step.redraw_seed],
        outputs=[step.panels_gallery, step.pages_gallery, step.downloads, story.panels_table,
                 step.generate_status, step.panel_notes, step.version, shared.session],
        line=step.generate_status, on_gpu=True, api_name="redraw",
        **drawing(studio.zero_gpu is not None))
+    return [chosen, redrawn]
 
 
 def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
@@ -272,16 +283,12 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
     def open_project(state, path):
         restored = studio.open_project(state, path)
         warn_all(restored.warnings)
-        s = restored.settings
         comic = state.comic
         pages, files = (comic.page_files or comic.pages, comic.files) if comic is not None \
             else ([], [])
         story_text = restored.story if restored.story else gr.skip()
-        return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
-                s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-                s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass,
-                studio.panel_gallery(state), pages, files, [], studio.panel_notes(state),
-                story_text, time.time_ns(), state)
+        return (*restored_view(studio, state, restored), studio.panel_gallery(state), pages,
+                files, [], studio.panel_notes(state), story_text, time.time_ns(), state)
 
     outputs = [story.panels_table, step.project_info, story.story_info, *characters.cast_outputs(),
                *style.inputs(), step.panels_gallery, step.pages_gallery, step.downloads,
@@ -294,9 +301,11 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
 
 
 def wire(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
-         story: "StoryStep", style: "StyleStep") -> None:
-    """Connect the Comic step's events (call inside ``gr.Blocks``, after every ``build``)."""
-    _wire_generate(studio, shared, step, story, style)
-    _wire_api(studio, shared, step, story)
-    _wire_cards(studio, shared, step, story)
+         story: "StoryStep", style: "StyleStep", signed_in: Any = None) -> None:
+    """Connect the Comic step's events (call inside ``gr.Blocks``, after every ``build``);
+    ``signed_in``: the page-load event that set the session's owner (lists My comics)."""
+    drawn = [_wire_generate(studio, shared, step, story, style),
+             *_wire_api(studio, shared, step, story), *_wire_cards(studio, shared, step, story)]
     _wire_project(studio, shared, step, characters, story, style)
+    my_comics.wire(studio, shared, step.my_comics, step, characters, story, style,
+                   signed_in=signed_in, drawn=drawn)
