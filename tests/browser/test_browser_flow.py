@@ -225,6 +225,20 @@ def test_the_four_steps_in_a_browser(page, workdir):
     assert f"(candidate {unused + 1} of 2)" in rows[1]  # the hand-picked candidate came back
     assert rows[2].endswith("\t777")  # and the redrawn panel's seed
 
+    # ---------------------------------------------------------------- my comics
+    page.reload()  # both comics were kept; one click on the older reopens it, pages at once
+    page.wait_for_selector("#train_name")
+    page.click("#tab_comic-button")
+    kept = page.locator("#my_comics_gallery button.thumbnail-item")
+    kept.nth(1).wait_for()
+    assert kept.count() == 2 and "The Apple" in page.inner_text("#my_comics_gallery")
+    kept.nth(1).click()
+    wait_for_text(page, "#generate_status", "Opened The Apple")
+    page.wait_for_selector("#pages_gallery img")
+    page.locator('#downloads a[href$="comic.pdf"]').first.wait_for()
+    page.click("#tab_story-button")  # its panels are back in the table, seeds included
+    page.locator('#panels_table [role="gridcell"][data-col="2"]').filter(has_text="777").wait_for()
+
 
 def _cell_texts(page, column: int) -> list[str]:
     """One column of the panel table, as shown (cells are ``cell-<row>-<column>``)."""
