@@ -9,15 +9,21 @@
 * :meth:`TrainingService.submit` queues the training (one at a time per GPU; others wait and
   see their position) and saves the result into the library when it finishes;
 * :meth:`TrainingService.views` returns the current snapshots of a browser's jobs, so a reloaded
-  page finds them again by id.
+  page finds them again by id; only the owner's jobs are ever returned.
 
 The photo's bytes are read at submit time: the job does not depend on the upload staying on disk.
+With a :class:`~stableidentity.store.Store`, every job and each status change is recorded in
+SQLite (the photo only until the job ends), and :meth:`TrainingService.resume` (called once at
+start-up) marks a job that was running when the server died as ``interrupted`` with a message
+(or ``done`` when its identity reached the library just before) and queues the waiting ones again
+under their old ids. Each job trains into its owner's library (:mod:`stableidentity.owners`).
 """
 
 from __future__ import annotations
 
 import html
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -25,8 +31,10 @@ from typing import TYPE_CHECKING
 from configs import load_limits
 from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
 from stableidentity.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
-from stableidentity.library import IdentityExists, IdentityLibrary, save_trained
+from stableidentity.library import IdentityExists, save_trained
 from stableidentity.names import LibraryError, name_key, parse_pronouns, show, validate_name
+from stableidentity.owners import LOCAL, Owner, Workspace, parse_owner
+from stableidentity.store import JobRecord, Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.loading import Components
@@ -50,6 +58,7 @@ class TrainingRequest:
         photo: the uploaded file's bytes.
         steps: optimisation steps; seed: training seed (None: the preset's).
         warnings: notes from the face check (several faces, small face).
+        owner: the :class:`~stableidentity.owners.Owner` id whose library receives it.
     """
 
     name: str
@@ -58,35 +67,39 @@ class TrainingRequest:
     steps: int
     seed: int | None = None
     warnings: tuple[str, ...] = ()
+    owner: str = LOCAL.id
 
 
 class TrainingService:
-    """Queues identity training and stores the results in the user's library.
+    """Queues identity training and stores the results in the owner's library.
 
     Args:
         components: a callable returning the loaded models (raises if they failed to load), so
             the service can be built before the models are ready.
-        library: where trained identities are saved.
+        workspace: where each owner's library is (single-user: one library).
         queue: the process's training queue (one job at a time).
+        store: the database recording jobs across restarts; None keeps them in memory only.
     """
 
-    def __init__(self, components: Callable[[], "Components"], library: IdentityLibrary,
-                 queue: TrainingQueue) -> None:
+    def __init__(self, components: Callable[[], "Components"], workspace: Workspace,
+                 queue: TrainingQueue, store: Store | None = None) -> None:
         self._components = components
-        self.library = library
+        self.workspace = workspace
         self.queue = queue
+        self.store = store
         self._lock = threading.Lock()
-        self._names: dict[str, str] = {}  # job id -> name key, for names still being trained
+        # job id -> (owner id, name key) of every job submitted by this process
+        self._jobs: dict[str, tuple[str, str]] = {}
 
     def default_steps(self) -> int:
         return self._components().config.train.steps
 
     # ------------------------------------------------------------------ checking
 
-    def busy_names(self) -> set[str]:
-        """Name keys of jobs still queued or running."""
+    def busy_names(self, owner: Owner = LOCAL) -> set[str]:
+        """Name keys of the owner's jobs still queued or running."""
         with self._lock:
-            items = list(self._names.items())
+            items = [(job_id, key) for job_id, (who, key) in self._jobs.items() if who == owner.id]
         busy = set()
         for job_id, key in items:
             view = self.queue.get(job_id)
@@ -96,19 +109,24 @@ class TrainingService:
 
     def check(self, photo: str | bytes | None, name: str | None, pronouns: str | None,
               consent: bool, steps: int | float | None = None,
-              seed: int | float | None = None, *, find_face: bool = True) -> TrainingRequest:
+              seed: int | float | None = None, *, owner: Owner | None = LOCAL,
+              find_face: bool = True) -> TrainingRequest:
         """Validate a training request; nothing is queued.
 
         Args:
             photo: path of the uploaded photo (or its bytes).
             steps: None -> the preset's ``train.steps``.
+            owner: whose library receives the identity (None: nobody signed in).
             find_face: run the face detector now (False on ZeroGPU, where model work belongs
                 inside ``spaces.GPU``: training detects the face first and fails just as early).
         Raises:
-            TrainingInputError, InvalidName, InvalidPronouns, IdentityExists, FacePrepError.
+            TrainingInputError, InvalidName, InvalidPronouns, IdentityExists, FacePrepError,
+            NotSignedIn, InvalidOwner.
         """
         if not consent:
             raise TrainingInputError(CONSENT_MESSAGE)
+        library = self.workspace.library(owner)
+        assert owner is not None  # library() raised NotSignedIn otherwise
         if photo is None or (isinstance(photo, str) and not photo.strip()):
             raise TrainingInputError("upload a photo of the person's face first")
         clean_name = validate_name(name if name is not None else "")
@@ -125,10 +143,10 @@ class TrainingService:
             if not 0 <= seed <= load_limits().seed:
                 raise TrainingInputError(load_limits().refusal(f"the seed {seed}", "seed")
                                          if seed > 0 else "the seed must not be negative")
-        if clean_name in self.library:
+        if clean_name in library:
             raise IdentityExists(f"an identity named {show(clean_name)} already exists; choose "
                                  "another name or delete the old one from the library first")
-        if name_key(clean_name) in self.busy_names():
+        if name_key(clean_name) in self.busy_names(owner):
             raise TrainingInputError(f"{show(clean_name)} is already being trained; wait for that "
                                      "job to finish")
         loaded = load_photo(photo)
@@ -137,18 +155,20 @@ class TrainingService:
         components = self._components()
         if not find_face:
             return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=loaded.raw_bytes,
-                                   steps=total, seed=None if seed in (None, "") else int(seed))
+                                   steps=total, seed=None if seed in (None, "") else int(seed),
+                                   owner=owner.id)
         aligned = prepare_face(loaded, components.face_detector,
                                min_image_size=components.config.face.min_image_size,
                                size=components.config.face.aligned_size)
         return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=loaded.raw_bytes,
                                steps=total, seed=None if seed in (None, "") else int(seed),
-                               warnings=tuple(aligned.warnings))
+                               warnings=tuple(aligned.warnings), owner=owner.id)
 
     # ------------------------------------------------------------------ running
 
-    def work(self, request: TrainingRequest) -> WorkFunction:
-        """The job for ``request``: train, save the identity into the library, return a message.
+    def work(self, request: TrainingRequest, job_id: str | None = None) -> WorkFunction:
+        """The job for ``request``: train, save the identity into the owner's library (with
+        ``job_id`` in its metadata), return a message.
 
         The same function runs on the background queue (:meth:`submit`) and, on ZeroGPU, inside
         ``spaces.GPU`` (:class:`stableidentity.zero_gpu.ZeroGPUTraining`).
@@ -156,6 +176,7 @@ class TrainingService:
         from stableidentity.trainer import train_identity
 
         def work(report: Callable[[JobProgress], None], cancel: threading.Event) -> str:
+            library = self.workspace.library(parse_owner(request.owner))
             components = self._components()
 
             def progress(update) -> None:
@@ -165,33 +186,108 @@ class TrainingService:
             report(JobProgress(step=0, total=request.steps))
             trained = train_identity(components, request.photo, steps=request.steps,
                                      progress=progress, cancel=cancel, seed=request.seed)
-            identity = save_trained(self.library, request.name, trained,
-                                    pronouns=request.pronouns, config=components.config)
+            identity = save_trained(library, request.name, trained, pronouns=request.pronouns,
+                                    config=components.config, job_id=job_id)
             notes = f" (note: {'; '.join(trained.warnings)})" if trained.warnings else ""
             return f"saved {identity.name} to the library{notes}"
 
         return work
 
     def submit(self, request: TrainingRequest) -> JobView:
-        """Queue ``request``; the job saves the identity into the library when training ends."""
-        view = self.queue.submit(f"Training {request.name}", self.work(request))
+        """Queue ``request`` (recorded in the store first, with its photo); the job saves the
+        identity into the owner's library when training ends."""
+        job_id = uuid.uuid4().hex[:12]
+        if self.store is not None:
+            self.store.add_job(JobRecord(
+                id=job_id, owner=request.owner, label=f"Training {request.name}",
+                name=request.name, pronouns=request.pronouns, steps=request.steps,
+                seed=request.seed, status="queued", total=request.steps, photo=request.photo))
+        return self._enqueue(request, job_id)
+
+    def _record(self, view: JobView) -> None:
+        """The queue's status callback: write the new status to the store."""
+        if self.store is not None:
+            self.store.set_job(view.id, view.status, view.message, step=view.progress.step,
+                               total=view.progress.total or None)
+
+    def _enqueue(self, request: TrainingRequest, job_id: str) -> JobView:
         with self._lock:
-            self._names[view.id] = name_key(request.name)
-        return view
+            self._jobs[job_id] = (request.owner, name_key(request.name))
+        return self.queue.submit(f"Training {request.name}", self.work(request, job_id),
+                                 job_id=job_id, on_status=self._record)
 
-    def views(self, job_ids: Iterable[str]) -> list[JobView]:
-        """Snapshots of the known jobs among ``job_ids`` (unknown or forgotten ids are skipped)."""
-        out = []
-        for job_id in job_ids or ():
-            if isinstance(job_id, str):
-                view = self.queue.get(job_id)
-                if view is not None:
-                    out.append(view)
-        return out
+    def resume(self) -> list[JobView]:
+        """Once at start-up: settle the jobs the store recorded before a restart.
 
-    def cancel(self, job_id: str) -> bool:
-        """Ask a job to stop; False when it is unknown or already finished."""
-        return self.queue.cancel(job_id)
+        A job recorded as running becomes ``interrupted`` (with a message saying to train again),
+        or ``done`` when its identity reached the owner's library just before the server died;
+        queued jobs are queued again under their ids, oldest first. Returns the requeued jobs.
+        """
+        if self.store is None:
+            return []
+        interrupted, queued = self.store.recover_jobs()
+        for record in interrupted:
+            try:
+                library = self.workspace.library(parse_owner(record.owner))
+                saved = library.get(record.name).metadata.get("job") == record.id
+            except LibraryError:
+                saved = False
+            if saved:
+                self.store.set_job(record.id, "done", f"saved {record.name} to the library "
+                                   "(just before the server restarted)")
+        views = []
+        for record in queued:
+            try:
+                self.workspace.library(parse_owner(record.owner))
+            except LibraryError as exc:
+                self.store.set_job(record.id, "failed", f"cannot run after the restart: {exc}")
+                continue
+            request = TrainingRequest(name=record.name, pronouns=record.pronouns,
+                                      photo=record.photo or b"", steps=record.steps,
+                                      seed=record.seed, owner=record.owner)
+            views.append(self._enqueue(request, record.id))
+        return views
+
+    def _owns(self, job_id: str, owner: Owner) -> bool:
+        with self._lock:
+            known = self._jobs.get(job_id)
+        if known is not None:
+            return known[0] == owner.id
+        record = self.store.job(job_id) if self.store is not None else None
+        return record is not None and record.owner == owner.id
+
+    def view(self, job_id: str, owner: Owner = LOCAL) -> JobView | None:
+        """The owner's job ``job_id`` (live, else as recorded), None when unknown or not theirs."""
+        if not isinstance(job_id, str) or not self._owns(job_id, owner):
+            return None
+        live = self.queue.get(job_id)
+        if live is not None:
+            return live
+        record = self.store.job(job_id) if self.store is not None else None
+        return _record_view(record) if record is not None else None
+
+    def views(self, job_ids: Iterable[str], owner: Owner = LOCAL) -> list[JobView]:
+        """Snapshots of the owner's jobs among ``job_ids`` (unknown, forgotten or other owners'
+        ids are skipped)."""
+        views = (self.view(job_id, owner) for job_id in job_ids or ())
+        return [view for view in views if view is not None]
+
+    def recent(self, owner: Owner, limit: int = 20) -> list[JobView]:
+        """The owner's newest ``limit`` jobs from the store (empty without a store)."""
+        if self.store is None:
+            return []
+        return self.views([record.id for record in self.store.jobs(owner.id, limit)], owner)
+
+    def cancel(self, job_id: str, owner: Owner = LOCAL) -> bool:
+        """Ask the owner's job to stop; False when it is unknown, finished or not theirs."""
+        return self._owns(job_id, owner) and self.queue.cancel(job_id)
+
+
+def _record_view(record: JobRecord) -> JobView:
+    """A stored job as a snapshot (no queue position: it is not in this process's queue)."""
+    return JobView(id=record.id, label=record.label, status=record.status,  # type: ignore[arg-type]
+                   progress=JobProgress(step=record.step, total=record.total),
+                   message=record.message, position=None, created=record.created)
 
 
 def _whole_number(value: object, label: str) -> int:
@@ -225,7 +321,8 @@ def progress_html(views: Iterable[JobView]) -> str:
     rows = []
     for view in sorted(views, key=lambda v: v.created, reverse=True):
         percent = 100.0 if view.status == "done" else 100.0 * view.fraction
-        colour = {"done": "#2e7d32", "failed": "#c62828", "cancelled": "#757575"}.get(view.status, "#1565c0")
+        colour = {"done": "#2e7d32", "failed": "#c62828", "cancelled": "#757575",
+                  "interrupted": "#ef6c00"}.get(view.status, "#1565c0")
         rows.append(
             f'<div class="train-job" data-status="{view.status}" data-job="{html.escape(view.id)}" '
             f'style="margin:6px 0">'

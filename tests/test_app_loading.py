@@ -16,7 +16,7 @@ def _texts(demo) -> list[str]:
 def test_the_page_says_the_models_are_loading_until_they_are(tiny_config, tmp_path, monkeypatch):
     from pipelines import loading
     from ui.app import build_demo
-    from ui.studio import ModelsUnavailable, Studio
+    from ui.studio import ModelsUnavailable, Session, Studio
 
     release = threading.Event()
     real_load = loading.load_components
@@ -35,7 +35,7 @@ def test_the_page_says_the_models_are_loading_until_they_are(tiny_config, tmp_pa
             studio.generator()
         with pytest.raises(ModelsUnavailable, match="still loading"):
             studio.training.check(b"photo", "Ada Lovelace", "she", consent=True)
-        assert studio.library_entries() is not None  # the library works meanwhile
+        assert studio.library_entries(Session()) is not None  # the library works meanwhile
         demo = build_demo(studio)  # the page is served now, saying the models are loading
         assert any("models are loading" in t for t in _texts(demo))
         timers = [c for c in demo.get_config_file()["components"] if c.get("type") == "timer"]

@@ -208,7 +208,8 @@ def test_on_zero_gpu_every_model_call_runs_inside_spaces_gpu(standin_spaces, tin
         Image.fromarray(astronaut).save(photo)
 
         # Train: streamed from the request, inside spaces.GPU, never on the background queue
-        updates = list(_handler(demo, "train")(str(photo), "Ada Lovelace", "she", True, 2, []))
+        updates = list(_handler(demo, "train")(Session(), str(photo), "Ada Lovelace", "she", True, 2,
+                                               []))
         assert [call for call in standin_spaces.CALLS if call[0] == "_train"] == \
             [("_train", training_duration_s(2, ESTIMATED_SECONDS_PER_STEP))]
         assert "asking ZeroGPU for up to" in updates[0][0]

@@ -8,7 +8,7 @@ import gradio as gr
 
 from ui import characters, comic, story, style
 from ui.studio import Session
-from ui.wiring import OTHER_EVENTS, POLL_SECONDS, Shared
+from ui.wiring import OTHER_EVENTS, POLL_SECONDS, Shared, wire_sign_in
 
 #: How often a page polls the model status while the models load (seconds).
 LOAD_POLL_SECONDS = 2.0
@@ -26,6 +26,9 @@ def build_demo(studio: "Studio") -> gr.Blocks:
 
     config = studio.config
     limits = load_limits()
+    # the browser's stored values are encrypted with a secret kept in the database, so a
+    # restarted server still reads them (gradio's default secret is new on every start)
+    secret = studio.store.secret("browser_state")
     # delete_cache: uploads and served copies older than upload_max_age_s go every upload_sweep_s,
     # and all of them when the server stops (configs/limits.yaml)
     with gr.Blocks(title="Comic Identity",
@@ -34,7 +37,8 @@ def build_demo(studio: "Studio") -> gr.Blocks:
         # load, and copying a bound method copies its object (the studio, with the models)
         shared = Shared(
             session=gr.State(Session(), delete_callback=lambda state: studio.forget(state)),
-            jobs=gr.BrowserState([], storage_key="comic_identity_jobs"),
+            owner_key=gr.BrowserState("", storage_key="comic_identity_owner", secret=secret),
+            jobs=gr.BrowserState([], storage_key="comic_identity_jobs", secret=secret),
             finished_seen=gr.State([]),
             shown_names=gr.State([]),
             timer=gr.Timer(POLL_SECONDS, active=False))
@@ -44,6 +48,8 @@ def build_demo(studio: "Studio") -> gr.Blocks:
                     f"Preset **{config.name}**.", elem_id="header")
         status = gr.Markdown(studio.load_status(), elem_id="load_error",
                              visible=bool(studio.load_status()))
+        if studio.login:  # multi-user on a Space: identities and comics belong to the HF login
+            gr.LoginButton(elem_id="login")
 
         with gr.Tabs(elem_id="steps"):
             cast_step = characters.build(studio)
@@ -51,9 +57,11 @@ def build_demo(studio: "Studio") -> gr.Blocks:
             style_step = style.build(studio)
             comic_step = comic.build(studio)
 
-        characters.wire(studio, demo, shared, cast_step)
+        signed_in = wire_sign_in(studio, demo, shared)
+        characters.wire(studio, signed_in, shared, cast_step)
         story.wire(studio, shared, story_step)
-        comic.wire(studio, shared, comic_step, cast_step, story_step, style_step)
+        comic.wire(studio, shared, comic_step, cast_step, story_step, style_step,
+                   signed_in=signed_in)
         wire_load_status(studio, demo, status)
     demo.queue(default_concurrency_limit=OTHER_EVENTS)
     return demo

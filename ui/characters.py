@@ -131,85 +131,104 @@ def build(studio: "Studio") -> CharactersStep:
     return CharactersStep(**form, **rest)
 
 
-def _wire_training(studio: "Studio", demo: gr.Blocks, shared: Shared, step: CharactersStep) -> None:
-    from stableidentity.training_service import CONSENT_MESSAGE, job_dict, job_line
+def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: CharactersStep) -> None:
+    from stableidentity.training_service import CONSENT_MESSAGE, job_line
 
-    def on_load(job_ids):
-        html, active, views = jobs_view(studio, job_ids)
-        gallery, choice, summary, names = library_view(studio)
+    def on_load(state, job_ids):
+        html, active, views = jobs_view(studio, state, job_ids)
+        gallery, choice, summary, names = library_view(studio, state)
         seen = [v.id for v in views if v.finished]
         return html, active, gallery, choice, summary, names, seen
 
-    demo.load(guarded(on_load), inputs=[shared.jobs],
-              outputs=[step.train_progress, shared.timer, *step.library_outputs(),
-                       shared.shown_names, shared.finished_seen], api_visibility="private")
+    signed_in.then(guarded(on_load), inputs=[shared.session, shared.jobs],
+                   outputs=[step.train_progress, shared.timer, *step.library_outputs(),
+                            shared.shown_names, shared.finished_seen], api_visibility="private")
 
-    def train(photo, name, pronouns, consent, train_steps_value, job_ids):
+    def train(state, photo, name, pronouns, consent, train_steps_value, job_ids):
         if not consent:  # a warning, not an error: nothing happened, the form stays as it is
             gr.Warning(CONSENT_MESSAGE[0].upper() + CONSENT_MESSAGE[1:])
-            return (f"Not started: {CONSENT_MESSAGE}.", "", job_ids or [], gr.skip(), gr.skip())
-        request = studio.training.check(photo, name, pronouns, consent, train_steps_value)
+            return (f"Not started: {CONSENT_MESSAGE}.", "", job_ids or [], gr.skip(), gr.skip(),
+                    state)
+        request = studio.training.check(photo, name, pronouns, consent, train_steps_value,
+                                        owner=studio.owner_of(state))
         warn_all(request.warnings)
         view = studio.training.submit(request)
         remembered = ([*(job_ids or []), view.id])[-MAX_REMEMBERED_JOBS:]
-        html, active, _ = jobs_view(studio, remembered)
-        return (f"Queued: {job_line(view)}", view.id, remembered, html, active)
+        html, active, _ = jobs_view(studio, state, remembered)
+        return (f"Queued: {job_line(view)}", view.id, remembered, html, active, state)
 
     if studio.zero_gpu is not None:  # ZeroGPU: Train streams inside spaces.GPU (ui/zero_gpu.py)
         zero_gpu.wire_training(studio, shared, step)
     else:
         step.train_button.click(guarded(train),
-                                inputs=[step.train_photo, step.train_name, step.train_pronouns,
-                                        step.train_consent, step.train_steps, shared.jobs],
+                                inputs=[shared.session, step.train_photo, step.train_name,
+                                        step.train_pronouns, step.train_consent,
+                                        step.train_steps, shared.jobs],
                                 outputs=[step.train_status, step.train_job_id, shared.jobs,
-                                         step.train_progress, shared.timer],
+                                         step.train_progress, shared.timer, shared.session],
                                 api_name="train", **FACES)
 
-    def poll(job_ids, seen, selected):
-        html, active, views = jobs_view(studio, job_ids)
+    def poll(state, job_ids, seen, selected):
+        html, active, views = jobs_view(studio, state, job_ids)
         newly = [v for v in views if v.finished and v.id not in (seen or [])]
         for view in newly:
-            if view.status == "failed":
+            if view.status in ("failed", "interrupted"):
                 gr.Warning(view.describe())
         if not newly:
             return html, active, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
-        gallery, choice, summary, names = library_view(studio, keep=selected)
+        gallery, choice, summary, names = library_view(studio, state, keep=selected)
         return html, active, gallery, choice, summary, names, [*(seen or []), *(v.id for v in newly)]
 
-    shared.timer.tick(guarded(poll), inputs=[shared.jobs, shared.finished_seen, step.library_choice],
+    shared.timer.tick(guarded(poll),
+                      inputs=[shared.session, shared.jobs, shared.finished_seen,
+                              step.library_choice],
                       outputs=[step.train_progress, shared.timer, *step.library_outputs(),
                                shared.shown_names, shared.finished_seen],
                       show_progress="hidden", api_visibility="private")
+    _wire_job_status(studio, shared, step)
 
-    def job_status(job_id: str) -> dict:
-        """The state of a training job: status, step, total, eta_s, position, message."""
-        views = studio.training.views([job_id])
-        if not views:
-            raise gr.Error(f"no training job with id '{job_id}'", print_exception=False)
-        return job_dict(views[0])
-
-    gr.api(job_status, api_name="job_status")
-
-    def cancel_training(job_ids):
-        views = [v for v in studio.training.views(job_ids or []) if not v.finished]
+    def cancel_training(state, job_ids):
+        owner = studio.owner_of(state)
+        views = [v for v in studio.training.views(job_ids or [], owner) if not v.finished] \
+            if owner is not None else []
         if not views:
             raise gr.Error("no training of yours is queued or running", print_exception=False)
         for view in views:
-            studio.training.cancel(view.id)
-        html, active, _ = jobs_view(studio, job_ids)
+            studio.training.cancel(view.id, owner)
+        html, active, _ = jobs_view(studio, state, job_ids)
         return f"Cancelling {len(views)} job(s).", html, active
 
     if studio.zero_gpu is None:
-        step.train_cancel.click(guarded(cancel_training), inputs=[shared.jobs],
+        step.train_cancel.click(guarded(cancel_training), inputs=[shared.session, shared.jobs],
                                 outputs=[step.train_status, step.train_progress, shared.timer],
                                 api_name="cancel_training")
 
 
-def _wire_library(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
-    def refresh_library(selected=None):
-        return library_view(studio, keep=selected)
+def _wire_job_status(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
+    """``job_status``: one job of the caller's (an event on a hidden button rather than
+    ``gr.api``, so it sees the session's owner; the API takes the job id alone)."""
+    from stableidentity.training_service import job_dict
 
-    step.library_refresh.click(guarded(refresh_library), inputs=[step.library_choice],
+    trigger = gr.Button(visible=False, elem_id="job_status_trigger")
+    result = gr.JSON(visible=False, elem_id="job_status_result")
+
+    def job_status(state, job_id):
+        """The state of a training job: status, step, total, eta_s, position, message."""
+        owner = studio.owner_of(state)
+        view = studio.training.view(job_id, owner) if owner is not None else None
+        if view is None:
+            raise gr.Error(f"no training job with id '{job_id}'", print_exception=False)
+        return job_dict(view)
+
+    trigger.click(guarded(job_status), inputs=[shared.session, step.train_job_id],
+                  outputs=[result], api_name="job_status")
+
+
+def _wire_library(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
+    def refresh_library(state, selected=None):
+        return library_view(studio, state, keep=selected)
+
+    step.library_refresh.click(guarded(refresh_library), inputs=[shared.session, step.library_choice],
                                outputs=[*step.library_outputs(), shared.shown_names],
                                api_name="library")
 
@@ -221,10 +240,10 @@ def _wire_library(studio: "Studio", shared: Shared, step: CharactersStep) -> Non
     step.library_gallery.select(guarded(select_identity), inputs=[shared.shown_names],
                                 outputs=[step.library_choice], api_visibility="private")
 
-    def show_identity(name):
-        return studio.identity_details(name)
+    def show_identity(state, name):
+        return studio.identity_details(state, name)
 
-    step.library_choice.change(guarded(show_identity), inputs=[step.library_choice],
+    step.library_choice.change(guarded(show_identity), inputs=[shared.session, step.library_choice],
                                outputs=[step.library_face, step.library_details], api_name="identity")
 
 
@@ -263,7 +282,8 @@ def _wire_delete(studio: "Studio", shared: Shared, step: CharactersStep) -> None
     def do_delete(state):
         name = studio.confirm_delete(state)
         gr.Info(f"Deleted {name} from the library.")
-        return (gr.Row(visible=False), *library_view(studio), *cast_view(studio, state), state)
+        return (gr.Row(visible=False), *library_view(studio, state), *cast_view(studio, state),
+                state)
 
     step.delete_yes.click(guarded(do_delete), inputs=[shared.session],
                           outputs=[step.confirm_row, *step.library_outputs(), shared.shown_names,
@@ -278,9 +298,10 @@ def _wire_delete(studio: "Studio", shared: Shared, step: CharactersStep) -> None
                          outputs=[step.confirm_row, shared.session], api_name="library_delete_cancel")
 
 
-def wire(studio: "Studio", demo: gr.Blocks, shared: Shared, step: CharactersStep) -> None:
-    """Connect the Characters step's events (call inside ``gr.Blocks``, after every ``build``)."""
-    _wire_training(studio, demo, shared, step)
+def wire(studio: "Studio", signed_in: Any, shared: Shared, step: CharactersStep) -> None:
+    """Connect the Characters step's events (call inside ``gr.Blocks``, after every ``build``);
+    ``signed_in`` is the page-load event that set the session's owner."""
+    _wire_training(studio, signed_in, shared, step)
     _wire_library(studio, shared, step)
     _wire_cast(studio, shared, step)
     _wire_delete(studio, shared, step)

@@ -1,4 +1,5 @@
-"""Step 4 · Comic: generate, pick candidates, redraw one panel, download, open a saved project."""
+"""Step 4 · Comic: My comics (saved comics, at the top), generate, pick candidates, redraw one
+panel, download, open a saved project."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import FACES, Shared, cast_view, drawing, gpu, guarded, selected_index, warn_all
+from ui import my_comics
+from ui.wiring import (FACES, Shared, drawing, gpu, guarded, restored_view, selected_index,
+                       warn_all)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -37,6 +40,7 @@ class ComicStep:
     project_file: Any
     project_open: Any
     project_info: Any
+    my_comics: my_comics.MyComicsSection
 
 
 def _panels_and_pages() -> dict[str, Any]:
@@ -89,13 +93,15 @@ def _candidates_and_redraw() -> dict[str, Any]:
 def build(studio: "Studio") -> ComicStep:
     """Lay out the Comic tab (call inside ``gr.Blocks``)."""
     with gr.Tab("4 · Comic", id="comic", elem_id="tab_comic"):
+        saved = my_comics.build()
         top = _panels_and_pages()
         rest = _candidates_and_redraw()
-    return ComicStep(**top, **rest)
+    return ComicStep(**top, **rest, my_comics=saved)
 
 
 def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep",
-                  style: "StyleStep") -> None:
+                  style: "StyleStep") -> list:
+    """Wire generate, candidates and redraw; returns the events that change the comic."""
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
                  guidance_value, width_value, height_value, candidates_value, title,
                  face_pass=None):
@@ -118,7 +124,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
             panels, candidates = 1, 1
         return drawing_duration_s(panels, candidates)
 
-    step.generate_button.click(gpu(guarded(generate), duration=gpu_seconds),
+    generated = step.generate_button.click(gpu(guarded(generate), duration=gpu_seconds),
                                inputs=[shared.session, story.panels_table, *style.inputs()],
                                outputs=[step.panels_gallery, step.generate_status,
                                         step.pages_gallery, step.downloads, style.seed,
@@ -153,7 +159,7 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
                 comic.files, f"Panel {int(number)} now shows candidate {int(candidate)}.",
                 studio.panel_notes(state), state)
 
-    step.candidate_use.click(guarded(use_candidate),
+    chosen = step.candidate_use.click(guarded(use_candidate),
                              inputs=[shared.session, step.candidate_panel, step.candidate_number],
                              outputs=[step.panels_gallery, step.candidates_gallery,
                                       step.pages_gallery, step.downloads, step.generate_status,
@@ -166,13 +172,14 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
         return (studio.panel_gallery(state), comic.page_files, comic.files, table,
                 f"Redrew panel {int(number)} with seed {used}.", studio.panel_notes(state), state)
 
-    step.redraw_button.click(gpu(guarded(redraw)),
+    redrawn = step.redraw_button.click(gpu(guarded(redraw)),
                              inputs=[shared.session, story.panels_table, step.redraw_panel,
                                      step.redraw_seed],
                              outputs=[step.panels_gallery, step.pages_gallery, step.downloads,
                                       story.panels_table, step.generate_status, step.panel_notes,
                                       shared.session],
                              api_name="redraw", **drawing(studio.zero_gpu is not None))
+    return [generated, chosen, redrawn]
 
 
 def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
@@ -180,11 +187,7 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
     def open_project(state, path):
         restored = studio.open_project(state, path)
         warn_all(restored.warnings)
-        s = restored.settings
-        return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
-                s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-                s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass,
-                [], [], None, [], "", state)
+        return (*restored_view(studio, state, restored), [], [], None, [], "", state)
 
     step.project_open.click(guarded(open_project), inputs=[shared.session, step.project_file],
                             outputs=[story.panels_table, step.project_info, story.story_info,
@@ -195,7 +198,10 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
 
 
 def wire(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
-         story: "StoryStep", style: "StyleStep") -> None:
-    """Connect the Comic step's events (call inside ``gr.Blocks``, after every ``build``)."""
-    _wire_drawing(studio, shared, step, story, style)
+         story: "StoryStep", style: "StyleStep", signed_in: Any = None) -> None:
+    """Connect the Comic step's events (call inside ``gr.Blocks``, after every ``build``);
+    ``signed_in``: the page-load event that set the session's owner (lists My comics)."""
+    drawn = _wire_drawing(studio, shared, step, story, style)
     _wire_project(studio, shared, step, characters, story, style)
+    my_comics.wire(studio, shared, step.my_comics, step, characters, story, style,
+                   signed_in=signed_in, drawn=drawn)

@@ -3,13 +3,15 @@
 Two kinds of object:
 
 * :class:`Studio` — process-wide services, created once in ``app.py``'s ``main()`` and closed over
-  by the handlers: the loaded models (``load_components``' per-process cache), the identity
-  catalog (the user's library + read-only examples), the training service and its queue (one
-  training at a time per GPU), the panel generator, face similarity, the style book, the safety
-  filter and a folder for downloads. It holds no per-user data.
-* :class:`Session` — one browser session's data (``gr.State``): the cast, a pending deletion, the
-  identities carried by an opened project zip, the drawn comic (every candidate, its scores, the
-  chosen one per panel, the pages and the exported files).
+  by the handlers: the loaded models (``load_components``' per-process cache), the workspace
+  (each owner's identity library + read-only examples, :mod:`stableidentity.owners`), the SQLite
+  store of jobs and saved comics, the training service and its queue (one training at a time per
+  GPU), the panel generator, face similarity, the style book, the safety filter and a folder for
+  downloads. It holds no per-user data.
+* :class:`Session` — one browser session's data (``gr.State``): its owner (multi-user mode), the
+  cast, a pending deletion, the identities carried by an opened project zip, the drawn comic (every
+  candidate, its scores, the chosen one per panel, the pages and the exported files) and the id of
+  its saved copy in My comics.
 
 Every operation takes the session explicitly and raises a ``ValueError`` subclass with a one-line
 message for anything the user can fix; :func:`user_message` turns any exception into the text the
@@ -41,10 +43,12 @@ from pipelines.project import (ComicRequest, EmbeddedIdentity, GenerationError, 
                                ProjectError, UnknownCharacter, load_project)
 from pipelines.safety import SafetyFilter, UnsafePrompt
 from pipelines.styles import StyleBook, StyleError, load_style_book
+from pipelines.saved_comics import ComicNotFound, ComicShelf, SavedComic
 from stableidentity.catalog import EXAMPLES_DIR, CatalogEntry, IdentityCatalog
 from stableidentity.jobs import TrainingQueue
-from stableidentity.library import IdentityLibrary
 from stableidentity.names import LibraryError, name_key, one_line, show
+from stableidentity.owners import LOCAL, Owner, Workspace, resolve_owner
+from stableidentity.store import DB_FILE, Store
 from stableidentity.training_service import TrainingService
 from stableidentity.zero_gpu import ZeroGPUTraining, on_zero_gpu
 
@@ -185,9 +189,13 @@ class Session:
         embedded: identities carried by an opened project zip (used when the library lacks them).
         restored: the opened project; its candidate choices apply while its request is unchanged.
         comic: the drawn comic, or None.
+        owner: whose library and comics this session uses (multi-user mode; set by
+            :meth:`Studio.sign_in` or on first use). saved_id: the drawn comic's id in My comics.
     """
 
     id: str = ""
+    owner: Owner | None = None
+    saved_id: str = ""
     cast: list[str] = field(default_factory=list)
     pending_delete: str | None = None
     embedded: dict[str, EmbeddedIdentity] = field(default_factory=dict)
@@ -262,13 +270,17 @@ class Studio:
         examples_dir: read-only shipped identities (``embeddings/examples``).
         export_root: where each session's downloads are written (default: a new temp folder).
         queue: the training queue (default: a new one).
+        multi_user: a private library per owner (see :mod:`stableidentity.owners`).
+        login: owners are Hugging Face logins (a Space), not keys kept in the browser.
+        data_root: libraries, saved comics and the database (default: ``config.library_dir``).
     """
 
     def __init__(self, config: "AppConfig", components: "Components | None" = None, *,
                  load_error: str | None = None, examples_dir: str | Path | None = EXAMPLES_DIR,
                  export_root: str | Path | None = None, queue: TrainingQueue | None = None,
                  styles: StyleBook | None = None, safety: SafetyFilter | None = None,
-                 loading: bool = False) -> None:
+                 multi_user: bool = False, login: bool = False,
+                 data_root: str | Path | None = None, loading: bool = False) -> None:
         self.config = config
         self._components = components
         #: True while :meth:`create_in_background`'s thread is still loading the models
@@ -277,9 +289,13 @@ class Studio:
         self.load_error = load_error if components is None else None
         if components is None and not load_error and not self.loading:
             self.load_error = "the models were not loaded"
-        self.catalog = IdentityCatalog(IdentityLibrary(config.library_dir), examples_dir)
+        self.login = multi_user and login
+        self.workspace = Workspace(data_root if data_root is not None else config.library_dir,
+                                   multi_user=multi_user, examples_dir=examples_dir)
+        self.store = Store(self.workspace.root / DB_FILE)
+        self.shelf = ComicShelf(self.store, self.workspace)
         self.queue = queue or TrainingQueue(on_error=lambda text: logger.error("training failed:\n%s", text))
-        self.training = TrainingService(self.components, self.catalog.library, self.queue)
+        self.training = TrainingService(self.components, self.workspace, self.queue, self.store)
         # on a ZeroGPU Space training runs inside spaces.GPU from the Train request (ui/zero_gpu.py)
         self.zero_gpu = ZeroGPUTraining(self.training) if on_zero_gpu() else None
         self.styles = styles or load_style_book()
@@ -301,9 +317,12 @@ class Studio:
         """
         components, message = _load_models(config)
         if components is None:
-            return cls(config, None, load_error=message, **kwargs)
+            studio = cls(config, None, load_error=message, **kwargs)
+            studio.resume()
+            return studio
         studio = cls(config, components, **kwargs)
         studio.similarity()
+        studio.resume()
         return studio
 
     @classmethod
@@ -316,6 +335,7 @@ class Studio:
         and the style steps work at once.
         """
         studio = cls(config, None, loading=True, **kwargs)
+        studio.shelf.recover()  # the comics now; the training jobs once the models are there
         threading.Thread(target=studio._finish_loading, name="model-loading", daemon=True).start()
         return studio
 
@@ -326,6 +346,7 @@ class Studio:
             self.loading = False
         if components is not None:
             self.similarity()
+        self.training.resume()
 
     def load_status(self) -> str:
         """Markdown for the page header: loading (with the time so far), the loading error, or
@@ -338,6 +359,51 @@ class Studio:
         if self.load_error:
             return f"**The models could not be loaded:** {self.load_error}"
         return ""
+
+    def resume(self) -> None:
+        """Once at start-up: settle what a previous run left (interrupted and queued training
+        jobs, half-saved or half-deleted comics)."""
+        self.shelf.recover()
+        self.training.resume()
+
+    # ------------------------------------------------------------------ owners
+
+    @property
+    def multi_user(self) -> bool:
+        return self.workspace.multi_user
+
+    def sign_in(self, session: Session, browser_key: Any = None,
+                username: str | None = None) -> str:
+        """Set the session's owner on page load; returns the key the browser should keep.
+
+        Single-user: nothing to do. Multi-user on a Space (``login``): the Hugging Face user
+        name (None: not logged in, examples only). Multi-user locally: the browser's key, or a
+        new one when it has none or a malformed one.
+        """
+        owner, key = resolve_owner(multi_user=self.multi_user, login=self.login,
+                                   browser_key=browser_key, username=username)
+        if self.multi_user:
+            session.owner = owner
+        return key
+
+    def owner_of(self, session: Session) -> Owner | None:
+        """The session's owner: LOCAL in single-user mode; in multi-user mode the signed-in one,
+        or (locally, for API clients that never loaded the page) a new private key."""
+        if not self.multi_user:
+            return LOCAL
+        if session.owner is None and not self.login:
+            session.owner, _ = resolve_owner(multi_user=True, login=False, browser_key=None,
+                                             username=None)
+        return session.owner
+
+    def catalog_for(self, session: Session) -> IdentityCatalog:
+        """The session owner's identities plus the shared read-only examples."""
+        return self.workspace.catalog(self.owner_of(session))
+
+    @property
+    def catalog(self) -> IdentityCatalog:
+        """Single-user mode's catalog (multi-user code uses :meth:`catalog_for`)."""
+        return self.workspace.catalog(LOCAL)
 
     # ------------------------------------------------------------------ services
 
@@ -377,6 +443,7 @@ class Studio:
         """Stop the training queue and remove the downloads folder."""
         self.queue.shutdown()
         shutil.rmtree(self.export_root, ignore_errors=True)
+        self.store.close()
 
     # ------------------------------------------------------------------ defaults
 
@@ -401,8 +468,8 @@ class Studio:
 
     # ------------------------------------------------------------------ library and cast
 
-    def library_entries(self) -> list[CatalogEntry]:
-        return self.catalog.entries()
+    def library_entries(self, session: Session) -> list[CatalogEntry]:
+        return self.catalog_for(session).entries()
 
     def placeholder_face(self) -> str:
         path = self.export_root / PLACEHOLDER_FACE
@@ -410,29 +477,31 @@ class Studio:
             Image.new("RGB", (64, 64), (200, 200, 200)).save(path)
         return str(path)
 
-    def gallery_items(self) -> list[tuple[str, str]]:
+    def gallery_items(self, session: Session) -> list[tuple[str, str]]:
         """(thumbnail path, caption) of every identity, the user's first."""
         return [(str(e.identity.face_path or self.placeholder_face()), e.caption())
-                for e in self.library_entries()]
+                for e in self.library_entries(session)]
 
-    def library_summary(self) -> str:
+    def library_summary(self, session: Session) -> str:
         """One line counting the identities, plus unreadable library folders if any."""
-        entries = self.library_entries()
+        entries = self.library_entries(session)
         mine = sum(1 for e in entries if not e.read_only)
         text = f"{mine} identit{'y' if mine == 1 else 'ies'} in your library"
         shipped = len(entries) - mine
         if shipped:
             text += f", {shipped} example{'s' if shipped != 1 else ''}"
-        problems = self.catalog.problems()
+        if self.multi_user and self.owner_of(session) is None:
+            text += " (log in with Hugging Face to train and keep identities of your own)"
+        problems = self.catalog_for(session).problems()
         if problems:
             text += "; unreadable: " + "; ".join(f"{p.folder.name} ({p.message})" for p in problems[:3])
         return text
 
-    def identity_details(self, name: str | None) -> tuple[str | None, str]:
+    def identity_details(self, session: Session, name: str | None) -> tuple[str | None, str]:
         """(reference crop path, markdown) of the identity ``name``; (None, "") for no name."""
         if not name:
             return None, ""
-        entry = self.catalog.find(name)
+        entry = self.catalog_for(session).find(name)
         meta = entry.identity.metadata
         facts = [f"**{entry.name}**", entry.identity.pronouns or "no pronouns",
                  "shipped example (read-only)" if entry.read_only else "your library"]
@@ -450,7 +519,7 @@ class Studio:
 
     def _pronouns(self, session: Session, name: str) -> str:
         try:
-            return self.catalog.get(name).pronouns
+            return self.catalog_for(session).get(name).pronouns
         except LibraryError:
             embedded = _find_name(session.embedded, name)
             return embedded.pronouns if embedded is not None else ""
@@ -471,7 +540,7 @@ class Studio:
         items = []
         for name, pronouns in self.cast_characters(session):
             try:
-                face = self.catalog.get(name).face_path
+                face = self.catalog_for(session).get(name).face_path
             except LibraryError:
                 face = None
             items.append((str(face or self.placeholder_face()), f"{name} ({pronouns})" if pronouns else name))
@@ -481,7 +550,7 @@ class Studio:
         """Add the identity ``name`` to the cast; returns its canonical name."""
         if not name or not str(name).strip():
             raise StudioError("choose an identity in the library first (click its picture)")
-        identity = self.catalog.get(str(name))
+        identity = self.catalog_for(session).get(str(name))
         from pipelines.binding import BindingError
 
         try:
@@ -511,7 +580,7 @@ class Studio:
         """First step of deleting an identity: remember it and return the question to confirm."""
         if not name:
             raise StudioError("choose the identity to delete in the library first")
-        entry = self.catalog.find(str(name))
+        entry = self.catalog_for(session).find(str(name))
         if entry.read_only:
             raise StudioError(f"{entry.name} is a shipped example and cannot be deleted")
         session.pending_delete = entry.name
@@ -524,7 +593,7 @@ class Studio:
         session.pending_delete = None
         if not name:
             raise StudioError("nothing to delete: choose an identity and press Delete first")
-        self.catalog.delete(name)
+        self.catalog_for(session).delete(name)
         session.cast = [n for n in session.cast if name_key(n) != name_key(name)]
         return name
 
@@ -643,7 +712,7 @@ class Studio:
         found: dict[str, Any] = {}
         for name in names:
             try:
-                found[name] = self.catalog.get(name)
+                found[name] = self.catalog_for(session).get(name)
             except LibraryError as exc:
                 embedded = _find_name(session.embedded, name)
                 if embedded is None:
@@ -758,6 +827,7 @@ class Studio:
                                   status=f"Drew panel {len(drawn)} of {total}; drawing panel "
                                          f"{len(drawn) + 1} …")
         session.comic = Comic(request=resolved, title=settings.title, panels=drawn)
+        session.saved_id = ""  # a new comic: a new entry in My comics
         self._finish(session, identities)
         comic = session.comic
         yield ComicUpdate(gallery=self.panel_gallery(session), seed=settings.seed, done=True,
@@ -791,6 +861,64 @@ class Studio:
                               identities=identities)
         comic.files = [str(p) for p in [*written.pages, written.pdf, written.zip, written.project]]
         comic.page_files = [str(p) for p in written.pages]
+        self._keep(session)
+
+    # ------------------------------------------------------------------ my comics
+
+    def _keep(self, session: Session) -> None:
+        """Save the session's comic in its owner's My comics: a new entry after Generate, the
+        same entry after a redraw or a candidate swap. A failure is logged, never fatal (the
+        downloads are there); nobody signed in (a Space without login) keeps nothing."""
+        owner, comic = self.owner_of(session), session.comic
+        if owner is None or comic is None:
+            return
+        try:
+            try:
+                saved = self.shelf.save(owner, comic.title, comic.files,
+                                        comic_id=session.saved_id or None)
+            except ComicNotFound:  # deleted meanwhile: keep it as a new one
+                saved = self.shelf.save(owner, comic.title, comic.files)
+        except LibraryError as exc:
+            logger.warning("could not save the comic in My comics: %s", exc)
+            return
+        session.saved_id = saved.id
+
+    def my_comics(self, session: Session) -> list[SavedComic]:
+        """The session owner's saved comics, newest first (none without an owner)."""
+        owner = self.owner_of(session)
+        return self.shelf.list(owner) if owner is not None else []
+
+    def open_saved(self, session: Session, comic_id: Any) -> tuple[RestoredProject, list[str]]:
+        """Reopen one of the owner's saved comics: its project (panels, cast, settings, the
+        identities inside its zip) goes into the session, its files into the session's download
+        folder. Returns the restored project and the download paths (pages first)."""
+        owner = self.owner_of(session)
+        if owner is None:
+            raise ComicNotFound("log in with Hugging Face to keep and open comics of your own")
+        saved = self.shelf.get(owner, comic_id)
+        folder = self.session_folder(session)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        files = []
+        for source in saved.files:
+            shutil.copyfile(source, folder / source.name)
+            files.append(str(folder / source.name))
+        restored = self.open_project(session, str(folder / saved.zip.name))
+        session.saved_id = saved.id
+        title = saved.title or "Untitled comic"
+        info = restored.info.replace(f"Opened **{saved.zip.name}**", f"Opened **{title}**", 1)
+        return replace(restored, info=info), files
+
+    def delete_saved(self, session: Session, comic_id: Any) -> str:
+        """Delete one of the owner's saved comics; returns its title."""
+        owner = self.owner_of(session)
+        if owner is None:
+            raise ComicNotFound("that comic is not among your saved comics")
+        saved = self.shelf.get(owner, comic_id)
+        self.shelf.delete(owner, saved.id)
+        if session.saved_id == saved.id:
+            session.saved_id = ""
+        return saved.title or "Untitled comic"
 
     def session_folder(self, session: Session) -> Path:
         """The session's download folder (its id is assigned here on first use)."""
@@ -915,8 +1043,9 @@ class Studio:
         cast: list[str] = []
         warnings: list[str] = []
         for name in project.cast:
-            if name in self.catalog:
-                cast.append(self.catalog.get(name).name)
+            catalog = self.catalog_for(session)
+            if name in catalog:
+                cast.append(catalog.get(name).name)
             elif _find_name(session.embedded, name) is not None:
                 cast.append(_find_name(session.embedded, name).name)  # type: ignore[union-attr]
             else:

@@ -18,7 +18,7 @@ from stableidentity.zero_gpu import gpu  # noqa: F401  (``spaces.GPU`` where ins
 from ui.studio import user_message
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ui.studio import Session, Studio
+    from ui.studio import RestoredProject, Session, Studio
 
 # ----------------------------------------------------------------------------- concurrency
 # Gradio concurrency groups (docs/APP.md, "Concurrency"). The models are protected below Gradio,
@@ -96,6 +96,7 @@ class Shared:
 
     Attributes:
         session: ``gr.State`` holding a :class:`ui.studio.Session`.
+        owner_key: the browser's owner key in multi-user mode (local storage).
         jobs: the browser's training job ids (local storage).
         finished_seen: job ids whose end was already announced.
         shown_names: the library names in gallery order (to map a click to a name).
@@ -103,18 +104,28 @@ class Shared:
     """
 
     session: gr.State
+    owner_key: gr.BrowserState
     jobs: gr.BrowserState
     finished_seen: gr.State
     shown_names: gr.State
     timer: gr.Timer
 
 
-def library_view(studio: "Studio", keep: str | None = None) -> tuple:
+def library_view(studio: "Studio", session: "Session", keep: str | None = None) -> tuple:
     """Gallery, dropdown (keeping ``keep`` selected while it exists), summary, names."""
-    entries = studio.library_entries()
+    entries = studio.library_entries(session)
     names = [e.name for e in entries]
     choice = gr.Dropdown(choices=names, value=keep if keep in names else None)
-    return studio.gallery_items(), choice, studio.library_summary(), names
+    return studio.gallery_items(session), choice, studio.library_summary(session), names
+
+
+def restored_view(studio: "Studio", session: "Session", restored: "RestoredProject") -> tuple:
+    """What an opened project puts back: panel table, info (project and story), cast views, then
+    the settings in the order of ``StyleStep.inputs()`` (see ``Studio.settings_from``)."""
+    s = restored.settings
+    return (restored.rows, restored.info, restored.info, *cast_view(studio, session),
+            s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
+            s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass)
 
 
 def cast_view(studio: "Studio", session: "Session") -> tuple:
@@ -123,10 +134,32 @@ def cast_view(studio: "Studio", session: "Session") -> tuple:
             gr.Dropdown(choices=list(session.cast), value=None))
 
 
-def jobs_view(studio: "Studio", job_ids: list[str] | None) -> tuple:
-    """Progress HTML, the timer (active while a job runs), the job views."""
+def jobs_view(studio: "Studio", session: "Session", job_ids: list[str] | None) -> tuple:
+    """Progress HTML, the timer (active while a job runs), the job views: the session owner's
+    jobs among ``job_ids`` (the browser's), in multi-user mode also the owner's recent ones."""
     from stableidentity.training_service import progress_html
 
-    views = studio.training.views(job_ids or [])
+    owner = studio.owner_of(session)
+    views = studio.training.views(job_ids or [], owner) if owner is not None else []
+    if studio.multi_user and owner is not None:
+        known = {v.id for v in views}
+        views += [v for v in studio.training.recent(owner) if v.id not in known]
     running = any(not v.finished for v in views)
     return progress_html(views), gr.Timer(active=running), views
+
+
+def wire_sign_in(studio: "Studio", demo: gr.Blocks, shared: Shared):
+    """On page load, set the session's owner (multi-user: the Hugging Face login on a Space,
+    else the browser's key, a new one when it has none); returns the load event, which the
+    steps chain their own page-load work on.
+
+    The API ``sign_in`` (owner key -> the key in use) lets a ``gradio_client`` session act as
+    the owner of a key it kept, as a browser does; on a Space the key is ignored (the login
+    decides), in single-user mode nothing changes.
+    """
+    def sign_in(state, owner_key, profile: gr.OAuthProfile | None = None):
+        key = studio.sign_in(state, owner_key, getattr(profile, "username", None))
+        return state, key
+
+    return demo.load(guarded(sign_in), inputs=[shared.session, shared.owner_key],
+                     outputs=[shared.session, shared.owner_key], api_name="sign_in")
