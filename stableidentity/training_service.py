@@ -259,12 +259,14 @@ class TrainingService:
                                  job_id=job_id, on_status=self._record)
 
     def resume(self) -> list[JobView]:
-        """Once at start-up: settle the jobs the store recorded before a restart.
+        """Once at start-up: :meth:`settle` the recorded jobs, then :meth:`requeue` the queued
+        ones. Returns the requeued jobs."""
+        return self.requeue(self.settle())
 
-        A job recorded as running becomes ``interrupted`` (with a message saying to train again),
-        or ``done`` when its identity reached the owner's library just before the server died;
-        queued jobs are queued again under their ids, oldest first. Returns the requeued jobs.
-        """
+    def settle(self) -> list[JobRecord]:
+        """Once at start-up: a job recorded as running becomes ``interrupted`` (with a message
+        saying to train again), or ``done`` when its identity reached the owner's library just
+        before the server died. Returns the queued jobs (with their photos), oldest first."""
         if self.store is None:
             return []
         interrupted, queued = self.store.recover_jobs()
@@ -277,8 +279,14 @@ class TrainingService:
             if saved:
                 self.store.set_job(record.id, "done", f"saved {record.name} to the library "
                                    "(just before the server restarted)")
+        return queued
+
+    def requeue(self, queued: list[JobRecord]) -> list[JobView]:
+        """Queue the recorded jobs ``queued`` again under their ids (those whose owner does not
+        fit this mode fail with a message)."""
         views = []
         for record in queued:
+            assert self.store is not None  # records come from the store
             try:
                 self.workspace.library(parse_owner(record.owner))
             except LibraryError as exc:

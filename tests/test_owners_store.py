@@ -4,6 +4,7 @@ and in killed subprocesses."""
 from __future__ import annotations
 
 import signal
+import time
 import sqlite3
 import subprocess
 import sys
@@ -403,4 +404,45 @@ def test_a_space_visitor_without_login_sees_the_examples_and_is_asked_to_log_in(
         components = build_demo(studio).get_config_file()["components"]
         assert any(c.get("props", {}).get("elem_id") == "login" for c in components)
     finally:
+        studio.shutdown()
+
+
+def test_while_the_models_load_a_dead_job_already_shows_interrupted(tiny_config, tiny_components,
+                                                                    tmp_path, monkeypatch,
+                                                                    astronaut):
+    import io
+    import threading
+
+    from pipelines import loading
+    from ui.studio import Studio
+
+    release = threading.Event()
+
+    def slow_load(config):  # the models arrive when the test says so (a first download)
+        assert release.wait(60)
+        return tiny_components
+
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut).save(buffer, format="PNG")
+    store = Store(tmp_path / "library" / DB_FILE)
+    for job_id, status in (("was0running", "running"), ("was0queued0", "queued")):
+        store.add_job(JobRecord(id=job_id, owner=LOCAL.id, label="Training Ada Lovelace",
+                                name="Ada Lovelace", pronouns="she", steps=2, seed=None,
+                                status=status, total=2, photo=buffer.getvalue()))
+    store.close()
+    monkeypatch.setattr(loading, "load_components", slow_load)
+    studio = Studio.create_in_background(tiny_config.replace(library_dir=str(tmp_path / "library")),
+                                         export_root=tmp_path / "exports")
+    try:
+        assert studio.loading
+        assert studio.training.view("was0running").status == "interrupted"  # at once
+        assert studio.training.view("was0queued0").status == "queued"  # waits for the models
+        release.set()
+        deadline = time.monotonic() + 120
+        while studio.training.view("was0queued0").status != "done":
+            assert time.monotonic() < deadline, studio.training.view("was0queued0")
+            time.sleep(0.2)
+        assert "Ada Lovelace" in studio.catalog
+    finally:
+        release.set()
         studio.shutdown()

@@ -360,18 +360,20 @@ class Studio:
         and the style steps work at once.
         """
         studio = cls(config, None, loading=True, **kwargs)
-        studio.shelf.recover()  # the comics now; the training jobs once the models are there
-        threading.Thread(target=studio._finish_loading, name="model-loading", daemon=True).start()
+        studio.shelf.recover()
+        queued = studio.training.settle()  # interrupted jobs show so now; queued ones run later
+        threading.Thread(target=studio._finish_loading, args=(queued,), name="model-loading",
+                         daemon=True).start()
         return studio
 
-    def _finish_loading(self) -> None:
+    def _finish_loading(self, queued: list | tuple = ()) -> None:
         components, message = _load_models(self.config)
         with self._lock:
             self._components, self.load_error = components, message
             self.loading = False
         if components is not None:
             self.similarity()
-        self.training.resume()
+        self.training.requeue(list(queued))  # the jobs queued before the restart
 
     def load_status(self) -> str:
         """Markdown for the page header: loading (with the time so far), the loading error, or

@@ -35,13 +35,14 @@ def app_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def app_process(library: Path, log: Path, *extra: str) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Serve the app on a free port with the tiny preset and ``library``; yields the process
-    (a test may kill it) and its URL; stops it at the end if it still runs.
+def app_process(library: Path, log: Path, *extra: str,
+                port: int | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Serve the app on ``port`` (default: a free one) with the tiny preset and ``library``;
+    yields the process (a test may kill it) and its URL; stops it at the end if it still runs.
 
     The server's output goes to ``log`` (appended; shown when it fails to start).
     """
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}/"
     command = [sys.executable, str(ROOT / "app.py"), "--preset", "tiny", "--library", str(library),
                "--host", "127.0.0.1", "--port", str(port), *extra]

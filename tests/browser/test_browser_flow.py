@@ -299,6 +299,20 @@ def test_the_four_steps_in_a_browser(page, workdir):
     page.click("#tab_characters-button")
     assert "Hugh Jackman (he), Taylor Swift (she), Agent 47 (he)" in page.inner_text("#cast_list")
 
+    # ---------------------------------------------------------------- my comics
+    page.reload()  # both comics were kept; one click on the older reopens it, pages at once
+    page.wait_for_selector("#train_name")
+    page.click("#tab_comic-button")
+    kept = page.locator("#my_comics_gallery button.thumbnail-item")
+    kept.nth(1).wait_for()
+    assert kept.count() == 2 and "The Apple" in page.inner_text("#my_comics_gallery")
+    kept.nth(1).click()
+    wait_for_text(page, "#generate_status", "Opened The Apple")
+    page.wait_for_selector("#pages_gallery img")
+    page.locator('#downloads a[href$="comic.pdf"]').first.wait_for()
+    page.click("#tab_story-button")  # its panels are back in the table, seeds included
+    page.locator('#panels_table [role="gridcell"][data-col="2"]').filter(has_text="777").wait_for()
+
 
 def _cell_texts(page, column: int) -> list[str]:
     """One column of the panel table, as shown (cells are ``cell-<row>-<column>``)."""
