@@ -116,7 +116,7 @@ def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
     from configs import load_limits
     from stableidentity.names import LibraryError
     from stableidentity.owners import data_root, on_space
-    from ui.app import build_demo
+    from ui.app import CSS, build_demo
     from ui.studio import Studio
 
     from stableidentity.zero_gpu import on_zero_gpu
@@ -141,7 +141,7 @@ def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
     try:
         demo = build_demo(studio)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    allowed_paths=[str(studio.export_root)],
+                    allowed_paths=[str(studio.export_root)], css=CSS,
                     max_file_size=load_limits().upload_bytes)
     finally:
         studio.shutdown()

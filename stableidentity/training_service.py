@@ -21,15 +21,22 @@ under their old ids. Each job trains into its owner's library (:mod:`stableident
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from PIL import Image
 
 from configs import load_limits
 from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
+from stableidentity.photos import FORMAT_TEXT, read_photo_bytes
 from stableidentity.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
 from stableidentity.library import IdentityExists, save_trained
 from stableidentity.names import LibraryError, name_key, parse_pronouns, show, validate_name
@@ -38,9 +45,22 @@ from stableidentity.store import JobRecord, Store
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.loading import Components
+    from stableidentity.face_prep import AlignedFace
+
+logger = logging.getLogger(__name__)
 
 #: Most training steps a user may ask for (``configs/limits.yaml``: ``train_steps``).
 MAX_TRAIN_STEPS = load_limits().train_steps
+#: A second face at least this fraction of the largest one's size makes the photo ambiguous.
+SECOND_FACE_RATIO = 0.5
+PRONOUNS_MESSAGE = ("choose the person's pronouns (he, she or they): the story parser needs them "
+                    "to tell who 'he', 'she' or 'they' is")
+#: Leading bytes of common picture formats the app cannot open, with their names (ISO media
+#: brands such as HEIC sit at offset 4, after the box size).
+UNSUPPORTED_SIGNATURES = ((4, b"ftypheic", "HEIC"), (4, b"ftypheix", "HEIC"),
+                          (4, b"ftypmif1", "HEIF"), (4, b"ftypavif", "AVIF"),
+                          (0, b"8BPS", "Photoshop (PSD)"), (0, b"%PDF", "PDF"),
+                          (0, b"\x00\x00\x01\x00", "ICO"))
 CONSENT_MESSAGE = ("tick \"I have the right to use this person's likeness\" before training: "
                    "an identity reproduces a real person's face")
 
@@ -131,6 +151,8 @@ class TrainingService:
             raise TrainingInputError("upload a photo of the person's face first")
         clean_name = validate_name(name if name is not None else "")
         clean_pronouns = parse_pronouns(pronouns)
+        if not clean_pronouns:
+            raise TrainingInputError(PRONOUNS_MESSAGE)
         if steps is None or steps == "":
             total = self.default_steps()
         else:
@@ -149,20 +171,39 @@ class TrainingService:
         if name_key(clean_name) in self.busy_names(owner):
             raise TrainingInputError(f"{show(clean_name)} is already being trained; wait for that "
                                      "job to finish")
-        loaded = load_photo(photo)
-        if loaded.raw_bytes is None:  # pragma: no cover - paths and bytes always have bytes
-            raise FacePrepError("the photo could not be read")
-        components = self._components()
+        raw, aligned = self.check_photo(photo, find_face=find_face)
+        return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=raw,
+                               steps=total, seed=None if seed in (None, "") else int(seed),
+                               warnings=tuple(aligned.warnings) if aligned is not None else (),
+                               owner=owner.id)
+
+    def check_photo(self, photo: str | bytes | None, *, find_face: bool = True
+                    ) -> tuple[bytes, "AlignedFace | None"]:
+        """Open an uploaded photo and find its one face: (the file's bytes, the aligned face;
+        None when ``find_face`` is False).
+
+        Raises:
+            FacePrepError: one plain reason: no file, not an image, an unsupported format, too
+                large (``configs/limits.yaml``), no face, several faces of similar size.
+        """
+        if photo is None or (isinstance(photo, str) and not photo.strip()):
+            raise TrainingInputError("upload a photo of the person's face first")
+        raw = read_photo_bytes(photo)
+        kinds = [kind for offset, signature, kind in UNSUPPORTED_SIGNATURES
+                 if raw[offset:offset + len(signature)] == signature]
+        if b"<svg" in raw[:512].lower():
+            kinds.append("SVG")
+        if kinds:
+            raise FacePrepError(f"{kinds[0]} images are not supported; upload {FORMAT_TEXT}")
+        loaded = load_photo(raw)
         if not find_face:
-            return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=loaded.raw_bytes,
-                                   steps=total, seed=None if seed in (None, "") else int(seed),
-                                   owner=owner.id)
+            return raw, None
+        components = self._components()
         aligned = prepare_face(loaded, components.face_detector,
                                min_image_size=components.config.face.min_image_size,
                                size=components.config.face.aligned_size)
-        return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=loaded.raw_bytes,
-                               steps=total, seed=None if seed in (None, "") else int(seed),
-                               warnings=tuple(aligned.warnings), owner=owner.id)
+        _check_one_face(loaded.rgb, aligned, components.face_detector)
+        return raw, aligned
 
     # ------------------------------------------------------------------ running
 
@@ -188,8 +229,9 @@ class TrainingService:
                                      progress=progress, cancel=cancel, seed=request.seed)
             identity = save_trained(library, request.name, trained, pronouns=request.pronouns,
                                     config=components.config, job_id=job_id)
-            notes = f" (note: {'; '.join(trained.warnings)})" if trained.warnings else ""
-            return f"saved {identity.name} to the library{notes}"
+            if trained.warnings:  # internal notes (face parsing, masks) are for the log
+                logger.info("training %s: %s", identity.name, "; ".join(trained.warnings))
+            return f"saved {identity.name} to the library"
 
         return work
 
@@ -286,6 +328,22 @@ class TrainingService:
             return []
         return self.views([record.id for record in self.store.jobs(owner.id, limit)], owner)
 
+    def faces(self, views: Iterable[JobView], owner: Owner = LOCAL) -> dict[str, Path | None]:
+        """job id -> the library face crop of each finished job's identity (None if gone)."""
+        out: dict[str, Path | None] = {}
+        for view in views:
+            if view.status != "done":
+                continue
+            with self._lock:
+                known = self._jobs.get(view.id)
+            record = self.store.job(view.id) if known is None and self.store is not None else None
+            name = known[1] if known is not None else (record.name if record is not None else None)
+            try:
+                out[view.id] = self.workspace.library(owner).get(name).face_path if name else None
+            except LibraryError:
+                out[view.id] = None
+        return out
+
     def cancel(self, job_id: str, owner: Owner = LOCAL) -> bool:
         """Ask the owner's job to stop; False when it is unknown, finished or not theirs."""
         return self._owns(job_id, owner) and self.queue.cancel(job_id)
@@ -309,11 +367,58 @@ def _whole_number(value: object, label: str) -> int:
     return int(number)
 
 
+def _check_one_face(rgb, aligned: "AlignedFace", detector) -> None:
+    """Refuse a photo with a second face almost as large as the chosen one."""
+    from stableidentity.face_prep import detect_faces, face_size
+
+    if not any("faces found" in w for w in aligned.warnings):  # prepare_face saw one face
+        return
+    faces = detect_faces(rgb, detector)
+    sizes = sorted((face_size(f) for f in faces), reverse=True)
+    similar = sum(1 for size in sizes if size >= SECOND_FACE_RATIO * sizes[0])
+    if similar > 1:
+        raise FacePrepError(f"the photo shows {similar} faces; upload (or crop to) a photo of one "
+                            "person")
+
+
+def _duration(seconds: float) -> str:
+    """'about 40 s', 'about 3 min', 'about 1 h 5 min'."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60} min"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def job_line(view: JobView) -> str:
-    """:meth:`JobView.describe`, saying "starting" for a queued job with nobody ahead of it."""
-    if view.status == "queued" and not view.position:
-        return f"{view.label}: starting"
-    return view.describe()
+    """What a training job is doing, in words: queued (place in line), learning (percent, time
+    left), ready, failed (why) or cancelled. Loss values and internal notes are not shown."""
+    who = view.label.removeprefix("Training ").strip() or view.label
+    p = view.progress
+    if view.status == "queued":
+        if not view.position:
+            return f"{who}: starting …"
+        return (f"{who}: queued, {_ordinal(view.position + 1)} in line "
+                f"({view.position} training{'s' if view.position != 1 else ''} ahead)")
+    if view.status == "running":
+        if not p.step:
+            return f"{who}: preparing the photo …"
+        left = f", {_duration(p.eta_s)} left" if p.eta_s is not None else ""
+        return f"{who}: learning the face, {100 * view.fraction:.0f}% done{left}"
+    if view.status == "done":
+        return f"{who} is ready and in your library"
+    if view.status == "cancelled":
+        return f"{who}: training cancelled"
+    if view.status == "interrupted":
+        return f"{who}: interrupted by a server restart: {view.message or 'train it again'}"
+    reason = view.message or "an unexpected error (see the server log)"
+    return f"{who}: training failed: {reason}"
 
 
 def job_dict(view: JobView) -> dict:
@@ -324,20 +429,44 @@ def job_dict(view: JobView) -> dict:
             "message": view.message, "finished": view.finished, "text": job_line(view)}
 
 
-def progress_html(views: Iterable[JobView]) -> str:
-    """Progress bars (HTML) for a browser's training jobs, newest first."""
+def _thumbnail(path: Path | None, size: int = 48) -> str:
+    """An ``<img>`` with the face crop at ``path`` inlined (data URI), or "" without one."""
+    if path is None or not Path(path).is_file():
+        return ""
+    try:
+        with Image.open(path) as image:
+            small = image.convert("RGB")
+            small.thumbnail((size, size))
+            buffer = io.BytesIO()
+            small.save(buffer, format="JPEG", quality=85)
+    except OSError:
+        return ""
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<img class="train-face" alt="face" src="data:image/jpeg;base64,{data}" '
+            f'style="width:{size}px;height:{size}px;border-radius:4px;margin-right:8px">')
+
+
+def progress_html(views: Iterable[JobView], faces: Mapping[str, Path | None] | None = None) -> str:
+    """Progress cards (HTML) for a browser's training jobs, newest first.
+
+    Args:
+        faces: job id -> the face crop of a finished job's identity (shown on its card).
+    """
     rows = []
     for view in sorted(views, key=lambda v: v.created, reverse=True):
         percent = 100.0 if view.status == "done" else 100.0 * view.fraction
         colour = {"done": "#2e7d32", "failed": "#c62828", "cancelled": "#757575",
                   "interrupted": "#ef6c00"}.get(view.status, "#1565c0")
+        bar = "" if view.finished else (
+            f'<div style="background:#e0e0e0;border-radius:4px;height:10px;overflow:hidden">'
+            f'<div style="width:{percent:.0f}%;background:{colour};height:10px"></div></div>')
+        face = _thumbnail((faces or {}).get(view.id)) if view.status == "done" else ""
         rows.append(
             f'<div class="train-job" data-status="{view.status}" data-job="{html.escape(view.id)}" '
-            f'style="margin:6px 0">'
-            f'<div style="font-size:0.9em">{html.escape(job_line(view))}</div>'
-            f'<div style="background:#e0e0e0;border-radius:4px;height:10px;overflow:hidden">'
-            f'<div style="width:{percent:.0f}%;background:{colour};height:10px"></div></div></div>')
-    return "".join(rows) or '<div class="train-job-none">No training jobs yet.</div>'
+            f'style="margin:6px 0;display:flex;align-items:center">{face}'
+            f'<div style="flex:1"><div style="font-size:0.95em;color:{colour}">'
+            f'{html.escape(job_line(view))}</div>{bar}</div></div>')
+    return "".join(rows) or '<div class="train-job-none">No training yet.</div>'
 
 
 __all__ = ["CONSENT_MESSAGE", "MAX_TRAIN_STEPS", "TrainingInputError", "TrainingRequest",

@@ -56,7 +56,7 @@ def train(client: Client, photo: Path, name: str, steps: int) -> str:
 
 
 def captions(client: Client) -> list[str]:
-    gallery, _choice, _summary = client.predict(api_name="/library")
+    gallery, _choice, _summary, _message = client.predict(api_name="/library")
     return [item["caption"] for item in gallery]
 
 
@@ -122,8 +122,9 @@ def test_private_identities_and_comics_survive_a_kill(tmp_path):
         opened = a.predict(comic_id, api_name="/open_comic")
         rows_back, *_rest = opened
         assert [r[0] for r in rows_back["data"]] == [r[0] for r in rows["data"]]
-        shown_pages, files_back, status_back = opened[-5], opened[-4], opened[-1]
+        shown_pages, files_back, status_back = opened[-6], opened[-5], opened[-2]
         assert "Opened **Ada's day**" in status_back and len(shown_pages) == len(pages)
+        assert opened[-1] == "Hugh Jackman ate an apple."  # the story comes back too
         assert sorted(Path(f).name for f in files_back) == ["comic.pdf", "comic.zip", "page_1.png",
                                                            "project.json"]
         a.predict(comic_id, api_name="/delete_comic")

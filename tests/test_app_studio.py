@@ -152,14 +152,19 @@ def test_job_lines_and_progress_bars():
     def view(status, step=0, position=None, label="Training <Ada>"):
         return JobView(id="abc", label=label, status=status, progress=JobProgress(step, 10, 0.5, 1.0, 9.0),
                        message="boom" if status == "failed" else "", position=position, created=1.0)
-    assert job_line(view("queued", position=0)) == "Training <Ada>: starting"
-    assert job_line(view("queued", position=2)) == "Training <Ada>: waiting, 2 job(s) ahead"
-    assert job_line(view("running", 3, 0)) == "Training <Ada>: step 3/10, loss 0.5000, about 9 s left"
-    html = progress_html([view("running", 3, 0), view("failed")])
+    assert job_line(view("queued", position=0)) == "<Ada>: starting …"
+    assert job_line(view("queued", position=2)) == "<Ada>: queued, 3rd in line (2 trainings ahead)"
+    assert job_line(view("running", 0, 0)) == "<Ada>: preparing the photo …"
+    line = job_line(view("running", 3, 0))
+    assert line == "<Ada>: learning the face, 30% done, about 9 s left" and "loss" not in line
+    assert job_line(view("done")) == "<Ada> is ready and in your library"
+    assert job_line(view("failed")) == "<Ada>: training failed: boom"
+    running = view("running", 3, 0)
+    html = progress_html([running, view("failed")])
     assert "&lt;Ada&gt;" in html and "<Ada>" not in html
     assert 'data-status="running"' in html and "width:30%" in html and "#c62828" in html
-    assert job_dict(view("running", 3, 0))["eta_s"] == 9.0
-    assert "No training jobs yet" in progress_html([])
+    assert job_dict(running)["eta_s"] == 9.0
+    assert "No training yet" in progress_html([])
 
 
 def test_sessions_are_separate_and_the_cast_is_checked(studio, tiny_components):

@@ -221,14 +221,19 @@ def test_gradio_bounds_every_event_and_groups_the_model_events(tiny_config, tiny
     try:
         demo = build_demo(studio)
         groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit)
-                  for fn in demo.fns.values() if fn.api_name}
+                  for fn in demo.fns.values() if fn.api_name and fn.api_visibility != "private"}
+        # the panel cards' own candidate strips and Redraw buttons (not in the API)
+        cards = {fn.concurrency_id: fn.concurrency_limit for fn in demo.fns.values()
+                 if fn.api_visibility == "private" and fn.concurrency_limit != "default"}
         default_limit = demo._queue.default_concurrency_limit
     finally:
         studio.shutdown()
     assert groups.pop("generate") == groups.pop("redraw") == ("gpu", 2)
     assert groups.pop("train") == groups.pop("choose_candidate") == ("faces", 4)
-    assert groups.pop("parse") == ("parse", 4)
+    assert groups.pop("check_photo") == groups.pop("open_project") == ("faces", 4)
+    assert groups.pop("parse") == groups.pop("story_add_cast") == ("parse", 4)
+    assert cards == {"gpu": 2, "faces": 4}
     # every other event touches no model and is bounded by the queue's default
     assert default_limit == OTHER_EVENTS
     assert {limit for _group, limit in groups.values()} == {"default"}
-    assert "job_status" in groups and "open_project" in groups
+    assert "job_status" in groups and "library" in groups

@@ -17,6 +17,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
 
 
+#: Page styles (passed to ``launch``): whole names under gallery thumbnails, framed panel cards.
+CSS = """
+#library_gallery .caption-label, #cast_gallery .caption-label {
+  max-width: calc(100% - 8px); left: 4px; white-space: normal; overflow: visible;
+  text-overflow: clip; line-height: 1.2;
+}
+.panel-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
+.panel-card [id$="_image"] img { width: 100%; height: 100%; object-fit: contain; }
+#style_keywords_group { margin-top: 8px; }
+"""
+
+
 def build_demo(studio: "Studio") -> gr.Blocks:
     """The Blocks app for ``studio``: every control has an ``elem_id``, every event an ``api_name``;
     Gradio's cache is swept by ``delete_cache`` (see docs/APP.md, "What is stored"). The queue is
@@ -59,7 +71,7 @@ def build_demo(studio: "Studio") -> gr.Blocks:
 
         signed_in = wire_sign_in(studio, demo, shared)
         characters.wire(studio, signed_in, shared, cast_step)
-        story.wire(studio, shared, story_step)
+        story.wire(studio, shared, story_step, cast_step)
         comic.wire(studio, shared, comic_step, cast_step, story_step, style_step,
                    signed_in=signed_in)
         wire_load_status(studio, demo, status)

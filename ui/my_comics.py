@@ -9,6 +9,7 @@ settings restored) and deletes one. API: ``my_comics``, ``open_comic`` (comic id
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -94,12 +95,15 @@ def wire(studio: "Studio", shared: Shared, section: MyComicsSection, comic: "Com
         restored, files = studio.open_saved(state, comic_id)
         warn_all(restored.warnings)
         pages = [f for f in files if f.rsplit("/", 1)[-1].startswith("page_")]
-        return (*restored_view(studio, state, restored), [], pages, files, [], "", restored.info,
-                state)
+        story_text = restored.story if restored.story else gr.skip()
+        return (*restored_view(studio, state, restored), studio.panel_gallery(state), pages, files,
+                [], studio.panel_notes(state), restored.info, story_text, time.time_ns(), state)
 
+    # the comic's cards are drawn again when ``comic.version`` changes
     opened = [story.panels_table, comic.project_info, story.story_info, *characters.cast_outputs(),
               *style.inputs(), comic.panels_gallery, comic.pages_gallery, comic.downloads,
-              comic.candidates_gallery, comic.panel_notes, comic.generate_status, shared.session]
+              comic.candidates_gallery, comic.panel_notes, comic.generate_status,
+              story.story_text, comic.version, shared.session]
     section.open.click(guarded(open_comic), inputs=[shared.session, section.comic_id],
                      outputs=opened, api_name="open_comic")
 

@@ -188,7 +188,9 @@ class Session:
         pending_delete: the identity awaiting a confirmed deletion.
         embedded: identities carried by an opened project zip (used when the library lacks them).
         restored: the opened project; its candidate choices apply while its request is unchanged.
-        comic: the drawn comic, or None.
+        comic: the drawn comic, or None (kept until a new one is complete).
+        story: the story text last parsed (or restored from a project); saved with the comic.
+        drawing: the panels of a comic being drawn, while Generate runs.
         owner: whose library and comics this session uses (multi-user mode; set by
             :meth:`Studio.sign_in` or on first use). saved_id: the drawn comic's id in My comics.
     """
@@ -201,15 +203,22 @@ class Session:
     embedded: dict[str, EmbeddedIdentity] = field(default_factory=dict)
     restored: Project | None = None
     comic: Comic | None = None
+    story: str = ""
+    drawing: Comic | None = None
 
 
 @dataclass(frozen=True)
 class ParseOutcome:
-    """The story parser's panels as table rows, and what to tell the user about them."""
+    """The story parser's panels as table rows, and what to tell the user about them.
+
+    Attributes:
+        addable: library identities the story names that are not in the cast (one click adds).
+    """
 
     rows: list[Row]
     info: str
     warnings: tuple[str, ...] = ()
+    addable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,13 +237,29 @@ class ComicUpdate:
 
 @dataclass(frozen=True)
 class RestoredProject:
-    """What opening a project puts back into the app."""
+    """What opening a project puts back into the app (``story``: "" when the file has none)."""
 
     rows: list[Row]
     settings: StyleSettings
     cast: list[str]
     info: str
     warnings: tuple[str, ...] = ()
+    story: str = ""
+
+
+@dataclass(frozen=True)
+class PanelCard:
+    """What the Comic step shows for one panel.
+
+    Attributes:
+        image: the chosen candidate.
+        text: markdown: number, sentence, face score, seed and candidate.
+        candidates: (image, caption) of every candidate (one: no choice to make).
+    """
+
+    image: Image.Image
+    text: str
+    candidates: list[tuple[Image.Image, str]]
 
 
 # ----------------------------------------------------------------------------- the studio
@@ -473,6 +498,10 @@ class Studio:
     def library_entries(self, session: Session) -> list[CatalogEntry]:
         return self.catalog_for(session).entries()
 
+    def library_names(self, session: Session) -> list[str]:
+        """Full names of every identity the user can add (library and examples)."""
+        return [e.name for e in self.library_entries(session)]
+
     def placeholder_face(self) -> str:
         path = self.export_root / PLACEHOLDER_FACE
         if not path.is_file():
@@ -513,9 +542,7 @@ class Studio:
             facts.append(f"preset {meta['preset']}")
         if meta.get("created"):
             facts.append(meta["created"][:10])
-        text = " · ".join(facts)
-        if meta.get("warnings"):
-            text += f"\n\nNote: {meta['warnings']}"
+        text = " · ".join(facts)  # training notes (meta["warnings"]) are for the log only
         path = entry.identity.face_path
         return (str(path) if path else None), text
 
@@ -605,7 +632,12 @@ class Studio:
     # ------------------------------------------------------------------ story
 
     def parse(self, session: Session, story: str | None) -> ParseOutcome:
-        """Parse the story for the cast (Gemini with a key, else offline) into table rows."""
+        """Parse the story for the cast (Gemini with a key, else offline) into table rows.
+
+        People the story names outside the cast are given to the parser too (so "she" after
+        "Marie Curie" is read as Marie Curie, not as the only woman of the cast); their panels
+        keep them in the Characters column, where Generate refuses them until they are cast.
+        """
         text = story or ""
         if not text.strip():
             raise StudioError("the story is empty; write a few sentences that name the characters")
@@ -613,14 +645,23 @@ class Studio:
         if not session.cast:
             raise StudioError("the cast is empty: add the story's characters on the Characters step "
                               "first")
-        result = parse_story(text, self.cast_characters(session), config=self.config.llm)
+        from llm.characters import MAX_CHARACTERS
+        from llm.people import find_outsiders
+
+        outsiders = find_outsiders(text, session.cast, self.library_names(session))
+        extra = [(name, self._pronouns(session, name)) for name in outsiders.known]
+        extra += [(name, "") for name in outsiders.unknown]
+        characters = self.cast_characters(session) + extra[:max(0, MAX_CHARACTERS - len(session.cast))]
+        result = parse_story(text, characters, config=self.config.llm)
         if not result.panels:
             raise StudioError("the parser found no panels in the story")
-        warnings = tuple(result.warnings)
-        info = f"**{len(result.panels)} panels**, {result.describe()}."
-        if warnings:
-            info += "\n\n" + "\n".join(f"* {w}" for w in warnings)
-        return ParseOutcome(rows=rows_from_panels(result.panels), info=info, warnings=warnings)
+        session.story = text
+        outside = {name_key(n) for n in outsiders.all}
+        warnings = tuple(w for w in result.warnings
+                         if not any(w.startswith(n + " ") for n in outsiders.all))
+        info = _parse_report(result, outsiders, warnings, outside)
+        return ParseOutcome(rows=rows_from_panels(result.panels), info=info, warnings=warnings,
+                            addable=outsiders.known)
 
     # ------------------------------------------------------------------ the request
 
@@ -707,6 +748,13 @@ class Studio:
                 raise UnknownCharacter(f"panel {number}: '{name}' is not in the cast ({known}); "
                                        "add the character on the Characters step or fix the name")
             names.append(cast_keys[name_key(name)])
+        from llm.people import find_outsiders
+
+        named = find_outsiders(panel.text, session.cast, self.library_names(session)).known
+        if named:
+            raise UnknownCharacter(f"panel {number} names {' and '.join(named)}, who "
+                                   f"{'is' if len(named) == 1 else 'are'} not in the cast; add "
+                                   "them on the Characters step or change the sentence")
         return replace(panel, characters=tuple(names))
 
     def identities_for(self, session: Session, names: Sequence[str]) -> dict[str, Any]:
@@ -817,21 +865,28 @@ class Studio:
             _same_request(restored.request, resolved, self.config) else None
         total = len(prepared)
         drawn: list[DrawnPanel] = []
-        yield ComicUpdate(gallery=[], status=f"Drawing panel 1 of {total} …", seed=settings.seed,
-                          warnings=warnings)
-        for panel in prepared:
-            results = generator.draw(resolved, panel, self._matcher(identities, panel.characters))
-            choice = choices[panel.index] if choices is not None and panel.index < len(choices) else None
-            drawn.append(self._drawn(resolved.panels[panel.index].text, results, identities, choice))
-            gallery = [(p.image, self._caption(i, p)) for i, p in enumerate(drawn)]
-            if len(drawn) < total:
-                yield ComicUpdate(gallery=gallery, seed=settings.seed, notes=self._notes(drawn),
-                                  status=f"Drew panel {len(drawn)} of {total}; drawing panel "
-                                         f"{len(drawn) + 1} …")
-        session.comic = Comic(request=resolved, title=settings.title, panels=drawn)
-        session.saved_id = ""  # a new comic: a new entry in My comics
-        self._finish(session, identities)
-        comic = session.comic
+        session.drawing = Comic(request=resolved, title=settings.title, panels=drawn)
+        try:
+            yield ComicUpdate(gallery=[], status=f"Drawing panel 1 of {total} …",
+                              seed=settings.seed, warnings=warnings)
+            for panel in prepared:
+                results = generator.draw(resolved, panel, self._matcher(identities, panel.characters))
+                choice = choices[panel.index] if choices is not None and \
+                    panel.index < len(choices) else None
+                drawn.append(self._drawn(resolved.panels[panel.index].text, results, identities,
+                                         choice))
+                if len(drawn) < total:
+                    gallery = [(p.image, self._caption(i, p)) for i, p in enumerate(drawn)]
+                    yield ComicUpdate(gallery=gallery, seed=settings.seed,
+                                      notes=self._notes(drawn, resolved),
+                                      status=f"Drew panel {len(drawn)} of {total}; drawing panel "
+                                             f"{len(drawn) + 1} …")
+            comic = Comic(request=resolved, title=settings.title, panels=drawn)
+            session.saved_id = ""  # a new comic: a new entry in My comics
+            self._finish(session, identities, comic)
+            session.comic = comic  # the previous comic stays until this one is complete
+        finally:
+            session.drawing = None
         yield ComicUpdate(gallery=self.panel_gallery(session), seed=settings.seed, done=True,
                           notes=self.panel_notes(session),
                           status=self._done_status(comic), pages=comic.page_files, files=comic.files)
@@ -843,19 +898,22 @@ class Studio:
         return (f"Done: {n} panel{'s' if n != 1 else ''} on {len(comic.pages)} "
                 f"page{'s' if len(comic.pages) != 1 else ''}{best}. Downloads are below.")
 
-    def _finish(self, session: Session, identities: Mapping[str, Any]) -> None:
-        """Lay out the pages and export every file for the session's comic."""
+    def _finish(self, session: Session, identities: Mapping[str, Any],
+                comic: Comic | None = None, keep: bool = True) -> None:
+        """Lay out the pages and export every file for ``comic`` (default: the session's); with
+        ``keep``, save it in the owner's My comics."""
         from pipelines.export import export_comic
         from pipelines.layout import render_pages
 
-        comic = session.comic
+        comic = comic or session.comic
         assert comic is not None
         images = [p.image for p in comic.panels]
         detector = self.components().face_detector
         faces = [panel.chosen_faces(detector) for panel in comic.panels]
         comic.pages = render_pages(images, [p.text for p in comic.request.panels], comic.title, faces)
         project = Project.from_request(comic.request, self.config, title=comic.title,
-                                       choices=[p.chosen for p in comic.panels])
+                                       choices=[p.chosen for p in comic.panels],
+                                       story=session.story, cast=session.cast)
         candidates = {(i, r.candidate): r.image for i, p in enumerate(comic.panels) for r in p.results}
         folder = self.session_folder(session)
         shutil.rmtree(folder, ignore_errors=True)
@@ -863,16 +921,17 @@ class Studio:
                               identities=identities)
         comic.files = [str(p) for p in [*written.pages, written.pdf, written.zip, written.project]]
         comic.page_files = [str(p) for p in written.pages]
-        self._keep(session)
+        if keep:
+            self._keep(session, comic)
 
     # ------------------------------------------------------------------ my comics
 
-    def _keep(self, session: Session) -> None:
+    def _keep(self, session: Session, comic: Comic) -> None:
         """Save the session's comic in its owner's My comics: a new entry after Generate, the
         same entry after a redraw or a candidate swap. A failure is logged, never fatal (the
         downloads are there); nobody signed in (a Space without login) keeps nothing."""
-        owner, comic = self.owner_of(session), session.comic
-        if owner is None or comic is None:
+        owner = self.owner_of(session)
+        if owner is None:
             return
         try:
             try:
@@ -941,22 +1000,45 @@ class Studio:
     def _panel_index(self, comic: Comic, number: Any) -> int:
         return _zero_based(number, len(comic.panels), "panel", "the comic has panels")
 
-    def _notes(self, panels: Sequence[DrawnPanel]) -> str:
+    def _notes(self, panels: Sequence[DrawnPanel], request: ComicRequest) -> str:
+        """Markdown table; the seed is the panel's (as in the Story table), plus the candidate."""
         if not panels:
             return ""
         lines = ["| Panel | Sentence | Face similarity | Seed |", "|---|---|---|---|"]
         for i, panel in enumerate(panels):
-            result = panel.results[panel.chosen]
             badge = self._badge(panel, panel.chosen) or "no characters"
-            pick = f" (candidate {panel.chosen + 1} of {len(panel.results)})" \
-                if len(panel.results) > 1 else ""
             text = panel.text.replace("|", "\\|")
-            lines.append(f"| {i + 1} | {text} | {badge}{pick} | {result.seed} |")
+            lines.append(f"| {i + 1} | {text} | {badge} | {self._seed_text(panel, request, i)} |")
         return "\n".join(lines)
 
+    @staticmethod
+    def _seed_text(panel: DrawnPanel, request: ComicRequest, index: int) -> str:
+        """'1234' or '1234, candidate 2 of 3': the panel seed the Story table holds."""
+        seed = request.panel_seed(index)
+        if len(panel.results) > 1:
+            return f"{seed}, candidate {panel.chosen + 1} of {len(panel.results)}"
+        return str(seed)
+
     def panel_notes(self, session: Session) -> str:
-        """A markdown table of the panels: sentence, face-similarity badge, candidate, seed."""
-        return self._notes(session.comic.panels) if session.comic is not None else ""
+        """A markdown table of the panels: sentence, face-similarity badge, seed and candidate."""
+        comic = session.comic
+        return self._notes(comic.panels, comic.request) if comic is not None else ""
+
+    def cards(self, session: Session) -> list[PanelCard]:
+        """One card per panel of the comic being drawn (while Generate runs) or of the comic."""
+        comic = session.drawing or session.comic
+        if comic is None:
+            return []
+        out = []
+        for i, panel in enumerate(comic.panels):
+            badge = self._badge(panel, panel.chosen) or "no characters"
+            text = (f"**{i + 1}.** {panel.text}\n\n{badge} · seed "
+                    f"{self._seed_text(panel, comic.request, i)}")
+            strip = [(r.image, f"{c + 1}{' ✓' if c == panel.chosen else ''}"
+                      + (f" · {self._badge(panel, c)}" if self._badge(panel, c) else ""))
+                     for c, r in enumerate(panel.results)] if len(panel.results) > 1 else []
+            out.append(PanelCard(image=panel.image, text=text, candidates=strip))
+        return out
 
     def panel_gallery(self, session: Session) -> list[tuple[Image.Image, str]]:
         """(chosen image, caption with the face-similarity badge) of every panel."""
@@ -1042,6 +1124,7 @@ class Studio:
         session.embedded = dict(project.identities)
         session.restored = project
         session.comic = None
+        session.story = project.story
         cast: list[str] = []
         warnings: list[str] = []
         for name in project.cast:
@@ -1069,13 +1152,81 @@ class Studio:
             candidates=request.candidates or gen.candidates, title=project.title,
             face_pass=gen.face_pass if request.face_pass is None else request.face_pass)
         embedded = f", {len(project.identities)} identities inside" if project.identities else ""
-        info = (f"Opened **{shown}**: {len(request.panels)} panels{embedded}. Press **Generate** "
-                "to draw it again.")
+        session.comic = self._saved_comic(session, project, path)
+        shown_now = ("its pages and panels are shown below; **Generate** draws it again"
+                     if session.comic is not None else "press **Generate** to draw it again")
+        info = f"Opened **{shown}**: {len(request.panels)} panels{embedded}; {shown_now}."
         return RestoredProject(rows=rows_from_panels(request.panels), settings=settings, cast=cast,
-                               info=info, warnings=tuple(warnings))
+                               info=info, warnings=tuple(warnings), story=project.story)
+
+    def _saved_comic(self, session: Session, project: Project, path: str) -> Comic | None:
+        """The comic a project zip carries (every panel's candidates and the pages), or None
+        when the file holds no complete set of pictures."""
+        from pipelines.export import read_saved_images
+        from pipelines.generation import PanelResult, candidate_seed
+
+        request = project.request
+        choices = list(project.choices or (0,) * len(request.panels))
+        saved = read_saved_images(path, choices)
+        try:
+            identities = self.identities_for(session, request.cast_names())
+        except LibraryError:
+            identities = None
+        panels = []
+        for i, spec in enumerate(request.panels):
+            count = sum(1 for (j, _) in saved.panels if j == i)
+            if count == 0 or any((i, c) not in saved.panels for c in range(count)) \
+                    or choices[i] >= count:
+                return None
+            results = [PanelResult(index=i, candidate=c, image=saved.panels[(i, c)], prompt=spec.text,
+                                   bound_prompt="", negative_prompt=request.negative_prompt or "",
+                                   seed=candidate_seed(request.panel_seed(i), c),
+                                   characters=tuple(spec.characters)) for c in range(count)]
+            scores = self._score(results, identities) if identities is not None \
+                else [None] * count
+            panels.append(DrawnPanel(text=spec.text, results=results, scores=scores,
+                                     chosen=choices[i]))
+        comic = Comic(request=request, title=project.title, panels=panels, pages=saved.pages)
+        try:
+            self._finish(session, identities or {}, comic, keep=False)  # opened, not new
+        except (ModelsUnavailable, OSError):
+            comic.files = [str(path)]
+        return comic
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _parse_report(result: Any, outsiders: Any, warnings: Sequence[str], outside: set[str]) -> str:
+    """The Story step's markdown after Process Text: panels, parser, people outside the cast,
+    unresolved pronouns, empty panels, other warnings."""
+    n = len(result.panels)
+    lines = [f"**{n} panel{'s' if n != 1 else ''}**, {result.describe()}."]
+    if outsiders.known:
+        lines.append(f"**Not in the cast:** {', '.join(outsiders.known)} (in your library: press "
+                     "**Add to the cast** below).")
+    if outsiders.unknown:
+        lines.append(f"**Named but not in the cast or the library:** {', '.join(outsiders.unknown)}. "
+                     "If they are people, train them on **1 · Characters**; otherwise remove them "
+                     "from the panels' Characters column.")
+    if outsiders.all:
+        numbers = [str(i + 1) for i, p in enumerate(result.panels)
+                   if any(name_key(c) in outside for c in p.characters)]
+        if numbers:
+            lines.append(f"Panels {', '.join(numbers)} cannot be drawn until everyone in them is in "
+                         "the cast.")
+    unresolved = [w for w in warnings if "could not tell who" in w]
+    if unresolved:
+        lines.append("**Pronouns not resolved:** " + "; ".join(unresolved) + ".")
+    empty = [str(i + 1) for i, p in enumerate(result.panels) if not p.characters]
+    if empty:
+        lines.append(f"**Nobody in panel{'s' if len(empty) > 1 else ''} {', '.join(empty)}:** "
+                     "drawn without a character; add names in the Characters column if someone "
+                     "should be there.")
+    others = [w for w in warnings if w not in unresolved]
+    if others:
+        lines.append("\n".join(f"* {w}" for w in others))
+    return "\n\n".join(lines)
 
 
 def _find_name(mapping: Mapping[str, Any], name: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -79,6 +80,90 @@ def guarded(fn: Callable) -> Callable:
     return call
 
 
+def error_line(text: str) -> str:
+    """The persistent one-line error shown in a step (markdown)."""
+    return f"⚠️ **{text}**"
+
+
+def _from_api(request: gr.Request | None) -> bool:
+    """Whether the event came from ``gradio_client`` (it sends ``x-gradio-user: api``)."""
+    headers = getattr(request, "headers", None) or {}
+    return headers.get("x-gradio-user") == "api"
+
+
+def on(trigger: Callable, fn: Callable, *, inputs: list, outputs: list, line: Any,
+       on_gpu: bool = False, gpu_duration: Callable[..., int] | None = None,
+       **kwargs: Any) -> Any:
+    """Register ``fn`` on ``trigger`` (e.g. ``button.click``) so that errors stay on the page.
+
+    ``line`` is the step's message line (a ``gr.Markdown``). When it is one of ``outputs``,
+    ``fn`` fills it itself on success; otherwise it is appended to the outputs and cleared on
+    success. When ``fn`` raises, a browser gets a toast and the error in ``line``, and every
+    other output is left as it was (nothing good is blanked, no red "Error" pills); a
+    ``gradio_client`` caller gets the error as an exception (one line), as before. ``on_gpu``
+    wraps the handler in :func:`gpu`, asking for ``gpu_duration(*inputs)`` seconds when given.
+    Returns the event dependency.
+    """
+    outs = list(outputs)
+    appended = line not in outs
+    if appended:
+        outs.append(line)
+    where = outs.index(line)
+
+    def failed(exc: Exception, request: gr.Request | None) -> tuple:
+        text = user_message(exc) if not isinstance(exc, gr.Error) else str(exc.message)
+        if _from_api(request):
+            raise gr.Error(text, print_exception=False) from None
+        gr.Warning(text)
+        values = [gr.skip()] * len(outs)
+        values[where] = error_line(text)
+        return tuple(values) if len(values) > 1 else values[0]
+
+    def done(value: Any) -> Any:
+        if not appended:
+            return value
+        return (value, "") if len(outputs) == 1 else (*value, "")
+
+    count = len(inspect.signature(fn).parameters)
+
+    def split(args: tuple) -> tuple[tuple, Any]:
+        """(fn's arguments, the request gradio appended; None when called directly)."""
+        return (args[:-1], args[-1]) if len(args) == count + 1 else (args, None)
+
+    if inspect.isgeneratorfunction(fn):
+        def handler(*args: Any):
+            args, request = split(args)
+            try:
+                for value in fn(*args):
+                    yield done(value)
+            except Exception as exc:  # noqa: BLE001 - shown to the user as one line
+                yield failed(exc, request)
+    else:
+        def handler(*args: Any):
+            args, request = split(args)
+            try:
+                return done(fn(*args))
+            except Exception as exc:  # noqa: BLE001 - shown to the user as one line
+                return failed(exc, request)
+
+    params = list(inspect.signature(fn).parameters.values())
+    params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    default=None, annotation=gr.Request))
+    handler.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError):
+        hints = {}
+    handler.__annotations__ = {**hints, "request": gr.Request}
+    handler.__name__ = getattr(fn, "__name__", "handler")
+    handler.__doc__ = fn.__doc__
+    if on_gpu:
+        duration = None if gpu_duration is None else \
+            (lambda *args, **kw: gpu_duration(*split(args)[0]))  # without the request
+        handler = gpu(handler, duration=duration)
+    return trigger(handler, inputs=inputs, outputs=outs, **kwargs)
+
+
 def warn_all(lines: Iterable[str]) -> None:
     """One ``gr.Warning`` toast per line."""
     for line in lines:
@@ -145,7 +230,8 @@ def jobs_view(studio: "Studio", session: "Session", job_ids: list[str] | None) -
         known = {v.id for v in views}
         views += [v for v in studio.training.recent(owner) if v.id not in known]
     running = any(not v.finished for v in views)
-    return progress_html(views), gr.Timer(active=running), views
+    faces = studio.training.faces(views, owner) if owner is not None else {}
+    return progress_html(views, faces), gr.Timer(active=running), views
 
 
 def wire_sign_in(studio: "Studio", demo: gr.Blocks, shared: Shared):
