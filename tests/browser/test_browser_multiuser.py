@@ -54,6 +54,6 @@ def test_each_browser_keeps_its_own_library_across_reloads_and_restarts(tmp_path
                 page.wait_for_selector("#train_name")
                 wait_for_text(page, "#library_summary", "1 identity in your library")
                 wait_for_text(page, "#library_gallery", "Hugh Jackman (he)")
-                wait_for_text(page, "#train_progress", "saved Hugh Jackman")  # its job, found
+                wait_for_text(page, "#train_progress", "Hugh Jackman is ready")  # its job, found
         finally:
             browser.close()
