@@ -81,7 +81,7 @@ def _training_form(studio: "Studio") -> dict[str, Any]:
                                      elem_id="train_consent")
     with gr.Accordion("Advanced", open=False, elem_id="train_advanced"):
         c["train_steps"] = gr.Number(label="Training steps", value=studio.config.train.steps,
-                                     precision=0, minimum=1, maximum=5000, elem_id="train_steps")
+                                     precision=0, elem_id="train_steps")  # the app checks the range
     with gr.Row():
         c["train_button"] = gr.Button("Train", variant="primary", elem_id="train_button")
         c["train_cancel"] = gr.Button("Cancel training", elem_id="train_cancel")

@@ -57,7 +57,7 @@ def build(studio: "Studio") -> StoryStep:
             column_count=len(HEADERS), interactive=True, wrap=True, show_row_numbers=True,
             column_widths=["56%", "22%", "8%", "14%"], label="Panels", elem_id="panels_table")
         with gr.Row():
-            panel_row = gr.Number(label="Row", value=1, precision=0, minimum=1,
+            panel_row = gr.Number(label="Row", value=1, precision=0,
                                   elem_id="panel_row", scale=1)
             panel_up = gr.Button("Move up", elem_id="panel_up")
             panel_down = gr.Button("Move down", elem_id="panel_down")
