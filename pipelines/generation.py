@@ -420,7 +420,8 @@ class PanelGenerator:
             jobs = self.find_faces(request, panel, image, matcher)
         if not jobs:
             return image, []
-        size = gen.face_pass_size - gen.face_pass_size % self.pipe.vae_scale_factor
+        factor = self.pipe.vae_scale_factor
+        size = max(factor, gen.face_pass_size - gen.face_pass_size % factor)  # a multiple of it
 
         def inpaint(crop: Image.Image, mask: Image.Image, job: FaceJob, face_seed: int) -> Image.Image:
             return self.inpaint_face(request, panel, crop, mask, job, face_seed)
@@ -458,13 +459,27 @@ class PanelGenerator:
 
         With ``runtime.compile`` the UNet compiles on its first call of each input shape; calling
         this at start-up (defaults: the preset's size, candidates and guidance) moves that
-        compile out of the first click. Without compile it only warms caches.
+        compile out of the first click. Without compile it only warms caches. With compile and
+        ``generation.regional_attention`` a two-character panel (two all-zero identities) is
+        drawn too, so the regional view of the UNet compiles now as well.
         """
         request = ComicRequest(panels=(PanelSpec("a comic panel"),), steps=1, seed=0, width=width,
-                               height=height, candidates=candidates, guidance_scale=guidance_scale)
+                               height=height, candidates=candidates, guidance_scale=guidance_scale,
+                               face_pass=False)
         start = time.perf_counter()
         request, prepared = self.prepare(request)
         self.draw(request, prepared[0])
+        if self.config.runtime.compile and self.config.generation.regional_attention:
+            from pipelines.project import EmbeddedIdentity
+
+            d1, d2 = (e.get_input_embeddings().embedding_dim
+                      for e in (self.binder.text_encoder, self.binder.text_encoder_2))
+            pair = {name: EmbeddedIdentity(name, torch.zeros(2, d1), torch.zeros(2, d2))
+                    for name in ("Warm One", "Warm Two")}
+            request = replace(request, panels=(PanelSpec("Warm One and Warm Two", tuple(pair)),),
+                              regional=True)
+            request, prepared = self.prepare(request, pair)
+            self.draw(request, prepared[0])
         return time.perf_counter() - start
 
     def generate(self, request: ComicRequest,

@@ -144,7 +144,14 @@ class RegionalAttnProcessor(AttnProcessor2_0):
         """Build the bias of every resolution the UNet can attend at (before the pipeline call)."""
         biases = {}
         for height, width in attention_resolutions(plan.latent_size, levels):
-            biases[height * width] = attention_bias(plan, height, width).to(device=device, dtype=dtype)
+            bias = attention_bias(plan, height, width)
+            # rows padded to a multiple of 16 elements, then sliced back: the mask's row stride is
+            # then aligned as CUDA's memory-efficient SDPA kernel wants, so it is not re-padded
+            # (copied) on every call
+            tokens = bias.shape[-1]
+            padded = torch.zeros(*bias.shape[:-1], -(-tokens // 16) * 16, device=device, dtype=dtype)
+            padded[..., :tokens] = bias.to(device=device, dtype=dtype)
+            biases[height * width] = padded[..., :tokens]
         self.biases = biases
 
     def clear(self) -> None:

@@ -208,8 +208,11 @@ def test_compiled_regional_view_draws_the_same_pixels_without_recompiling(tiny_c
     parts = dataclasses.replace(tiny_components, unet=copy.deepcopy(tiny_components.unet), config=cfg.replace(
         runtime=dataclasses.replace(cfg.runtime, compile=True)))
     gen = PanelGenerator(parts)
+    assert gen._regional is None
+    gen.warm_up()  # with compile: the regional view is built and traced at start-up too
     pipe, _ = gen._regional_pipe()
-    assert pipe.unet is not parts.unet and loading.compiled_with(pipe.unet) == ("default", "eager")
+    assert pipe.unet is gen._regional[0] is not parts.unet
+    assert loading.compiled_with(pipe.unet) == ("default", "eager")
     torch._dynamo.reset()
     with torch._dynamo.config.patch(error_on_recompile=True):
         for want, places in zip(expected, ((), ("0,0,0.5,0.5", "0.5,0.5,1,1"))):

@@ -44,12 +44,14 @@ def build(studio: "Studio") -> StyleStep:
     defaults = studio.default_settings()
     step = studio.size_step()
     with gr.Tab("3 · Style and settings", id="style", elem_id="tab_style"):
-        style_keywords = gr.CheckboxGroup(list(studio.styles.keywords), label="Style keywords",
-                                          elem_id="style_keywords")
-        with gr.Row():
+        with gr.Row(equal_height=True):
             style_template = gr.Dropdown(studio.style_choices(), value=defaults.style,
                                          label="Style", elem_id="style_template")
             comic_title = gr.Textbox(label="Title (first page)", elem_id="comic_title")
+        with gr.Group(elem_id="style_keywords_group"):
+            style_keywords = gr.CheckboxGroup(list(studio.styles.keywords),
+                                              label="Style keywords (added to every panel)",
+                                              elem_id="style_keywords")
         negative_prompt = gr.Textbox(label="Negative prompt", value=defaults.negative_prompt,
                                      lines=2, elem_id="negative_prompt")
         with gr.Row():
