@@ -4,7 +4,8 @@ One database file beside the identity library (``<data root>/comic-identity.sqli
 :mod:`stableidentity.owners`), in WAL mode with ``synchronous=FULL``: a committed change survives
 ``kill -9``, and a change cut off mid-way is rolled back when the file is opened next. The
 standard library's :mod:`sqlite3` on one connection shared by all threads behind a lock (Gradio
-handlers run in a thread pool; every statement here is short).
+handlers run in a thread pool; every statement here is short). A forked child (ZeroGPU runs
+handlers in one) opens a connection of its own: SQLite connections must not cross ``fork``.
 
 Tables:
 
@@ -121,14 +122,10 @@ class Store:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False,
-                                       isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA secure_delete=ON")  # a dropped photo is overwritten
+            self._db = self._connect()
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer version of this program "
@@ -141,6 +138,22 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
 
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False,
+                             isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA secure_delete=ON")  # a dropped photo is overwritten, not left behind
+        return db
+
+    def _this_process(self) -> None:
+        """After a ``fork``: a new lock and connection (the parent's are left untouched)."""
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            self._db = self._connect()
+            self._pid = os.getpid()
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -148,6 +161,7 @@ class Store:
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), rolled back on error."""
+        self._this_process()
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -161,6 +175,7 @@ class Store:
                 raise StoreError(f"cannot write the database {self.path}: {exc}") from None
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        self._this_process()
         with self._lock:
             try:
                 return self._db.execute(sql, args).fetchall()

@@ -3,6 +3,7 @@ and in killed subprocesses."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 import sqlite3
@@ -161,6 +162,26 @@ def test_store_records_jobs_in_wal_mode_and_recovers_them(tmp_path):
     assert (a.status, a.message, a.photo) == ("interrupted", INTERRUPTED_MESSAGE, None)
     assert again.job("c").status == "done"
     assert again.recover_jobs() == ([], queued)  # idempotent
+
+
+def _write_in_child(store: Store) -> None:
+    store.add_job(_job("from0child0"))
+    store.set_job("from0child0", "done", "written by a forked child")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_writes_on_its_own_connection(tmp_path):
+    import multiprocessing
+
+    store = Store(tmp_path / DB_FILE)
+    store.add_job(_job("parent00001"))
+    child = multiprocessing.get_context("fork").Process(target=_write_in_child, args=(store,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert store.job("from0child0").message == "written by a forked child"  # parent still works
+    store.set_job("parent00001", "done")
+    assert Store(tmp_path / DB_FILE).job("parent00001").status == "done"
 
 
 def test_a_damaged_or_newer_database_is_one_line(tmp_path):

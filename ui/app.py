@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Page styles (passed to ``launch``): whole names under gallery thumbnails, framed panel cards.
 CSS = """
-#library_gallery .caption-label, #cast_gallery .caption-label {
+#library_gallery .caption-label, #cast_gallery .caption-label, #my_comics_gallery .caption-label {
   max-width: calc(100% - 8px); left: 4px; white-space: normal; overflow: visible;
   text-overflow: clip; line-height: 1.2;
 }

@@ -79,7 +79,7 @@ def _slot(number: int) -> PanelSlot:
                          elem_id=f"card_{number}_image")
         text = gr.Markdown(elem_id=f"card_{number}_text")  # sentence, face score, seed
         candidates = gr.Gallery(label="Candidates (click one to use it)", show_label=False,
-                                columns=4, height=124, allow_preview=False, object_fit="cover",
+                                columns=4, height=150, allow_preview=False, object_fit="cover",
                                 format="png", visible=False, elem_id=f"card_{number}_candidates")
         with gr.Row(equal_height=True):
             seed = gr.Textbox(placeholder="seed (blank: random)", show_label=False, scale=2,
