@@ -376,6 +376,14 @@ def test_uploads_are_checked_with_one_plain_reason(studio, photo, tmp_path):
             studio.training.check_photo(str(path))
     raw, aligned = studio.training.check_photo(photo)
     assert raw[:4] == b"\x89PNG" and aligned.image.shape[2] == 3
+    twice = tmp_path / "two_people.png"  # the same face twice, side by side: whose is it?
+    face = Image.open(photo)
+    pair = Image.new("RGB", (face.width * 2, face.height))
+    pair.paste(face, (0, 0))
+    pair.paste(face, (face.width, 0))
+    pair.save(twice)
+    with pytest.raises(FacePrepError, match=r"the photo shows [2-9] faces; upload \(or crop to\)"):
+        studio.training.check_photo(str(twice))
     with pytest.raises(TrainingInputError, match="choose the person's pronouns"):
         studio.training.check(photo, "Agent 47", None, consent=True)
     assert PRONOUNS_MESSAGE.startswith("choose")
