@@ -1,6 +1,7 @@
 """Comic Identity: the Gradio web app's command line, model loading and launch.
 
     python app.py [--preset tiny|sdxl] [--config FILE] [--library DIR] [--host H] [--port P] [--share]
+                  [--multi-user | --single-user] [--examples DIR]
 
 Four steps, one tab each: Characters (train identities, the library, the cast), Story (parse the
 story into an editable panel list), Style and settings, Comic (generate, pick candidates, redraw,
@@ -11,6 +12,8 @@ has an ``api_name`` (see docs/APP.md) so the whole flow can be driven with ``gra
 Runs unchanged as a Hugging Face Space (docs/APP.md, "Run it as a Space"): drawing handlers are
 wrapped in ``spaces.GPU``, and on ZeroGPU training runs inside ``spaces.GPU`` from the Train
 request (``stableidentity/zero_gpu.py``, ``ui/zero_gpu.py``) instead of the background queue.
+``--multi-user`` (the default on a Space, where ``SPACE_ID`` is set) gives every visitor a private
+library and My comics; see ``stableidentity/owners.py``.
 """
 
 import argparse
@@ -33,12 +36,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model preset (default: $COMIC_PRESET or sdxl; 'tiny' runs offline with random weights)")
     parser.add_argument("--config", default=None, help="a preset YAML file (wins over --preset)")
     parser.add_argument("--library", default=os.environ.get("COMIC_LIBRARY") or None,
-                        help="identity library folder (default: $COMIC_LIBRARY, else the preset's library_dir)")
+                        help="identity library folder (default: $COMIC_LIBRARY, else /data/embeddings on a "
+                             "Space with persistent storage, else the preset's library_dir)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port to serve on")
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--check", action="store_true", help="load every model of the preset, then exit")
+    users = parser.add_mutually_exclusive_group()
+    users.add_argument("--multi-user", dest="multi_user", action="store_true", default=None,
+                       help="a private identity library and comics per visitor (default on a "
+                            "Hugging Face Space: the HF login; locally: a key kept in the browser)")
+    users.add_argument("--single-user", dest="multi_user", action="store_false",
+                       help="one shared library (the default outside a Space)")
+    parser.add_argument("--examples", default=None,
+                        help="read-only example identities shared by all (default: embeddings/examples)")
     return parser.parse_args(argv)
 
 
@@ -102,15 +114,34 @@ def _interrupt(signum: int, frame: object) -> None:
 def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
     """Load the models, build the page and serve until interrupted; the studio is shut down after."""
     from configs import load_limits
-    from ui.app import build_demo
+    from stableidentity.names import LibraryError
+    from stableidentity.owners import data_root, on_space
+    from ui.app import CSS, build_demo
     from ui.studio import Studio
 
+    from stableidentity.zero_gpu import on_zero_gpu
+
+    space = on_space()
+    multi_user = space if args.multi_user is None else args.multi_user
+    options = dict(multi_user=multi_user, login=multi_user and space,
+                   data_root=data_root(args.library, config.library_dir, space=space))
+    if args.examples:
+        options["examples_dir"] = args.examples
     print(f"loading the '{config.name}' models ...", file=sys.stderr, flush=True)
-    studio = Studio.create(config, export_root=run.downloads)  # a loading failure shows in the page
+    # a hub preset: serve at once and say in the page that the models are loading (a first run
+    # downloads ~7 GB); tiny (a second) and ZeroGPU (as spaces expects) load before serving.
+    # Either way a loading failure shows in the page.
+    background = config.model.kind == "hub" and not on_zero_gpu()
+    create = Studio.create_in_background if background else Studio.create
+    try:
+        studio = create(config, export_root=run.downloads, **options)
+    except LibraryError as exc:  # the database cannot be opened
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         demo = build_demo(studio)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    allowed_paths=[str(studio.export_root)],
+                    allowed_paths=[str(studio.export_root)], css=CSS,
                     max_file_size=load_limits().upload_bytes)
     finally:
         studio.shutdown()

@@ -5,6 +5,9 @@ explicit ``preset`` name (``--preset tiny``), the ``COMIC_CONFIG`` / ``COMIC_PRE
 environment variables, and finally the default ``sdxl``.
 
 Every bad value raises :class:`ConfigError` with a one-line message naming the key and the file.
+
+``limits.yaml`` is not a preset: :func:`load_limits` reads it into :class:`Limits`, the one table of
+upper limits on user input that the app, the command lines and the loaders apply alike.
 """
 
 from __future__ import annotations

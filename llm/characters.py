@@ -21,8 +21,9 @@ from stableidentity.names import PRONOUNS as PRONOUN_CLASSES
 #: Characters per story (``configs/limits.yaml``: ``cast``).
 MAX_CHARACTERS = load_limits().cast
 
-#: A name word: letters, then letters, hyphens, apostrophes or periods ("O'Brien", "Jean-Luc", "Jr.").
-_NAME_WORD = r"[^\W\d_](?:[^\W\d_]|['’.\-])*"
+#: A name word: a letter or digit, then letters, digits, hyphens, apostrophes or periods
+#: ("O'Brien", "Jean-Luc", "Jr.", "47"); a whole name needs at least one letter ("Agent 47").
+_NAME_WORD = r"[^\W_](?:[^\W_]|['’.\-])*"
 _NAME_RE = re.compile(rf"{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,{MAX_NAME_WORDS - 1}}}")
 
 #: Name suffixes that never serve as a surname on their own.
@@ -56,7 +57,7 @@ class Character:
     @property
     def surname(self) -> str | None:
         """The last word that is not a suffix (Jr., III) of a name of two or more words."""
-        words = [w for w in self.words[1:] if w.lower() not in _SUFFIXES]
+        words = [w for w in self.words[1:] if w.lower() not in _SUFFIXES and not w.isdigit()]
         return words[-1] if words else None
 
     def accepts(self, pronoun_class: str) -> bool:
@@ -96,8 +97,9 @@ def parse_pronouns(text: str | None, *, name: str = "") -> frozenset[str]:
 def validate_name(name: str) -> str:
     """Return ``name`` NFKC-normalised with single spaces, or raise :class:`StoryError`.
 
-    A name is 1-4 words of letters, hyphens, apostrophes and periods, each word starting with a
-    letter, at most ``name_chars`` (``configs/limits.yaml``) characters.
+    A name is 1-4 words of letters, digits, hyphens, apostrophes and periods, each word starting
+    with a letter or digit, with at least one letter ("Agent 47"), at most ``name_chars``
+    (``configs/limits.yaml``) characters.
     """
     text = str(name)
     if len(text) > 4 * MAX_NAME_LENGTH:
@@ -109,10 +111,10 @@ def validate_name(name: str) -> str:
                          f"at most {MAX_NAME_LENGTH})")
     if not clean:
         raise StoryError("a character name is empty: give a full name such as 'Hugh Jackman'")
-    if not _NAME_RE.fullmatch(clean):
+    if not _NAME_RE.fullmatch(clean) or not re.search(r"[^\W\d_]", clean):
         raise StoryError(
-            f"bad character name {clean!r}: use 1-{MAX_NAME_WORDS} words of letters, hyphens, "
-            "apostrophes or periods, such as 'Hugh Jackman'"
+            f"bad character name {clean!r}: use 1-{MAX_NAME_WORDS} words of letters, digits, "
+            "hyphens, apostrophes or periods, such as 'Hugh Jackman' or 'Agent 47'"
         )
     return clean
 

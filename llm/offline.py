@@ -38,6 +38,17 @@ PRONOUN_RE = re.compile(
     r"(?:(['’])(s|d|ll|re|ve))?(?![\w-])",
     re.IGNORECASE,
 )
+#: "the two women", "both brothers", "the twins", "all three friends": a group of characters.
+GROUP_RE = re.compile(
+    r"(?<![\w-])(?:(?P<det>the|both|all)\s+)(?:(?P<number>two|three|four|both)\s+)?"
+    r"(?P<noun>women|men|girls|boys|ladies|gentlemen|brothers|sisters|twins|friends|pair|couple|"
+    r"duo|trio|siblings)(?P<poss>['’]s?)?(?![\w-])",
+    re.IGNORECASE,
+)
+_GROUP_CLASS = {"women": "she", "girls": "she", "ladies": "she", "sisters": "she",
+                "men": "he", "boys": "he", "gentlemen": "he", "brothers": "he"}
+_GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "pair": 2, "couple": 2, "duo": 2,
+               "twins": 2, "trio": 3}
 _SUBJECT = {"he", "she", "they"}
 _REFLEXIVE = {"himself", "herself", "themselves", "themself"}
 
@@ -172,6 +183,7 @@ class StoryAnalysis:
     mentions: tuple[tuple[Mention, ...], ...]
     resolutions: tuple[Resolution, ...]
     warnings: tuple[str, ...]
+    groups: tuple[Resolution, ...] = ()  # group noun phrases ("the two women"), resolved
 
 
 # --------------------------------------------------------------------------- input checks
@@ -431,6 +443,41 @@ def _resolve(
     return _resolve_plural(scopes, by_name, exclude)
 
 
+def _resolve_group(
+    match: re.Match[str], done: Sequence[_Sentence], current: Sequence[Mention],
+    by_name: dict[str, Character],
+) -> tuple[str, ...]:
+    """The characters a group noun phrase names: those of its gender (women -> she, brothers ->
+    he, twins/friends/pair -> any) from the previous sentences, nearest first, leaving out who
+    the sentence itself already names, as many as its number says ("two", "both", "pair",
+    "trio"; none: everyone of the nearest sentence with two or more). Returned in order of first
+    mention; empty when too few fit."""
+    noun = match.group("noun").lower()
+    pclass = _GROUP_CLASS.get(noun)
+    size = _GROUP_SIZE.get((match.group("number") or "").lower()) or \
+        _GROUP_SIZE.get(match.group("det").lower() if match.group("det").lower() == "both" else "") or \
+        _GROUP_SIZE.get(noun)
+    # "Ada waved at the twins": people already named in the sentence are not the group
+    order: list[str] = []  # nearest first
+    taken = {n for m in current for n in m.names}
+    for mentions in [[], *[s.mentions for s in reversed(done)]]:
+        fitting = [n for m in reversed(mentions) for n in m.names
+                   if n not in order and n not in taken
+                   and (pclass is None or by_name[n].accepts(pclass))
+                   and (pclass is None or by_name[n].pronouns)]
+        order += _distinct(fitting)
+        if size is None and len(order) >= 2:
+            break
+        if size is not None and len(order) >= size:
+            break
+    chosen = order[:size] if size is not None else order
+    if len(chosen) < (size or 2):
+        return ()
+    first_seen = [n for s in done for m in s.mentions for n in m.names] + \
+        [n for m in current for n in m.names]
+    return tuple(sorted(chosen, key=first_seen.index))
+
+
 # --------------------------------------------------------------------------- analysis
 
 
@@ -449,6 +496,7 @@ def analyze_story(story: str, characters: Iterable[CharacterLike]) -> StoryAnaly
 
     done: list[_Sentence] = []
     resolutions: list[Resolution] = []
+    groups: list[Resolution] = []
     for index, sentence in enumerate(split_sentences(text, starters)):
         clause_of = _ClauseIndex(sentence)
         state = _Sentence(sentence)
@@ -456,10 +504,22 @@ def analyze_story(story: str, characters: Iterable[CharacterLike]) -> StoryAnaly
         pronouns = list(PRONOUN_RE.finditer(sentence))
         events: list[tuple[int, object]] = [(m.start, m) for m in name_mentions]
         events += [(p.start(), p) for p in pronouns]
+        events += [(g.start(), ("group", g)) for g in GROUP_RE.finditer(sentence)]
         events.sort(key=lambda e: e[0])
         for _, event in events:
             if isinstance(event, Mention):
                 state.mentions.append(event)
+                continue
+            if isinstance(event, tuple):
+                group = event[1]
+                names = _resolve_group(group, done, state.mentions, by_name)
+                groups.append(Resolution(index, group.start(), group.end(), group.group(0), names))
+                if names:
+                    state.mentions.append(Mention(group.start(), group.end(), names,
+                                                  clause_of(group.start()), True, group.group(0)))
+                else:
+                    warnings.append(f"sentence {index + 1}: could not tell who "
+                                    f"{group.group(0)!r} are; left as written")
                 continue
             assert isinstance(event, re.Match)
             role = _pronoun_role(sentence, event)
@@ -494,6 +554,7 @@ def analyze_story(story: str, characters: Iterable[CharacterLike]) -> StoryAnaly
         mentions=tuple(tuple(s.mentions) for s in done),
         resolutions=tuple(resolutions),
         warnings=tuple(_distinct(warnings)),
+        groups=tuple(groups),
     )
 
 
@@ -597,6 +658,7 @@ def render_sentence(
     mentions: Sequence[Mention],
     resolutions: Sequence[Resolution],
     pronoun_matches: Sequence[re.Match[str]],
+    groups: Sequence[Resolution] = (),
 ) -> str:
     """Rewrite one sentence: full names for short names and resolved pronouns, clauses dropped."""
     edits: list[tuple[int, int, str]] = []
@@ -607,6 +669,13 @@ def render_sentence(
         if resolution.referents:
             role = _pronoun_role(sentence, match)
             edits.extend(_pronoun_edits(sentence, match, resolution, mentions, role))
+    for group in groups:
+        if group.referents:
+            phrase = join_names(group.referents)
+            text = group.pronoun
+            edits.append((group.start, group.end,
+                          possessive(phrase) if text.endswith(("'s", "’s", "s'", "s’")) and
+                          re.search(r"['’]s?$", text) else phrase))
     drops = _drop_spans(sentence, mentions)
     return capitalize_first(tidy(_apply(sentence, edits, drops)))
 
@@ -625,6 +694,7 @@ def parse_offline(story: str, characters: Iterable[CharacterLike]) -> ParseResul
     for index, sentence in enumerate(analysis.sentences):
         resolutions = by_sentence.get(index, [])
         matches = list(PRONOUN_RE.finditer(sentence))
-        text = render_sentence(sentence, analysis.mentions[index], resolutions, matches)
+        groups = [g for g in analysis.groups if g.sentence == index]
+        text = render_sentence(sentence, analysis.mentions[index], resolutions, matches, groups)
         panels.append(Panel(text=text, characters=names_in(text, analysis.characters)))
     return ParseResult(panels=panels, parser="offline", warnings=list(analysis.warnings))

@@ -163,6 +163,10 @@ _QUOTE_ONLY_RE = re.compile(r"[\"“][^\"“”]*[\"”]")
 _TERMINATOR_RE = re.compile(r"(\.\.\.|…|[.!?])+([\"”’')\]]*)(?=\s)")
 _WORD_BEFORE_RE = re.compile(r"([\w.'’-]+)$")
 _WORD_AFTER_RE = re.compile(r"[\"“'‘(\[]*([\w'’-]+)")
+#: A regnal or model number after a name ("Henry VIII.", "Mark I."): ends a sentence only when a
+#: typical opener follows.
+_ROMAN_RE = re.compile(r"(?:X{0,3})(?:IX|IV|V?I{0,3})")
+_CAPITALISED_BEFORE_RE = re.compile(r"[A-Z][\w'’-]*\s+$")
 _ATTRIBUTION_RE = re.compile(
     r"(?:[A-Z][\w'’.-]*\s+){1,4}?(?:\w+ly\s+)?(" + "|".join(sorted(SPEECH_VERBS)) + r")\b"
 )
@@ -208,6 +212,9 @@ def _is_boundary(para: str, match: re.Match[str], inside: list[bool], starters: 
         bare = word.strip(".'’").lower()
         if bare in TITLES and bare not in _AMBIGUOUS:
             return False  # Dr. Lee
+        if word and before and _ROMAN_RE.fullmatch(word) \
+                and _CAPITALISED_BEFORE_RE.search(para[: before.start()]):
+            return next_word.lower() in starters  # "Henry VIII. ruled", "the Mark I. She ..."
         if len(word) == 1 and word.isalpha() and word.isupper():
             return False  # an initial: J. K. Rowling
         if "." in word or bare in _AMBIGUOUS:

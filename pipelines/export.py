@@ -16,6 +16,7 @@ half-written comic that looks complete.
 from __future__ import annotations
 
 import io
+import re
 import time
 import tempfile
 import zipfile
@@ -151,5 +152,55 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
                          project=project_path, zip=zip_path, candidates=candidate_paths)
 
 
-__all__ = ["ExportError", "ExportedComic", "ensure_writable", "export_comic", "page_filename",
+@dataclass(frozen=True)
+class SavedImages:
+    """The pictures a project zip carries.
+
+    Attributes:
+        panels: (panel, candidate) -> image, both 0-based; the chosen candidate of panel i is
+            stored as ``panels/panel_{i+1:02d}.png`` and found under ``(i, project.choices[i])``.
+        pages: the rendered pages, in order.
+    """
+
+    panels: dict[tuple[int, int], Image.Image]
+    pages: list[Image.Image]
+
+
+_PANEL_RE = re.compile(r"panels/panel_(\d{2,3})(?:_c(\d{1,2}))?\.png")
+_PAGE_RE = re.compile(r"pages/page_(\d{1,3})\.png")
+
+
+def read_saved_images(path: str | Path, choices: Sequence[int], max_images: int = 400) -> SavedImages:
+    """The panel, candidate and page images of a project zip written by :func:`export_comic`.
+
+    Files that are not such images, or that cannot be decoded, are skipped (the project still
+    opens; the comic is then drawn again by Generate). At most ``max_images`` are read.
+    """
+    panels: dict[tuple[int, int], Image.Image] = {}
+    pages: dict[int, Image.Image] = {}
+    if not zipfile.is_zipfile(path):
+        return SavedImages({}, [])
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist()[:max_images * 2]:
+            panel, page = _PANEL_RE.fullmatch(info.filename), _PAGE_RE.fullmatch(info.filename)
+            if not (panel or page) or len(panels) + len(pages) >= max_images:
+                continue
+            try:
+                with Image.open(io.BytesIO(archive.read(info))) as image:
+                    image.load()
+                    picture = image.convert("RGB")
+            except Exception:  # noqa: BLE001 - a damaged picture is skipped, not fatal
+                continue
+            if page:
+                pages[int(page.group(1))] = picture
+                continue
+            index = int(panel.group(1)) - 1
+            if panel.group(2) is not None:
+                panels[(index, int(panel.group(2)) - 1)] = picture
+            elif 0 <= index < len(choices):
+                panels[(index, choices[index])] = picture
+    return SavedImages(panels, [pages[k] for k in sorted(pages)])
+
+
+__all__ = ["ExportError", "ExportedComic", "SavedImages", "read_saved_images", "ensure_writable", "export_comic", "page_filename",
            "panel_filename", "pdf_bytes", "png_bytes"]

@@ -173,12 +173,18 @@ class HuggingFaceHub:
     """:class:`HubClient` on huggingface_hub, in the cache of :func:`hub_cache_dir`."""
 
     def local_snapshot(self, repo: str) -> Path | None:
-        from huggingface_hub import snapshot_download
-
+        """``snapshots/<commit of refs/main>``, read directly: huggingface_hub's own offline
+        lookup refuses a partial snapshot outright, and here the missing files are to be named.
+        Without a ref, the most recent snapshot folder."""
+        root = hub_cache_dir() / ("models--" + repo.replace("/", "--"))
         try:
-            return Path(snapshot_download(repo, cache_dir=hub_cache_dir(), local_files_only=True))
-        except (OSError, ValueError):  # LocalEntryNotFoundError is an OSError
-            return None
+            commit = (root / "refs" / "main").read_text().strip()
+        except OSError:
+            commit = ""
+        if commit and (root / "snapshots" / commit).is_dir():
+            return root / "snapshots" / commit
+        snapshots = [p for p in (root / "snapshots").glob("*") if p.is_dir()]
+        return max(snapshots, key=lambda p: p.stat().st_mtime) if snapshots else None
 
     def remote_files(self, repo: str) -> dict[str, int | None]:
         from huggingface_hub import HfApi

@@ -392,7 +392,10 @@ def _facexlib_weights(name: str) -> Path:
                                "be reached (offline?); run once with network access, or use "
                                "--preset tiny")
     from facexlib.utils import load_file_from_url
-    return Path(load_file_from_url(url, save_dir=str(path.parent)))
+
+    print(f"downloading facexlib {name} weights from {host} into {path.parent}", file=sys.stderr,
+          flush=True)
+    return Path(load_file_from_url(url, save_dir=str(path.parent), progress=True))
 
 
 def load_face_parser(config: AppConfig, device: torch.device,

@@ -5,7 +5,7 @@
 the CLI validates a request in a fraction of a second before loading any model.
 
 ``project.json`` holds the panels (text, characters, explicit per-panel seed, chosen candidate),
-the cast names, style, keywords, negative prompt, steps, guidance, size, candidates, title, the
+the cast names (in the user's order), the story text, style, keywords, negative prompt, steps, guidance, size, candidates, title, the
 preset, model and sampler it was drawn with, and the app version. Loading it and drawing the
 request again with the same preset and identities gives the same pixels.
 
@@ -270,6 +270,8 @@ class Project:
         choices: chosen candidate per panel (0 unless scoring or the user picked another).
         app_version: the version that drew it.
         identities: name -> :class:`EmbeddedIdentity`, filled when loaded from a project zip.
+        story: the story text the panels were parsed from ("" when unknown).
+        cast_order: the cast as the user ordered it (empty: order of first appearance).
     """
 
     request: ComicRequest
@@ -281,10 +283,13 @@ class Project:
     app_version: str = APP_VERSION
     identities: Mapping[str, EmbeddedIdentity] = field(default_factory=lambda: MappingProxyType({}),
                                                        compare=False)
+    story: str = ""
+    cast_order: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_request(cls, request: ComicRequest, config, title: str = "",
-                     choices: Sequence[int] | None = None) -> "Project":
+                     choices: Sequence[int] | None = None, story: str = "",
+                     cast: Sequence[str] = ()) -> "Project":
         """Freeze ``request`` as drawn with ``config``: defaults filled, panel seeds explicit."""
         resolved = request.resolved(config)
         panels = tuple(replace(p, seed=resolved.panel_seed(i)) for i, p in enumerate(resolved.panels))
@@ -293,12 +298,16 @@ class Project:
         if len(chosen) != len(panels):
             raise ValueError(f"{len(chosen)} choices for {len(panels)} panels")
         return cls(request=resolved, title=title, preset=config.name, model=config.model.pretrained,
-                   sampler=config.generation.sampler, choices=chosen)
+                   sampler=config.generation.sampler, choices=chosen, story=story,
+                   cast_order=tuple(cast))
 
     @property
     def cast(self) -> list[str]:
-        """Every character, in order of first appearance."""
-        return self.request.cast_names()
+        """Every character: ``cast_order`` first, then the panels' others by first appearance."""
+        order = list(self.cast_order)
+        keys = {" ".join(n.split()).casefold() for n in order}
+        return order + [n for n in self.request.cast_names()
+                        if " ".join(n.split()).casefold() not in keys]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see the module docstring)."""
@@ -309,6 +318,7 @@ class Project:
             "format_version": FORMAT_VERSION,
             "app_version": self.app_version,
             "title": self.title,
+            "story": self.story,
             "preset": self.preset,
             "model": self.model,
             "sampler": self.sampler,
@@ -408,9 +418,16 @@ class Project:
             title = text("title", "title_chars")
         except GenerationError as exc:  # LimitError and malformed panels
             raise ProjectError(f"{source}: {exc}") from None
+        cast = data.get("cast", [])
+        if not isinstance(cast, list) or len(cast) > limits.cast or \
+                not all(isinstance(n, str) and len(n) <= limits.name_chars for n in cast):
+            raise ProjectError(f"{source}: 'cast' must be a list of at most {limits.cast} names")
+        story = data.get("story", "")
+        if not isinstance(story, str) or len(story.encode("utf-8")) > limits.story_bytes:
+            raise ProjectError(f"{source}: 'story' must be text of at most {limits.story_bytes} bytes")
         return cls(request=request, title=title, preset=meta["preset"], model=meta["model"],
                    sampler=meta["sampler"], choices=tuple(choices),
-                   app_version=meta["app_version"])
+                   app_version=meta["app_version"], story=story, cast_order=tuple(cast))
 
 
 def identity_filename(name: str) -> str:

@@ -1,9 +1,11 @@
 """The identities the app offers: the user's library plus, read-only, the shipped examples.
 
-The user's library (``--library DIR``, default ``embeddings/``) is read and written by
+The user's library (``--library DIR``, default ``embeddings/``; in multi-user mode one per owner,
+see :mod:`stableidentity.owners`) is read and written by
 :class:`~stableidentity.library.IdentityLibrary`. Shipped examples live in the repository's
 ``embeddings/examples/`` folder (same layout, one folder per identity) and are never written by
-the app. When a name exists in both, the user's identity wins.
+the app. When a name exists in both, the user's identity wins. A catalog without a library (a
+visitor who is not signed in) offers the examples alone.
 """
 
 from __future__ import annotations
@@ -56,20 +58,22 @@ class IdentityCatalog:
     """The user's :class:`IdentityLibrary` and the read-only examples, looked up as one.
 
     Args:
-        library: the user's library (written by training and deletion).
+        library: the user's library (written by training and deletion), or None: examples only.
         examples_dir: folder of shipped examples; missing or empty is fine.
     """
 
-    def __init__(self, library: IdentityLibrary,
+    def __init__(self, library: IdentityLibrary | None,
                  examples_dir: str | os.PathLike | None = EXAMPLES_DIR) -> None:
         self.library = library
         examples = Path(examples_dir) if examples_dir is not None else None
-        same = examples is not None and examples.resolve() == library.root.resolve()
+        same = examples is not None and library is not None and \
+            examples.resolve() == library.root.resolve()
         self.examples = IdentityLibrary(examples) if examples is not None and not same else None
 
     def entries(self) -> list[CatalogEntry]:
         """The user's identities, then the examples whose names the user has not taken."""
-        mine = [CatalogEntry(i, "library") for i in self.library.list()]
+        mine = [CatalogEntry(i, "library") for i in self.library.list()] \
+            if self.library is not None else []
         taken = {name_key(e.name) for e in mine}
         shipped = []
         if self.examples is not None and self.examples.root.is_dir():
@@ -79,7 +83,7 @@ class IdentityCatalog:
 
     def problems(self) -> list[LibraryProblem]:
         """Unreadable folders of the user's library (examples are the repository's concern)."""
-        return self.library.problems()
+        return self.library.problems() if self.library is not None else []
 
     def names(self) -> list[str]:
         return [entry.name for entry in self.entries()]
@@ -91,7 +95,7 @@ class IdentityCatalog:
             IdentityNotFound: in neither place (the message lists a few known names).
             LibraryError: the user's entry of that name is damaged.
         """
-        if name in self.library:
+        if self.library is not None and name in self.library:
             return CatalogEntry(self.library.get(name), "library")
         if self.examples is not None and self.examples.root.is_dir() and name in self.examples:
             return CatalogEntry(self.examples.get(name), "example")
@@ -123,6 +127,7 @@ class IdentityCatalog:
         entry = self.find(name)
         if entry.read_only:
             raise ReadOnlyIdentity(f"{show(entry.name)} is a shipped example and cannot be deleted")
+        assert self.library is not None  # an entry not read-only comes from the library
         self.library.delete(entry.name)
 
 

@@ -26,6 +26,9 @@ design (docs/APP.md, "Concurrency"):
   memory being the SUM of both activations instead of the larger (see :meth:`DeviceGate.training`).
 * **Everything else runs in parallel**: story parsing, layout, page rendering, exports, library
   reads, file work and the cheap Gradio events take no model lock.
+
+Lock order: the gate may be held while a face object's lock is taken (a panel's face pass
+detects faces), never the reverse; no face object calls into model work.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 The queue belongs to the running app (created once in ``app.py`` and handed to the handlers), so
 a browser that reloads the page can look its job up again by id. Each job carries its own progress
 and cancel flag; the work itself is a function injected at construction, which keeps this module
-free of model code and easy to test.
+free of model code and easy to test. A job's ``on_status`` callback hears every status change
+(running, done, failed, cancelled), so a caller can record it (see
+:class:`~stableidentity.training_service.TrainingService`, which writes them to SQLite).
+``interrupted`` is the status a job recorded as running gets when the server restarted.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
-FINISHED: tuple[JobStatus, ...] = ("done", "failed", "cancelled")
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+FINISHED: tuple[JobStatus, ...] = ("done", "failed", "cancelled", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class JobView:
 
 
 WorkFunction = Callable[[Callable[[JobProgress], None], threading.Event], str]
+StatusCallback = Callable[[JobView], None]
 
 
 @dataclass
@@ -83,6 +87,7 @@ class _Job:
     progress: JobProgress = field(default_factory=lambda: JobProgress(0, 0))
     message: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
+    on_status: StatusCallback | None = None
 
 
 class TrainingQueue:
@@ -104,12 +109,25 @@ class TrainingQueue:
         self._worker = threading.Thread(target=self._run, name="training-queue", daemon=True)
         self._worker.start()
 
-    def submit(self, label: str, work: WorkFunction) -> JobView:
-        """Queue ``work``; returns its first snapshot (status queued)."""
+    def submit(self, label: str, work: WorkFunction, *, job_id: str | None = None,
+               on_status: StatusCallback | None = None) -> JobView:
+        """Queue ``work``; returns its first snapshot (status queued).
+
+        Args:
+            job_id: the id to use (a job recorded before a restart keeps its id); default new.
+            on_status: called with the job's snapshot after each status change, outside the
+                queue's lock; its exceptions go to ``on_error`` and never stop the queue.
+        Raises:
+            ValueError: ``job_id`` is already known.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("the training queue is shut down")
-            job = _Job(id=uuid.uuid4().hex[:12], label=label, work=work, seq=next(self._counter))
+            job_id = job_id or uuid.uuid4().hex[:12]
+            if job_id in self._jobs:
+                raise ValueError(f"job {job_id} is already queued")
+            job = _Job(id=job_id, label=label, work=work, seq=next(self._counter),
+                       on_status=on_status)
             self._jobs[job.id] = job
             self._forget_old()
             self._wake.notify_all()
@@ -133,9 +151,12 @@ class TrainingQueue:
             if job is None or job.status in FINISHED:
                 return False
             job.cancel.set()
-            if job.status == "queued":
-                job.status, job.message = "cancelled", "cancelled before it started"
-            return True
+            if job.status != "queued":
+                return True
+            job.status, job.message = "cancelled", "cancelled before it started"
+            view = self._view(job)
+        self._announce(job, view)
+        return True
 
     def wait(self, job_id: str, timeout_s: float | None = None) -> JobView | None:
         """Block until the job finishes (or the timeout passes); returns its snapshot."""
@@ -159,6 +180,16 @@ class TrainingQueue:
             self._wake.notify_all()
 
     # ------------------------------------------------------------------ internals
+
+    def _announce(self, job: _Job, view: JobView) -> None:
+        """Tell the job's ``on_status`` (never raises: a failing callback is logged)."""
+        if job.on_status is None:
+            return
+        try:
+            job.on_status(view)
+        except Exception:  # noqa: BLE001 - recording a status must not stop the queue
+            if self._on_error is not None:
+                self._on_error(traceback.format_exc())
 
     def _view(self, job: _Job) -> JobView:
         position: int | None = None
@@ -189,6 +220,10 @@ class TrainingQueue:
 
     def _run(self) -> None:
         while (job := self._next()) is not None:
+            with self._lock:
+                started = self._view(job)
+            self._announce(job, started)
+
             def report(progress: JobProgress, job: _Job = job) -> None:
                 with self._lock:
                     job.progress = progress
@@ -201,6 +236,9 @@ class TrainingQueue:
                 message = "cancelled" if cancelled else (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                 if not cancelled and self._on_error is not None:
                     self._on_error(traceback.format_exc())
+            with self._lock:  # recorded before waiters see it, so they find it recorded
+                ended = replace(self._view(job), status=status, message=message, position=None)
+            self._announce(job, ended)
             with self._lock:
                 job.status, job.message = status, message
                 self._wake.notify_all()

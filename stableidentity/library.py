@@ -41,6 +41,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from pipelines.files import write_bytes_atomic
+from stableidentity.crash import crash_point
 from stableidentity.names import (InvalidName, InvalidPronouns, LibraryError, name_key,
                                   parse_pronouns, show, validate_name)
 
@@ -60,7 +61,9 @@ TOKEN_COUNT = 2
 IDENTITY_FILE = "identity.safetensors"
 FACE_FILE = "face.png"
 LOCK_FILE = ".lock"
-RESERVED_FOLDERS = frozenset({"examples"})
+#: Folders of a library root that are never identities: shipped examples, and the per-owner
+#: libraries and saved comics of multi-user mode (see stableidentity.owners).
+RESERVED_FOLDERS = frozenset({"examples", "users", "comics"})
 THUMBNAIL_MAX = 512
 SLUG_MAX = 40
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle"})
@@ -569,6 +572,7 @@ class IdentityLibrary:
                     image.save(staged / FACE_FILE, format="PNG")
                     _fsync(staged / FACE_FILE)
                 _fsync(staged)
+                crash_point("library-add")
                 self._swap_in(staged, dest)
             except BaseException:
                 shutil.rmtree(staged, ignore_errors=True)
@@ -618,6 +622,7 @@ class IdentityLibrary:
                 return  # pragma: no cover
             trash = self._aside(_DEL, entry.folder)
             os.rename(entry.folder, trash)
+            crash_point("library-delete")
             shutil.rmtree(trash, ignore_errors=True)
 
     def import_file(self, path: str | os.PathLike, name: str, *, pronouns: str = "",
@@ -679,8 +684,10 @@ class IdentityLibrary:
 
 
 def save_trained(library: IdentityLibrary, name: str, trained: "TrainedIdentity", *,
-                 pronouns: str, config: "AppConfig", overwrite: bool = False) -> Identity:
-    """Store a freshly trained identity with metadata taken from ``config`` and the run."""
+                 pronouns: str, config: "AppConfig", overwrite: bool = False,
+                 job_id: str | None = None) -> Identity:
+    """Store a freshly trained identity with metadata taken from ``config`` and the run
+    (``job_id``: the app's training job, stored as metadata ``job``)."""
     metadata = {
         "base_model": config.model.pretrained,
         "preset": config.name,
@@ -688,6 +695,8 @@ def save_trained(library: IdentityLibrary, name: str, trained: "TrainedIdentity"
         "photo_sha256": trained.photo_sha256,
         "final_loss": f"{trained.final_loss:.6g}",
     }
+    if job_id:
+        metadata["job"] = job_id
     if trained.warnings:
         metadata["warnings"] = " | ".join(trained.warnings)
     return library.add(name, trained.clip_l, trained.clip_g, face=trained.face, pronouns=pronouns,

@@ -1,11 +1,11 @@
 """Identity names and pronouns: validation and normalisation with one-line user messages.
 
-A name is what the story uses for a person ("Ada Lovelace"): 1 to 4 words made of letters (any
-script), hyphens, apostrophes and periods. :func:`validate_name` returns the name NFKC-normalised
-(so full-width "Ａｄａ" and "Ada" are one name) with single spaces; :func:`name_key` is the case-
-and apostrophe-insensitive key the library matches names by. :func:`printable` and :func:`show`
-make any text safe to echo in a one-line message (control and direction-override characters
-escaped).
+A name is what the story uses for a person ("Ada Lovelace", "Agent 47"): 1 to 4 words made of
+letters (any script), digits, hyphens, apostrophes and periods, with at least one letter.
+:func:`validate_name` returns the name NFKC-normalised (so full-width "Ａｄａ" and "Ada" are one
+name) with single spaces; :func:`name_key` is the case- and apostrophe-insensitive key the library
+matches names by. :func:`printable` and :func:`show` make any text safe to echo in a one-line
+message (control and direction-override characters escaped).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class LibraryError(ValueError):
 
 
 class InvalidName(LibraryError):
-    """A name that cannot be an identity's name (empty, digits, symbols, too long, ...)."""
+    """A name that cannot be an identity's name (empty, no letter, symbols, too long, ...)."""
 
 
 class InvalidPronouns(LibraryError):
@@ -76,8 +76,8 @@ def validate_name(name: object) -> str:
     for ch in text:
         if unicodedata.category(ch).startswith("C"):
             raise InvalidName(f"the name {show(text)} contains a control character "
-                              f"({ascii(ch)}); use only letters, spaces, hyphens, apostrophes "
-                              "and periods")
+                              f"({ascii(ch)}); use only letters, digits, spaces, hyphens, "
+                              "apostrophes and periods")
     text = " ".join(text.split())
     if not text:
         raise InvalidName(f"the name is empty; enter the person's full name, {_EXAMPLE}")
@@ -87,20 +87,21 @@ def validate_name(name: object) -> str:
     for ch in text:
         if ch in "/\\":
             raise InvalidName(f"the name {show(text)} contains a path separator ('{ch}'); "
-                              "use only letters, spaces, hyphens, apostrophes and periods")
-        if ch.isdigit() or unicodedata.category(ch) == "Nd":
-            raise InvalidName(f"the name {show(text)} contains a digit ('{ch}'); "
-                              "names are made of letters only")
-        if not (ch == " " or ch in NAME_PUNCTUATION or unicodedata.category(ch)[0] in "LM"):
+                              "use only letters, digits, spaces, hyphens, apostrophes and periods")
+        if not (ch == " " or ch in NAME_PUNCTUATION or unicodedata.category(ch)[0] in "LM"
+                or unicodedata.category(ch) == "Nd"):
             raise InvalidName(f"the name {show(text)} contains {show(ch)}; use only letters, "
-                              "spaces, hyphens, apostrophes and periods")
+                              "digits, spaces, hyphens, apostrophes and periods")
     words = text.split(" ")
     if len(words) > MAX_NAME_WORDS:
         raise InvalidName(f"the name {show(text)} has {len(words)} words; use 1 to "
                           f"{MAX_NAME_WORDS} words, {_EXAMPLE}")
     for word in words:
-        if not any(unicodedata.category(ch)[0] == "L" for ch in word):
+        if not any(unicodedata.category(ch)[0] == "L" or unicodedata.category(ch) == "Nd"
+                   for ch in word):
             raise InvalidName(f"the name {show(text)} has a word without letters ({show(word)})")
+    if not any(unicodedata.category(ch)[0] == "L" for ch in text):
+        raise InvalidName(f"the name {show(text)} has no letters; {_EXAMPLE} or 'Agent 47'")
     return text
 
 

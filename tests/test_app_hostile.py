@@ -3,7 +3,8 @@
 * The app code (``Studio.open_project``) refuses a 5 GB zip bomb in one line with bounded memory.
 * Settings that are not finite or over the limits are one line each.
 * Run folders: a killed run's folder is removed at the next start, a live one never.
-* End to end (slow): a real ``app.py --preset tiny`` with its own ``TMPDIR``: a photo uploaded and
+* End to end (slow): a real ``app.py --preset tiny`` with its own ``TMPDIR``: a non-image refused
+  in one plain line through the API, a photo uploaded and
   a comic.zip drawn through gradio_client, a zip bomb opened through the API (refused, server
   memory within 100 MB), then SIGTERM: nothing of that run remains on disk.
 """
@@ -174,6 +175,11 @@ def test_sigterm_leaves_nothing_of_the_run_on_disk(tmp_path):
             assert time.monotonic() < deadline, "the app did not start"
             time.sleep(0.5)
         client = Client(url, verbose=False, download_files=False)
+        # a non-image through the API: a plain reason, not "upstream Gradio app has raised ..."
+        text_file = tmp_path / "notes.png"
+        text_file.write_text("not a picture")
+        answer = _answer(client, handle_file(str(text_file)), api_name="/check_photo")
+        assert "not a readable image" in answer and "upstream" not in answer, answer
         # a photo uploaded (refused after upload: the name is taken), then a comic drawn
         answer = _answer(client, handle_file(str(faces["astronaut"])), "Ada Lovelace", "she", True,
                          1, [], api_name="/train")

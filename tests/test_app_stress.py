@@ -32,6 +32,7 @@ CLIENTS = 4
 ROUNDS = 3
 TRAIN_STEPS = 1
 JOB_TIMEOUT_S = 240.0
+POLL_S = 0.5  # each gradio_client call costs ~80 ms of CPU: poll the queue gently
 FIRST = ("Ada", "Alan", "Grace", "Linus")  # client k's first name
 LAST = ("Abbot", "Baker", "Carver", "Dalton")  # round r's last name (0: the lone run)
 STORY = "{name} opened the red door under the moon."
@@ -89,7 +90,7 @@ def wait_for_job(client: Client, job_id: str) -> dict:
         if job["finished"]:
             return job
         assert time.monotonic() < deadline, f"training job did not finish: {job}"
-        time.sleep(0.2)
+        time.sleep(POLL_S)
 
 
 def scenario(client: Client, k: int, r: int, photo: Path) -> Outcome:

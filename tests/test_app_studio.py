@@ -152,14 +152,19 @@ def test_job_lines_and_progress_bars():
     def view(status, step=0, position=None, label="Training <Ada>"):
         return JobView(id="abc", label=label, status=status, progress=JobProgress(step, 10, 0.5, 1.0, 9.0),
                        message="boom" if status == "failed" else "", position=position, created=1.0)
-    assert job_line(view("queued", position=0)) == "Training <Ada>: starting"
-    assert job_line(view("queued", position=2)) == "Training <Ada>: waiting, 2 job(s) ahead"
-    assert job_line(view("running", 3, 0)) == "Training <Ada>: step 3/10, loss 0.5000, about 9 s left"
-    html = progress_html([view("running", 3, 0), view("failed")])
+    assert job_line(view("queued", position=0)) == "<Ada>: starting …"
+    assert job_line(view("queued", position=2)) == "<Ada>: queued, 3rd in line (2 trainings ahead)"
+    assert job_line(view("running", 0, 0)) == "<Ada>: preparing the photo …"
+    line = job_line(view("running", 3, 0))
+    assert line == "<Ada>: learning the face, 30% done, about 9 s left" and "loss" not in line
+    assert job_line(view("done")) == "<Ada> is ready and in your library"
+    assert job_line(view("failed")) == "<Ada>: training failed: boom"
+    running = view("running", 3, 0)
+    html = progress_html([running, view("failed")])
     assert "&lt;Ada&gt;" in html and "<Ada>" not in html
     assert 'data-status="running"' in html and "width:30%" in html and "#c62828" in html
-    assert job_dict(view("running", 3, 0))["eta_s"] == 9.0
-    assert "No training jobs yet" in progress_html([])
+    assert job_dict(running)["eta_s"] == 9.0
+    assert "No training yet" in progress_html([])
 
 
 def test_sessions_are_separate_and_the_cast_is_checked(studio, tiny_components):
@@ -313,3 +318,97 @@ def test_speech_bubble_faces_come_from_the_score_or_one_detection_per_candidate(
     assert panel.chosen_faces(detector) == [Box(1, 2, 30, 41)]
     assert panel.chosen_faces(detector) == [Box(1, 2, 30, 41)]
     assert detector.calls == 1  # an unscored candidate is detected once, then remembered
+
+
+# ----------------------------------------------------------------------------- issue 12
+
+
+def test_people_outside_the_cast_are_found_and_places_are_not():
+    from llm.people import find_outsiders
+
+    found = find_outsiders("Eileen Collins met Marie Curie and Grace Hopper in New York. After "
+                           "lunch they walked to Central Park with Alan M. Turing. The Two smiled.",
+                           ["Eileen Collins"], ["Grace Hopper", "Ada Lovelace", "eileen collins"])
+    assert found.known == ("Grace Hopper",)  # a library identity: certain
+    assert found.unknown == ("Marie Curie", "Alan M. Turing")  # looks like a person
+    assert find_outsiders("Eileen Collins waved.", ["Eileen Collins"], ["Grace Hopper"]).all == ()
+
+
+def test_errors_stay_in_the_step_for_a_browser_and_raise_for_an_api_caller():
+    import gradio as gr
+
+    from ui.wiring import on
+
+    registered = {}
+
+    def trigger(fn, **kwargs):
+        registered.update(fn=fn, **kwargs)
+
+    def handler(rows, number):
+        raise PanelTableError(f"row {number} does not exist")
+
+    with gr.Blocks():
+        table, line, other = gr.Markdown(), gr.Markdown(), gr.Number()
+    on(trigger, handler, inputs=[table, other], outputs=[table], line=line)
+    assert registered["outputs"] == [table, line]  # the step's line is appended
+    skip, message = registered["fn"]("rows", 9, None)  # a browser: nothing else changes
+    assert skip == gr.skip() and message.startswith("⚠️") and "Row 9 does not exist" in message
+    api = types.SimpleNamespace(headers={"x-gradio-user": "api"})
+    with pytest.raises(gr.Error, match="Row 9 does not exist"):
+        registered["fn"]("rows", 9, api)
+    on(trigger, lambda rows, number: rows, inputs=[table, other], outputs=[table], line=line)
+    assert registered["fn"]("rows", 1, None) == ("rows", "")  # success clears the line
+
+
+def test_uploads_are_checked_with_one_plain_reason(studio, photo, tmp_path):
+    from stableidentity.face_prep import FacePrepError
+    from stableidentity.training_service import PRONOUNS_MESSAGE
+
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    heic = tmp_path / "phone.heic"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (256, 256), (128, 128, 128)).save(blank)
+    for path, reason in [(text, "not a readable image"), (heic, "HEIC images are not supported"),
+                         (blank, "no face found")]:
+        with pytest.raises(FacePrepError, match=reason):
+            studio.training.check_photo(str(path))
+    raw, aligned = studio.training.check_photo(photo)
+    assert raw[:4] == b"\x89PNG" and aligned.image.shape[2] == 3
+    twice = tmp_path / "two_people.png"  # the same face twice, side by side: whose is it?
+    face = Image.open(photo)
+    pair = Image.new("RGB", (face.width * 2, face.height))
+    pair.paste(face, (0, 0))
+    pair.paste(face, (face.width, 0))
+    pair.save(twice)
+    with pytest.raises(FacePrepError, match=r"the photo shows [2-9] faces; upload \(or crop to\)"):
+        studio.training.check_photo(str(twice))
+    with pytest.raises(TrainingInputError, match="choose the person's pronouns"):
+        studio.training.check(photo, "Agent 47", None, consent=True)
+    assert PRONOUNS_MESSAGE.startswith("choose")
+    assert studio.training.check(photo, "Agent 47", "he", consent=True, steps=2).name == "Agent 47"
+
+
+def test_parse_names_library_identities_outside_the_cast(studio, tiny_components):
+    from pipelines.project import UnknownCharacter
+    from ui.studio import Session
+
+    for name, pronouns in (("Eileen Collins", "she"), ("Grace Hopper", "she")):
+        _identity(studio.catalog.library, name, pronouns,
+                  (tiny_components.text_encoder.get_input_embeddings().embedding_dim,
+                   tiny_components.text_encoder_2.get_input_embeddings().embedding_dim))
+    session = Session()
+    studio.add_to_cast(session, "Eileen Collins")
+    outcome = studio.parse(session, "Eileen Collins met Grace Hopper and Marie Curie. She laughed. "
+                                    "The room was quiet.")
+    assert outcome.addable == ("Grace Hopper",)
+    assert "**Not in the cast:** Grace Hopper" in outcome.info and "Marie Curie" in outcome.info
+    assert "**Nobody in panel 3:**" in outcome.info
+    # "She" could be any of the three women now, not only the cast's: the parser says so
+    assert any("'She' is ambiguous" in w for w in outcome.warnings)
+    with pytest.raises(UnknownCharacter, match="'Grace Hopper' is not in the cast"):
+        studio.build_request(session, outcome.rows[:1], studio.default_settings())
+    with pytest.raises(UnknownCharacter, match="panel 1 names Grace Hopper, who is not in the cast"):
+        studio.build_request(session, [["Eileen Collins hugged Grace Hopper.", "Eileen Collins", ""]],
+                             studio.default_settings())

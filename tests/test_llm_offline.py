@@ -302,7 +302,8 @@ def test_split_sentences(text, expected):
         ("x" * 20_001, SEED_CHARACTERS, "too long"),
         ("1234 5678.", SEED_CHARACTERS, "no words"),
         ("Hugh Jackman smiled.", [], "no characters"),
-        ("Hugh Jackman smiled.", [("Hugh 2Jackman", "he")], "bad character name"),
+        ("Hugh Jackman smiled.", [("Hugh Jack$man", "he")], "bad character name"),
+        ("Agent 47 smiled.", [("47", "he")], "bad character name"),  # digits need a letter too
         ("Hugh Jackman smiled.", [("A B C D E", "he")], "bad character name"),
         ("Hugh Jackman smiled.", [("Hugh Jackman", "it")], "unknown pronoun 'it'"),
         ("Hugh Jackman smiled.", [("Hugh Jackman", "he"), ("hugh  jackman", "he")], "given twice"),
@@ -354,3 +355,42 @@ def test_parse_result_describes_its_parser():
     assert ParseResult([], "offline").describe() == "parsed by the offline parser"
     assert "no key" in ParseResult([], "offline", fallback_reason="no key").describe()
     assert ParseResult([Panel("a.", [])], "offline").to_dict()["panels"] == [{"text": "a.", "characters": []}]
+
+
+# ----------------------------------------------------------------------------- groups, numbers
+
+
+@pytest.mark.parametrize("story, expected", [
+    ("Ada Lovelace met Grace Hopper and Alan Turing. The two women laughed.",
+     ("Ada Lovelace and Grace Hopper laughed.", ["Ada Lovelace", "Grace Hopper"])),
+    ("Alan Turing and Mark Twain arrived. Ada Lovelace waved. Both brothers sat down.",
+     ("Alan Turing and Mark Twain sat down.", ["Alan Turing", "Mark Twain"])),
+    ("Alan Turing and Mark Twain arrived. Ada Lovelace waved at the twins.",
+     ("Ada Lovelace waved at Alan Turing and Mark Twain.",
+      ["Ada Lovelace", "Alan Turing", "Mark Twain"])),
+    ("Ada Lovelace and Grace Hopper met Alan Turing. The women's hats were red.",
+     ("Ada Lovelace and Grace Hopper's hats were red.", ["Ada Lovelace", "Grace Hopper"])),
+])
+def test_group_noun_phrases_become_the_full_names(story, expected):
+    cast = [("Ada Lovelace", "she"), ("Grace Hopper", "she"), ("Alan Turing", "he"),
+            ("Mark Twain", "he")]
+    panels = parse_offline(story, cast).panels
+    assert (panels[-1].text, panels[-1].characters) == (expected[0], expected[1])
+
+
+def test_a_group_nobody_fits_is_left_with_a_warning():
+    result = parse_offline("Ada Lovelace waved. The two brothers laughed.", [("Ada Lovelace", "she")])
+    assert result.panels[1].text == "The two brothers laughed."
+    assert any("could not tell who 'The two brothers'" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("story, sentences", [
+    ("Grace Hopper programmed the Harvard Mark I. She smiled.",
+     ["Grace Hopper programmed the Harvard Mark I.", "She smiled."]),
+    ("The Mark I. computer filled the room. Grace Hopper laughed.",
+     ["The Mark I. computer filled the room.", "Grace Hopper laughed."]),
+    ("Henry VIII. was a king. He laughed.", ["Henry VIII. was a king.", "He laughed."]),
+    ("Ada V. Smith waved. She left.", ["Ada V. Smith waved.", "She left."]),
+])
+def test_regnal_and_model_numbers_end_a_sentence_only_before_an_opener(story, sentences):
+    assert split_sentences(story, ["grace", "hopper"]) == sentences

@@ -208,12 +208,14 @@ def test_on_zero_gpu_every_model_call_runs_inside_spaces_gpu(standin_spaces, tin
         Image.fromarray(astronaut).save(photo)
 
         # Train: streamed from the request, inside spaces.GPU, never on the background queue
-        updates = list(_handler(demo, "train")(str(photo), "Ada Lovelace", "she", True, 2, []))
+        updates = list(_handler(demo, "train")(Session(), str(photo), "Ada Lovelace", "she", True, 2,
+                                               []))
         assert [call for call in standin_spaces.CALLS if call[0] == "_train"] == \
             [("_train", training_duration_s(2, ESTIMATED_SECONDS_PER_STEP))]
         assert "asking ZeroGPU for up to" in updates[0][0]
-        assert any("Training Ada Lovelace: step " in u[0] and "/2" in u[0] for u in updates)
-        assert "saved Ada Lovelace" in updates[-1][0]
+        assert any("Ada Lovelace: learning the face, " in u[0] and "% done" in u[0]
+                   for u in updates)
+        assert "Ada Lovelace is ready and in your library" in updates[-1][0]
         assert 'data-status="done"' in updates[-1][3]
         assert studio.queue.jobs() == [] and "Ada Lovelace" in studio.catalog
         assert studio.zero_gpu.speed.measured          # the next duration uses the measured speed

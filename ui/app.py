@@ -8,10 +8,25 @@ import gradio as gr
 
 from ui import characters, comic, story, style
 from ui.studio import Session
-from ui.wiring import OTHER_EVENTS, POLL_SECONDS, Shared
+from ui.wiring import OTHER_EVENTS, POLL_SECONDS, Shared, wire_sign_in
+
+#: How often a page polls the model status while the models load (seconds).
+LOAD_POLL_SECONDS = 2.0
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
+
+
+#: Page styles (passed to ``launch``): whole names under gallery thumbnails, framed panel cards.
+CSS = """
+#library_gallery .caption-label, #cast_gallery .caption-label, #my_comics_gallery .caption-label {
+  max-width: calc(100% - 8px); left: 4px; white-space: normal; overflow: visible;
+  text-overflow: clip; line-height: 1.2;
+}
+.panel-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
+.panel-card [id$="_image"] img { width: 100%; height: 100%; object-fit: contain; }
+#style_keywords_group { margin-top: 8px; }
+"""
 
 
 def build_demo(studio: "Studio") -> gr.Blocks:
@@ -23,6 +38,9 @@ def build_demo(studio: "Studio") -> gr.Blocks:
 
     config = studio.config
     limits = load_limits()
+    # the browser's stored values are encrypted with a secret kept in the database, so a
+    # restarted server still reads them (gradio's default secret is new on every start)
+    secret = studio.store.secret("browser_state")
     # delete_cache: uploads and served copies older than upload_max_age_s go every upload_sweep_s,
     # and all of them when the server stops (configs/limits.yaml)
     with gr.Blocks(title="Comic Identity",
@@ -31,7 +49,8 @@ def build_demo(studio: "Studio") -> gr.Blocks:
         # load, and copying a bound method copies its object (the studio, with the models)
         shared = Shared(
             session=gr.State(Session(), delete_callback=lambda state: studio.forget(state)),
-            jobs=gr.BrowserState([], storage_key="comic_identity_jobs"),
+            owner_key=gr.BrowserState("", storage_key="comic_identity_owner", secret=secret),
+            jobs=gr.BrowserState([], storage_key="comic_identity_jobs", secret=secret),
             finished_seen=gr.State([]),
             shown_names=gr.State([]),
             timer=gr.Timer(POLL_SECONDS, active=False))
@@ -39,8 +58,10 @@ def build_demo(studio: "Studio") -> gr.Blocks:
         gr.Markdown("# Comic Identity\nOne photo per character, a story, a style: an "
                     "identity-preserving comic. Work through the four steps from left to right. "
                     f"Preset **{config.name}**.", elem_id="header")
-        gr.Markdown(f"**The models could not be loaded:** {studio.load_error}" if studio.load_error
-                    else "", elem_id="load_error", visible=bool(studio.load_error))
+        status = gr.Markdown(studio.load_status(), elem_id="load_error",
+                             visible=bool(studio.load_status()))
+        if studio.login:  # multi-user on a Space: identities and comics belong to the HF login
+            gr.LoginButton(elem_id="login")
 
         with gr.Tabs(elem_id="steps"):
             cast_step = characters.build(studio)
@@ -48,8 +69,24 @@ def build_demo(studio: "Studio") -> gr.Blocks:
             style_step = style.build(studio)
             comic_step = comic.build(studio)
 
-        characters.wire(studio, demo, shared, cast_step)
-        story.wire(studio, shared, story_step)
-        comic.wire(studio, shared, comic_step, cast_step, story_step, style_step)
+        signed_in = wire_sign_in(studio, demo, shared)
+        characters.wire(studio, signed_in, shared, cast_step)
+        story.wire(studio, shared, story_step, cast_step)
+        comic.wire(studio, shared, comic_step, cast_step, story_step, style_step,
+                   signed_in=signed_in)
+        wire_load_status(studio, demo, status)
     demo.queue(default_concurrency_limit=OTHER_EVENTS)
     return demo
+
+
+def wire_load_status(studio: "Studio", demo: gr.Blocks, status: gr.Markdown) -> None:
+    """Keep the header's model status true: set on every page load, then polled every
+    ``LOAD_POLL_SECONDS`` while the models are loading (the timer stops once they are not)."""
+    timer = gr.Timer(LOAD_POLL_SECONDS, active=studio.loading)
+
+    def refresh():
+        text = studio.load_status()
+        return gr.Markdown(text, visible=bool(text)), gr.Timer(active=studio.loading)
+
+    demo.load(refresh, outputs=[status, timer], show_progress="hidden", api_visibility="private")
+    timer.tick(refresh, outputs=[status, timer], show_progress="hidden", api_visibility="private")

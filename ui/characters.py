@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from stableidentity.training_service import job_line
 from ui import zero_gpu
-from ui.wiring import (FACES, MAX_REMEMBERED_JOBS, Shared, cast_view, guarded, jobs_view, library_view,
-                       selected_index, warn_all)
+from ui.studio import StudioError
+from ui.wiring import (FACES, MAX_REMEMBERED_JOBS, Shared, cast_view, error_line, guarded,
+                       jobs_view, library_view, on, selected_index, warn_all)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
@@ -20,6 +22,7 @@ class CharactersStep:
     """The components of the Characters step (each has the ``elem_id`` of its field name)."""
 
     train_photo: Any
+    train_face: Any
     train_name: Any
     train_pronouns: Any
     train_consent: Any
@@ -29,6 +32,7 @@ class CharactersStep:
     train_status: Any
     train_job_id: Any
     train_progress: Any
+    form_done: Any
     library_summary: Any
     library_gallery: Any
     library_choice: Any
@@ -37,6 +41,7 @@ class CharactersStep:
     library_details: Any
     cast_add: Any
     library_delete: Any
+    library_message: Any
     confirm_row: Any
     confirm_text: Any
     delete_yes: Any
@@ -61,24 +66,31 @@ def _training_form(studio: "Studio") -> dict[str, Any]:
     c: dict[str, Any] = {}
     gr.Markdown("### Learn a character\nOne clear photo of one face, the "
                 "person's full name and pronouns.")
-    c["train_photo"] = gr.Image(label="Photo", type="filepath", image_mode=None,
-                                sources=["upload", "clipboard", "webcam"],
-                                height=240, elem_id="train_photo")
-    c["train_name"] = gr.Textbox(label="Full name", placeholder="e.g. Ada Lovelace",
+    with gr.Row():
+        # a file, not gr.Image: the app opens it itself and says what is wrong with it
+        c["train_photo"] = gr.File(label="Photo (JPEG, PNG or WebP; one face)", type="filepath",
+                                   file_count="single", height=150, elem_id="train_photo",
+                                   scale=3)
+        c["train_face"] = gr.Image(label="Face found", interactive=False, height=150,
+                                   elem_id="train_face", scale=2)
+    c["train_name"] = gr.Textbox(label="Full name", placeholder="e.g. Ada Lovelace or Agent 47",
                                  elem_id="train_name")
-    c["train_pronouns"] = gr.Radio(["he", "she", "they"], label="Pronouns",
+    c["train_pronouns"] = gr.Radio(["he", "she", "they"], label="Pronouns (required)",
                                    elem_id="train_pronouns")
     c["train_consent"] = gr.Checkbox(label="I have the right to use this person's likeness",
                                      elem_id="train_consent")
     with gr.Accordion("Advanced", open=False, elem_id="train_advanced"):
         c["train_steps"] = gr.Number(label="Training steps", value=studio.config.train.steps,
-                                     precision=0, minimum=1, maximum=5000, elem_id="train_steps")
+                                     precision=0, elem_id="train_steps")  # the app checks the range
     with gr.Row():
         c["train_button"] = gr.Button("Train", variant="primary", elem_id="train_button")
         c["train_cancel"] = gr.Button("Cancel training", elem_id="train_cancel")
     c["train_status"] = gr.Markdown(elem_id="train_status")
-    c["train_job_id"] = gr.Textbox(label="Job id", interactive=False, elem_id="train_job_id")
+    # the job id is for API callers (the ``train`` endpoint returns it); people see the cards below
+    c["train_job_id"] = gr.Textbox(label="Job id", interactive=False, visible=False,
+                                   elem_id="train_job_id")
     c["train_progress"] = gr.HTML(progress_html([]), elem_id="train_progress")
+    c["form_done"] = gr.State(False)
     return c
 
 
@@ -103,6 +115,7 @@ def _library_and_cast() -> dict[str, Any]:
         c["cast_add"] = gr.Button("Add to cast", variant="primary", elem_id="cast_add")
         c["library_delete"] = gr.Button("Delete from library", variant="stop",
                                         elem_id="library_delete")
+    c["library_message"] = gr.Markdown(elem_id="library_message")
     with gr.Row(visible=False, elem_id="library_confirm_row") as confirm_row:
         c["confirm_text"] = gr.Markdown(elem_id="library_confirm_text")
         c["delete_yes"] = gr.Button("Yes, delete", variant="stop", elem_id="library_delete_confirm")
@@ -131,87 +144,134 @@ def build(studio: "Studio") -> CharactersStep:
     return CharactersStep(**form, **rest)
 
 
-def _wire_training(studio: "Studio", demo: gr.Blocks, shared: Shared, step: CharactersStep) -> None:
-    from stableidentity.training_service import CONSENT_MESSAGE, job_dict, job_line
+def _wire_photo(studio: "Studio", step: CharactersStep) -> None:
+    def check_photo(path):
+        _, aligned = studio.training.check_photo(path)
+        notes = f" Note: {'; '.join(aligned.warnings)}." if aligned.warnings else ""
+        return aligned.image, f"Photo checked: one face found.{notes}"
 
-    def on_load(job_ids):
-        html, active, views = jobs_view(studio, job_ids)
-        gallery, choice, summary, names = library_view(studio)
+    on(step.train_photo.upload, check_photo, inputs=[step.train_photo],
+       outputs=[step.train_face, step.train_status], line=step.train_status,
+       api_name="check_photo", **FACES)
+
+    def clear_photo():
+        return None, ""
+
+    step.train_photo.clear(clear_photo, outputs=[step.train_face, step.train_status],
+                           api_visibility="private")
+
+
+def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: CharactersStep) -> None:
+    from stableidentity.training_service import CONSENT_MESSAGE
+
+    def on_load(state, job_ids):
+        html, active, views = jobs_view(studio, state, job_ids)
+        gallery, choice, summary, names = library_view(studio, state)
         seen = [v.id for v in views if v.finished]
         return html, active, gallery, choice, summary, names, seen
 
-    demo.load(guarded(on_load), inputs=[shared.jobs],
-              outputs=[step.train_progress, shared.timer, *step.library_outputs(),
-                       shared.shown_names, shared.finished_seen], api_visibility="private")
+    signed_in.then(guarded(on_load), inputs=[shared.session, shared.jobs],
+                   outputs=[step.train_progress, shared.timer, *step.library_outputs(),
+                            shared.shown_names, shared.finished_seen], api_visibility="private")
 
-    def train(photo, name, pronouns, consent, train_steps_value, job_ids):
+    def train(state, photo, name, pronouns, consent, train_steps_value, job_ids):
         if not consent:  # a warning, not an error: nothing happened, the form stays as it is
-            gr.Warning(CONSENT_MESSAGE[0].upper() + CONSENT_MESSAGE[1:])
-            return (f"Not started: {CONSENT_MESSAGE}.", "", job_ids or [], gr.skip(), gr.skip())
-        request = studio.training.check(photo, name, pronouns, consent, train_steps_value)
+            text = CONSENT_MESSAGE[0].upper() + CONSENT_MESSAGE[1:]
+            gr.Warning(text)
+            return (error_line(f"Not started: {text}."), "", job_ids or [], gr.skip(), gr.skip(),
+                    False, state)
+        request = studio.training.check(photo, name, pronouns, consent, train_steps_value,
+                                        owner=studio.owner_of(state))
         warn_all(request.warnings)
         view = studio.training.submit(request)
         remembered = ([*(job_ids or []), view.id])[-MAX_REMEMBERED_JOBS:]
-        html, active, _ = jobs_view(studio, remembered)
-        return (f"Queued: {job_line(view)}", view.id, remembered, html, active)
+        html, active, _ = jobs_view(studio, state, remembered)
+        return (f"**{request.name}** is queued for training; follow it below. You can learn the "
+                "next character meanwhile.", view.id, remembered, html, active, True, state)
 
     if studio.zero_gpu is not None:  # ZeroGPU: Train streams inside spaces.GPU (ui/zero_gpu.py)
         zero_gpu.wire_training(studio, shared, step)
     else:
-        step.train_button.click(guarded(train),
-                                inputs=[step.train_photo, step.train_name, step.train_pronouns,
-                                        step.train_consent, step.train_steps, shared.jobs],
-                                outputs=[step.train_status, step.train_job_id, shared.jobs,
-                                         step.train_progress, shared.timer],
-                                api_name="train", **FACES)
+        on(step.train_button.click, train,
+           inputs=[shared.session, step.train_photo, step.train_name, step.train_pronouns,
+                   step.train_consent, step.train_steps, shared.jobs],
+           outputs=[step.train_status, step.train_job_id, shared.jobs, step.train_progress,
+                    shared.timer, step.form_done, shared.session],
+           line=step.train_status, api_name="train", **FACES).then(
+            _clear_form, inputs=[step.form_done],
+            outputs=[step.train_photo, step.train_face, step.train_name, step.train_pronouns,
+                     step.train_consent, step.form_done], api_visibility="private")
 
-    def poll(job_ids, seen, selected):
-        html, active, views = jobs_view(studio, job_ids)
+    def poll(state, job_ids, seen, selected):
+        html, active, views = jobs_view(studio, state, job_ids)
         newly = [v for v in views if v.finished and v.id not in (seen or [])]
         for view in newly:
-            if view.status == "failed":
-                gr.Warning(view.describe())
+            if view.status in ("failed", "interrupted"):
+                gr.Warning(job_line(view))
         if not newly:
             return html, active, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
-        gallery, choice, summary, names = library_view(studio, keep=selected)
+        gallery, choice, summary, names = library_view(studio, state, keep=selected)
         return html, active, gallery, choice, summary, names, [*(seen or []), *(v.id for v in newly)]
 
-    shared.timer.tick(guarded(poll), inputs=[shared.jobs, shared.finished_seen, step.library_choice],
+    shared.timer.tick(guarded(poll),
+                      inputs=[shared.session, shared.jobs, shared.finished_seen,
+                              step.library_choice],
                       outputs=[step.train_progress, shared.timer, *step.library_outputs(),
                                shared.shown_names, shared.finished_seen],
                       show_progress="hidden", api_visibility="private")
+    _wire_job_status(studio, shared, step)
 
-    def job_status(job_id: str) -> dict:
-        """The state of a training job: status, step, total, eta_s, position, message."""
-        views = studio.training.views([job_id])
+    def cancel_training(state, job_ids):
+        owner = studio.owner_of(state)
+        views = [v for v in studio.training.views(job_ids or [], owner) if not v.finished] \
+            if owner is not None else []
         if not views:
-            raise gr.Error(f"no training job with id '{job_id}'", print_exception=False)
-        return job_dict(views[0])
-
-    gr.api(job_status, api_name="job_status")
-
-    def cancel_training(job_ids):
-        views = [v for v in studio.training.views(job_ids or []) if not v.finished]
-        if not views:
-            raise gr.Error("no training of yours is queued or running", print_exception=False)
+            raise StudioError("no training of yours is queued or running")
         for view in views:
-            studio.training.cancel(view.id)
-        html, active, _ = jobs_view(studio, job_ids)
-        return f"Cancelling {len(views)} job(s).", html, active
+            studio.training.cancel(view.id, owner)
+        html, active, _ = jobs_view(studio, state, job_ids)
+        return f"Cancelling {len(views)} training{'s' if len(views) != 1 else ''}.", html, active
 
     if studio.zero_gpu is None:
-        step.train_cancel.click(guarded(cancel_training), inputs=[shared.jobs],
-                                outputs=[step.train_status, step.train_progress, shared.timer],
-                                api_name="cancel_training")
+        on(step.train_cancel.click, cancel_training, inputs=[shared.session, shared.jobs],
+           outputs=[step.train_status, step.train_progress, shared.timer], line=step.train_status,
+           api_name="cancel_training")
+
+
+def _clear_form(done):
+    """After a training was queued: an empty form for the next character."""
+    if not done:
+        return (gr.skip(),) * 5 + (False,)
+    return None, None, "", None, False, False
+
+
+def _wire_job_status(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
+    """``job_status``: one job of the caller's (an event on a hidden button rather than
+    ``gr.api``, so it sees the session's owner; the API takes the job id alone)."""
+    from stableidentity.training_service import job_dict
+
+    trigger = gr.Button(visible=False, elem_id="job_status_trigger")
+    result = gr.JSON(visible=False, elem_id="job_status_result")
+
+    def job_status(state, job_id):
+        """The state of a training job: status, step, total, eta_s, position, message."""
+        owner = studio.owner_of(state)
+        view = studio.training.view(job_id, owner) if owner is not None else None
+        if view is None:
+            raise gr.Error(f"no training job with id '{job_id}'", print_exception=False)
+        return job_dict(view)
+
+    trigger.click(guarded(job_status), inputs=[shared.session, step.train_job_id],
+                  outputs=[result], api_name="job_status")
 
 
 def _wire_library(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
-    def refresh_library(selected=None):
-        return library_view(studio, keep=selected)
+    def refresh_library(state, selected=None):
+        return library_view(studio, state, keep=selected)
 
-    step.library_refresh.click(guarded(refresh_library), inputs=[step.library_choice],
-                               outputs=[*step.library_outputs(), shared.shown_names],
-                               api_name="library")
+    on(step.library_refresh.click, refresh_library, inputs=[shared.session, step.library_choice],
+       outputs=[*step.library_outputs(), shared.shown_names], line=step.library_message,
+       api_name="library")
 
     def select_identity(names, evt: gr.SelectData):
         index = selected_index(evt)
@@ -221,11 +281,12 @@ def _wire_library(studio: "Studio", shared: Shared, step: CharactersStep) -> Non
     step.library_gallery.select(guarded(select_identity), inputs=[shared.shown_names],
                                 outputs=[step.library_choice], api_visibility="private")
 
-    def show_identity(name):
-        return studio.identity_details(name)
+    def show_identity(state, name):
+        return studio.identity_details(state, name)
 
-    step.library_choice.change(guarded(show_identity), inputs=[step.library_choice],
-                               outputs=[step.library_face, step.library_details], api_name="identity")
+    on(step.library_choice.change, show_identity, inputs=[shared.session, step.library_choice],
+       outputs=[step.library_face, step.library_details], line=step.library_message,
+       api_name="identity")
 
 
 def _wire_cast(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
@@ -233,8 +294,9 @@ def _wire_cast(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
         studio.add_to_cast(state, name)
         return (*cast_view(studio, state), state)
 
-    step.cast_add.click(guarded(add_cast), inputs=[shared.session, step.library_choice],
-                        outputs=[*step.cast_outputs(), shared.session], api_name="cast_add")
+    on(step.cast_add.click, add_cast, inputs=[shared.session, step.library_choice],
+       outputs=[*step.cast_outputs(), shared.session], line=step.library_message,
+       api_name="cast_add")
 
     def select_cast_member(state, evt: gr.SelectData):
         index = selected_index(evt)
@@ -247,8 +309,9 @@ def _wire_cast(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
         studio.remove_from_cast(state, name)
         return (*cast_view(studio, state), state)
 
-    step.cast_remove.click(guarded(remove_cast), inputs=[shared.session, step.cast_choice],
-                           outputs=[*step.cast_outputs(), shared.session], api_name="cast_remove")
+    on(step.cast_remove.click, remove_cast, inputs=[shared.session, step.cast_choice],
+       outputs=[*step.cast_outputs(), shared.session], line=step.library_message,
+       api_name="cast_remove")
 
 
 def _wire_delete(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
@@ -256,31 +319,35 @@ def _wire_delete(studio: "Studio", shared: Shared, step: CharactersStep) -> None
         question = studio.request_delete(state, name)
         return question, gr.Row(visible=True), state
 
-    step.library_delete.click(guarded(ask_delete), inputs=[shared.session, step.library_choice],
-                              outputs=[step.confirm_text, step.confirm_row, shared.session],
-                              api_name="library_delete")
+    on(step.library_delete.click, ask_delete, inputs=[shared.session, step.library_choice],
+       outputs=[step.confirm_text, step.confirm_row, shared.session], line=step.library_message,
+       api_name="library_delete")
 
     def do_delete(state):
         name = studio.confirm_delete(state)
         gr.Info(f"Deleted {name} from the library.")
-        return (gr.Row(visible=False), *library_view(studio), *cast_view(studio, state), state)
+        return (gr.Row(visible=False), *library_view(studio, state), *cast_view(studio, state),
+                state)
 
-    step.delete_yes.click(guarded(do_delete), inputs=[shared.session],
-                          outputs=[step.confirm_row, *step.library_outputs(), shared.shown_names,
-                                   *step.cast_outputs(), shared.session],
-                          api_name="library_delete_confirm")
+    on(step.delete_yes.click, do_delete, inputs=[shared.session],
+       outputs=[step.confirm_row, *step.library_outputs(), shared.shown_names,
+                *step.cast_outputs(), shared.session], line=step.library_message,
+       api_name="library_delete_confirm")
 
     def keep(state):
         studio.cancel_delete(state)
         return gr.Row(visible=False), state
 
-    step.delete_no.click(guarded(keep), inputs=[shared.session],
-                         outputs=[step.confirm_row, shared.session], api_name="library_delete_cancel")
+    on(step.delete_no.click, keep, inputs=[shared.session],
+       outputs=[step.confirm_row, shared.session], line=step.library_message,
+       api_name="library_delete_cancel")
 
 
-def wire(studio: "Studio", demo: gr.Blocks, shared: Shared, step: CharactersStep) -> None:
-    """Connect the Characters step's events (call inside ``gr.Blocks``, after every ``build``)."""
-    _wire_training(studio, demo, shared, step)
+def wire(studio: "Studio", signed_in: Any, shared: Shared, step: CharactersStep) -> None:
+    """Connect the Characters step's events (call inside ``gr.Blocks``, after every ``build``);
+    ``signed_in`` is the page-load event that set the session's owner."""
+    _wire_photo(studio, step)
+    _wire_training(studio, signed_in, shared, step)
     _wire_library(studio, shared, step)
     _wire_cast(studio, shared, step)
     _wire_delete(studio, shared, step)

@@ -1,13 +1,19 @@
-"""Step 4 · Comic: generate, pick candidates, redraw one panel, download, open a saved project."""
+"""Step 4 · Comic: My comics and opening a saved comic file (at the top), Generate, then one
+card per panel (picture, sentence, face score, candidates, redraw), the page preview and the
+downloads."""
 
 from __future__ import annotations
 
+import html
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import FACES, Shared, cast_view, drawing, gpu, guarded, selected_index, warn_all
+from ui import my_comics
+from ui.wiring import FACES, Shared, drawing, on, restored_view, selected_index, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
@@ -15,16 +21,45 @@ if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
     from ui.style import StyleStep
 
+#: Narrowest a panel card gets (pixels); cards wrap onto the next line below that.
+CARD_MIN_WIDTH = 300
+
+
+@dataclass
+class PanelSlot:
+    """One pre-built panel card (hidden while the comic has fewer panels)."""
+
+    box: Any
+    image: Any
+    text: Any
+    candidates: Any
+    seed: Any
+    redraw: Any
+
+    def outputs(self) -> list:
+        return [self.box, self.image, self.text, self.candidates]
+
 
 @dataclass
 class ComicStep:
-    """The components of the Comic step."""
+    """The components of the Comic step.
 
+    The ``candidate_*``/``redraw_*`` number fields, ``panels_gallery``, ``panel_notes`` and
+    ``downloads`` are hidden: they keep the ``candidates``, ``choose_candidate``, ``redraw`` and
+    ``generate`` API endpoints as they were; people use the cards.
+    """
+
+    project_file: Any
+    project_open: Any
+    project_info: Any
     generate_button: Any
     generate_status: Any
+    slots: list[PanelSlot]
+    pages_gallery: Any
+    downloads_html: Any
+    version: Any
     panels_gallery: Any
     panel_notes: Any
-    pages_gallery: Any
     downloads: Any
     candidate_panel: Any
     candidate_show: Any
@@ -34,68 +69,146 @@ class ComicStep:
     redraw_panel: Any
     redraw_seed: Any
     redraw_button: Any
-    project_file: Any
-    project_open: Any
-    project_info: Any
+    my_comics: my_comics.MyComicsSection
 
 
-def _panels_and_pages() -> dict[str, Any]:
+def _slot(number: int) -> PanelSlot:
+    with gr.Column(visible=False, elem_id=f"card_{number}", elem_classes=["panel-card"],
+                   min_width=CARD_MIN_WIDTH) as box:
+        image = gr.Image(label=f"Panel {number}", interactive=False, height=300, format="png",
+                         elem_id=f"card_{number}_image")
+        text = gr.Markdown(elem_id=f"card_{number}_text")  # sentence, face score, seed
+        candidates = gr.Gallery(label="Candidates (click one to use it)", show_label=False,
+                                columns=4, height=150, allow_preview=False, object_fit="cover",
+                                format="png", visible=False, elem_id=f"card_{number}_candidates")
+        with gr.Row(equal_height=True):
+            seed = gr.Textbox(placeholder="seed (blank: random)", show_label=False, scale=2,
+                              container=False, elem_id=f"card_{number}_seed")
+            redraw = gr.Button("Redraw", size="sm", scale=1, elem_id=f"card_{number}_redraw")
+    return PanelSlot(box, image, text, candidates, seed, redraw)
+
+
+def _api_only() -> dict[str, Any]:
+    """Hidden components that keep the original API endpoints' inputs and outputs."""
     c: dict[str, Any] = {}
-    c["generate_button"] = gr.Button("Generate", variant="primary", elem_id="generate_button")
-    c["generate_status"] = gr.Markdown(elem_id="generate_status")
-    c["panels_gallery"] = gr.Gallery(label="Panels (click one to pick its candidates or "
-                                     "redraw it)", columns=6, format="png", height=280,
-                                     fit_columns=False, elem_id="panels_gallery")
-    c["panel_notes"] = gr.Markdown(elem_id="panel_notes")
-    c["pages_gallery"] = gr.Gallery(label="Comic pages (click to enlarge)", columns=2,
-                                    format="png", height=720, object_fit="contain",
-                                    fit_columns=False, elem_id="pages_gallery")
-    c["downloads"] = gr.File(label="Downloads: pages (PNG), PDF, project zip, project.json",
-                             file_count="multiple", interactive=False, elem_id="downloads")
-    return c
-
-
-def _candidates_and_redraw() -> dict[str, Any]:
-    c: dict[str, Any] = {}
-    with gr.Row():
-        with gr.Column():
-            gr.Markdown("#### Candidates of a panel")
-            with gr.Row():
-                c["candidate_panel"] = gr.Number(label="Panel", value=1, precision=0, minimum=1,
-                                                 elem_id="candidate_panel")
-                c["candidate_show"] = gr.Button("Show candidates", elem_id="candidate_show")
-            c["candidates_gallery"] = gr.Gallery(label="Candidates", columns=4, format="png",
-                                                 height=220, fit_columns=False,
-                                                 elem_id="candidates_gallery")
-            with gr.Row():
-                c["candidate_number"] = gr.Number(label="Candidate", value=1, precision=0,
-                                                  minimum=1, elem_id="candidate_number")
-                c["candidate_use"] = gr.Button("Use this candidate", elem_id="candidate_use")
-        with gr.Column():
-            gr.Markdown("#### Redraw one panel")
-            c["redraw_panel"] = gr.Number(label="Panel", value=1, precision=0, minimum=1,
-                                          elem_id="redraw_panel")
-            c["redraw_seed"] = gr.Textbox(label="New seed", placeholder="blank: a random seed",
-                                          elem_id="redraw_seed")
-            c["redraw_button"] = gr.Button("Redraw", elem_id="redraw_button")
-    with gr.Accordion("Open a saved project", open=False, elem_id="project_section"):
-        c["project_file"] = gr.File(label="comic.zip or project.json", file_types=[".zip", ".json"],
-                                    type="filepath", elem_id="project_file")
-        c["project_open"] = gr.Button("Open project", elem_id="project_open")
-        c["project_info"] = gr.Markdown(elem_id="project_info")
+    with gr.Column(visible=False):
+        c["panels_gallery"] = gr.Gallery(format="png", elem_id="panels_gallery")
+        c["panel_notes"] = gr.Markdown(elem_id="panel_notes")
+        c["downloads"] = gr.File(file_count="multiple", interactive=False, elem_id="downloads")
+        c["candidate_panel"] = gr.Number(value=1, precision=0, elem_id="candidate_panel")
+        c["candidate_show"] = gr.Button(elem_id="candidate_show")
+        c["candidates_gallery"] = gr.Gallery(format="png", elem_id="candidates_gallery")
+        c["candidate_number"] = gr.Number(value=1, precision=0, elem_id="candidate_number")
+        c["candidate_use"] = gr.Button(elem_id="candidate_use")
+        c["redraw_panel"] = gr.Number(value=1, precision=0, elem_id="redraw_panel")
+        c["redraw_seed"] = gr.Textbox(elem_id="redraw_seed")
+        c["redraw_button"] = gr.Button(elem_id="redraw_button")
     return c
 
 
 def build(studio: "Studio") -> ComicStep:
     """Lay out the Comic tab (call inside ``gr.Blocks``)."""
+    from configs import load_limits
+
+    count = load_limits().panels  # one card per panel a comic may have
     with gr.Tab("4 · Comic", id="comic", elem_id="tab_comic"):
-        top = _panels_and_pages()
-        rest = _candidates_and_redraw()
-    return ComicStep(**top, **rest)
+        saved = my_comics.build()
+        with gr.Row(equal_height=True, elem_id="project_section"):
+            project_file = gr.File(label="Open a saved comic (comic.zip or project.json)",
+                                   file_types=[".zip", ".json"], type="filepath", height=120,
+                                   elem_id="project_file", scale=3)
+            project_open = gr.Button("Open", elem_id="project_open", scale=1)
+        project_info = gr.Markdown(elem_id="project_info")
+        generate_button = gr.Button("Generate", variant="primary", elem_id="generate_button")
+        generate_status = gr.Markdown(elem_id="generate_status")
+        with gr.Row(equal_height=False, elem_id="panel_cards"):  # cards wrap: min_width each
+            slots = [_slot(n + 1) for n in range(count)]
+        pages_gallery = gr.Gallery(label="Page preview (click to enlarge)", columns=2, format="png",
+                                   height=640, object_fit="contain", fit_columns=False,
+                                   elem_id="pages_gallery")
+        downloads_html = gr.HTML(elem_id="downloads_list")
+        version = gr.State(0)
+        hidden = _api_only()
+    return ComicStep(project_file=project_file, project_open=project_open,
+                     project_info=project_info, generate_button=generate_button,
+                     generate_status=generate_status, slots=slots, pages_gallery=pages_gallery,
+                     downloads_html=downloads_html, version=version, my_comics=saved, **hidden)
 
 
-def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep",
-                  style: "StyleStep") -> None:
+def _download_links(files: list[str]) -> str:
+    """Plain download links for the comic's files (no remove buttons)."""
+    if not files:
+        return ""
+    labels = {".png": "page (PNG)", ".pdf": "the whole comic (PDF)",
+              ".zip": "project zip (re-open it here later)", ".json": "project.json"}
+    items = []
+    for path in files:
+        name = Path(path).name
+        label = labels.get(Path(path).suffix.lower(), "")
+        items.append(f'<li><a href="/gradio_api/file={html.escape(path)}" download="{html.escape(name)}">'
+                     f'{html.escape(name)}</a> <span style="opacity:.7">{label}</span></li>')
+    return "<div><b>Downloads</b><ul style='margin-top:4px'>" + "".join(items) + "</ul></div>"
+
+
+def _render(studio: "Studio", step: ComicStep):
+    def render(state):
+        cards = studio.cards(state)
+        values: list[Any] = []
+        for i, _slot_ in enumerate(step.slots):
+            if i < len(cards):
+                card = cards[i]
+                values += [gr.Column(visible=True), card.image, card.text,
+                           gr.Gallery(value=card.candidates, visible=bool(card.candidates))]
+            else:
+                values += [gr.Column(visible=False), None, "", gr.Gallery(value=[], visible=False)]
+        comic = state.comic
+        files = comic.files if comic is not None and state.drawing is None else []
+        return (*values, _download_links(files))
+    return render
+
+
+def _wire_cards(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep") -> list:
+    """Wire the cards (rendering, candidate strips, Redraw); returns the events that change the
+    comic."""
+    outputs = [o for s in step.slots for o in s.outputs()] + [step.downloads_html]
+    step.version.change(_render(studio, step), inputs=[shared.session], outputs=outputs,
+                        show_progress="hidden", api_visibility="private")
+
+    events = []
+    for number, slot in enumerate(step.slots, start=1):
+        events.append(on(slot.candidates.select, _chooser(studio, number), inputs=[shared.session],
+           outputs=[step.pages_gallery, step.downloads, step.generate_status, step.version,
+                    shared.session], line=step.generate_status, api_visibility="private", **FACES))
+        events.append(on(slot.redraw.click, _redrawer(studio, number),
+           inputs=[shared.session, story.panels_table, slot.seed],
+           outputs=[step.pages_gallery, step.downloads, story.panels_table, step.generate_status,
+                    step.version, shared.session], line=step.generate_status, on_gpu=True,
+           api_visibility="private", **drawing(studio.zero_gpu is not None)))
+    return events
+
+
+def _chooser(studio: "Studio", number: int):
+    """The handler of panel ``number``'s candidate strip: use the clicked candidate."""
+    def choose(state, evt: gr.SelectData):
+        candidate = selected_index(evt) + 1
+        studio.choose(state, number, candidate)
+        return (state.comic.page_files, state.comic.files,
+                f"Panel {number} now shows candidate {candidate}.", time.time_ns(), state)
+    return choose
+
+
+def _redrawer(studio: "Studio", number: int):
+    """The handler of panel ``number``'s Redraw button (seed typed on the card, blank: random)."""
+    def redraw(state, rows, new_seed):
+        table, used = studio.redraw(state, rows, number, new_seed)
+        return (state.comic.page_files, state.comic.files, table,
+                f"Redrew panel {number} with seed {used}.", time.time_ns(), state)
+    return redraw
+
+
+def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep",
+                   style: "StyleStep") -> Any:
+    """Wire Generate; returns its event."""
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
                  guidance_value, width_value, height_value, candidates_value, title,
                  face_pass=None):
@@ -106,73 +219,63 @@ def _wire_drawing(studio: "Studio", shared: Shared, step: ComicStep, story: "Sto
             warn_all(update.warnings)
             yield (update.gallery, update.status,
                    update.pages if update.done else gr.skip(),
-                   update.files if update.done else gr.skip(), update.seed, update.notes, state)
+                   update.files if update.done else gr.skip(), update.seed, update.notes,
+                   time.time_ns(), state)
 
     def gpu_seconds(state, rows, *settings):
         """GPU time to ask ZeroGPU for: the table's rows x the candidates (an estimate)."""
         from stableidentity.zero_gpu import drawing_duration_s
 
         try:
-            panels, candidates = len(rows), int(settings[-2] or 1)
+            panels, candidates = len(rows), int(settings[9] or 1)  # style, ..., height, candidates
         except (TypeError, ValueError):
             panels, candidates = 1, 1
         return drawing_duration_s(panels, candidates)
 
-    step.generate_button.click(gpu(guarded(generate), duration=gpu_seconds),
-                               inputs=[shared.session, story.panels_table, *style.inputs()],
-                               outputs=[step.panels_gallery, step.generate_status,
-                                        step.pages_gallery, step.downloads, style.seed,
-                                        step.panel_notes, shared.session],
-                               api_name="generate", **drawing(studio.zero_gpu is not None))
+    return on(step.generate_button.click, generate,
+       inputs=[shared.session, story.panels_table, *style.inputs()],
+       outputs=[step.panels_gallery, step.generate_status, step.pages_gallery, step.downloads,
+                style.seed, step.panel_notes, step.version, shared.session],
+       line=step.generate_status, on_gpu=True, gpu_duration=gpu_seconds, api_name="generate",
+       **drawing(studio.zero_gpu is not None))
 
+
+def _wire_api(studio: "Studio", shared: Shared, step: ComicStep, story: "StoryStep") -> list:
+    """The number-based endpoints (``candidates``, ``choose_candidate``, ``redraw``); returns
+    the events that change the comic."""
     def show_candidates(state, number):
         return studio.candidates(state, number)
 
-    step.candidate_show.click(guarded(show_candidates),
-                              inputs=[shared.session, step.candidate_panel],
-                              outputs=[step.candidates_gallery], api_name="candidates")
-
-    def pick_panel(evt: gr.SelectData):
-        number = selected_index(evt) + 1
-        return number, number
-
-    step.panels_gallery.select(guarded(pick_panel),
-                               outputs=[step.candidate_panel, step.redraw_panel],
-                               api_visibility="private")
-
-    def pick_candidate(evt: gr.SelectData):
-        return selected_index(evt) + 1
-
-    step.candidates_gallery.select(guarded(pick_candidate), outputs=[step.candidate_number],
-                                   api_visibility="private")
+    on(step.candidate_show.click, show_candidates, inputs=[shared.session, step.candidate_panel],
+       outputs=[step.candidates_gallery], line=step.generate_status, api_name="candidates")
 
     def use_candidate(state, number, candidate):
         studio.choose(state, number, candidate)
         comic = state.comic
-        return (studio.panel_gallery(state), studio.candidates(state, number), comic.pages,
+        return (studio.panel_gallery(state), studio.candidates(state, number), comic.page_files,
                 comic.files, f"Panel {int(number)} now shows candidate {int(candidate)}.",
-                studio.panel_notes(state), state)
+                studio.panel_notes(state), time.time_ns(), state)
 
-    step.candidate_use.click(guarded(use_candidate),
-                             inputs=[shared.session, step.candidate_panel, step.candidate_number],
-                             outputs=[step.panels_gallery, step.candidates_gallery,
-                                      step.pages_gallery, step.downloads, step.generate_status,
-                                      step.panel_notes, shared.session],
-                             api_name="choose_candidate", **FACES)
+    chosen = on(step.candidate_use.click, use_candidate,
+       inputs=[shared.session, step.candidate_panel, step.candidate_number],
+       outputs=[step.panels_gallery, step.candidates_gallery, step.pages_gallery, step.downloads,
+                step.generate_status, step.panel_notes, step.version, shared.session],
+       line=step.generate_status, api_name="choose_candidate", **FACES)
 
     def redraw(state, rows, number, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
         comic = state.comic
-        return (studio.panel_gallery(state), comic.pages, comic.files, table,
-                f"Redrew panel {int(number)} with seed {used}.", studio.panel_notes(state), state)
+        return (studio.panel_gallery(state), comic.page_files, comic.files, table,
+                f"Redrew panel {int(number)} with seed {used}.", studio.panel_notes(state),
+                time.time_ns(), state)
 
-    step.redraw_button.click(gpu(guarded(redraw)),
-                             inputs=[shared.session, story.panels_table, step.redraw_panel,
-                                     step.redraw_seed],
-                             outputs=[step.panels_gallery, step.pages_gallery, step.downloads,
-                                      story.panels_table, step.generate_status, step.panel_notes,
-                                      shared.session],
-                             api_name="redraw", **drawing(studio.zero_gpu is not None))
+    redrawn = on(step.redraw_button.click, redraw,
+       inputs=[shared.session, story.panels_table, step.redraw_panel, step.redraw_seed],
+       outputs=[step.panels_gallery, step.pages_gallery, step.downloads, story.panels_table,
+                step.generate_status, step.panel_notes, step.version, shared.session],
+       line=step.generate_status, on_gpu=True, api_name="redraw",
+       **drawing(studio.zero_gpu is not None))
+    return [chosen, redrawn]
 
 
 def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
@@ -180,22 +283,29 @@ def _wire_project(studio: "Studio", shared: Shared, step: ComicStep, characters:
     def open_project(state, path):
         restored = studio.open_project(state, path)
         warn_all(restored.warnings)
-        s = restored.settings
-        return (restored.rows, restored.info, restored.info, *cast_view(studio, state),
-                s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-                s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass,
-                [], [], None, [], "", state)
+        comic = state.comic
+        pages, files = (comic.page_files or comic.pages, comic.files) if comic is not None \
+            else ([], [])
+        story_text = restored.story if restored.story else gr.skip()
+        return (*restored_view(studio, state, restored), studio.panel_gallery(state), pages,
+                files, [], studio.panel_notes(state), story_text, time.time_ns(), state)
 
-    step.project_open.click(guarded(open_project), inputs=[shared.session, step.project_file],
-                            outputs=[story.panels_table, step.project_info, story.story_info,
-                                     *characters.cast_outputs(), *style.inputs(),
-                                     step.panels_gallery, step.pages_gallery, step.downloads,
-                                     step.candidates_gallery, step.panel_notes, shared.session],
-                            api_name="open_project")
+    outputs = [story.panels_table, step.project_info, story.story_info, *characters.cast_outputs(),
+               *style.inputs(), step.panels_gallery, step.pages_gallery, step.downloads,
+               step.candidates_gallery, step.panel_notes, story.story_text, step.version,
+               shared.session]
+    on(step.project_open.click, open_project, inputs=[shared.session, step.project_file],
+       outputs=outputs, line=step.project_info, api_name="open_project", **FACES)
+    on(step.project_file.upload, open_project, inputs=[shared.session, step.project_file],
+       outputs=outputs, line=step.project_info, api_visibility="private", **FACES)
 
 
 def wire(studio: "Studio", shared: Shared, step: ComicStep, characters: "CharactersStep",
-         story: "StoryStep", style: "StyleStep") -> None:
-    """Connect the Comic step's events (call inside ``gr.Blocks``, after every ``build``)."""
-    _wire_drawing(studio, shared, step, story, style)
+         story: "StoryStep", style: "StyleStep", signed_in: Any = None) -> None:
+    """Connect the Comic step's events (call inside ``gr.Blocks``, after every ``build``);
+    ``signed_in``: the page-load event that set the session's owner (lists My comics)."""
+    drawn = [_wire_generate(studio, shared, step, story, style),
+             *_wire_api(studio, shared, step, story), *_wire_cards(studio, shared, step, story)]
     _wire_project(studio, shared, step, characters, story, style)
+    my_comics.wire(studio, shared, step.my_comics, step, characters, story, style,
+                   signed_in=signed_in, drawn=drawn)

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ui.wiring import PARSING, Shared, guarded, warn_all
+from ui.wiring import PARSING, Shared, cast_view, on, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ui.characters import CharactersStep
     from ui.studio import Studio
 
 
@@ -20,12 +21,15 @@ class StoryStep:
     story_text: Any
     story_parse: Any
     story_info: Any
+    story_add: Any
+    addable: Any
     panels_table: Any
     panel_row: Any
     panel_up: Any
     panel_down: Any
     panel_remove: Any
     panel_add: Any
+    story_message: Any
 
 
 def build(studio: "Studio") -> StoryStep:
@@ -39,6 +43,8 @@ def build(studio: "Studio") -> StoryStep:
                                             "a library. She showed him her notes.'")
         story_parse = gr.Button("Process Text", variant="primary", elem_id="story_parse")
         story_info = gr.Markdown(elem_id="story_info")
+        story_add = gr.Button("Add to the cast", visible=False, elem_id="story_add_cast")
+        addable = gr.State([])
         gr.Markdown("One row per panel: the sentence, its characters as comma-separated "
                     "full names (at most "
                     f"{studio.config.generation.max_identities_per_panel}), a seed (blank: "
@@ -51,28 +57,51 @@ def build(studio: "Studio") -> StoryStep:
             column_count=len(HEADERS), interactive=True, wrap=True, show_row_numbers=True,
             column_widths=["56%", "22%", "8%", "14%"], label="Panels", elem_id="panels_table")
         with gr.Row():
-            panel_row = gr.Number(label="Row", value=1, precision=0, minimum=1,
+            panel_row = gr.Number(label="Row", value=1, precision=0,
                                   elem_id="panel_row", scale=1)
             panel_up = gr.Button("Move up", elem_id="panel_up")
             panel_down = gr.Button("Move down", elem_id="panel_down")
             panel_remove = gr.Button("Remove row", elem_id="panel_remove")
             panel_add = gr.Button("Add row after", elem_id="panel_add")
-    return StoryStep(story_text, story_parse, story_info, panels_table, panel_row, panel_up,
-                     panel_down, panel_remove, panel_add)
+        story_message = gr.Markdown(elem_id="story_message")
+    return StoryStep(story_text, story_parse, story_info, story_add, addable, panels_table,
+                     panel_row, panel_up, panel_down, panel_remove, panel_add, story_message)
 
 
-def wire(studio: "Studio", shared: Shared, step: StoryStep) -> None:
+def _add_button(names):
+    """The one-click "add from library" button: shown while the story names library identities
+    outside the cast."""
+    if not names:
+        return gr.Button(visible=False)
+    return gr.Button(f"Add {' and '.join(names)} to the cast", visible=True)
+
+
+def wire(studio: "Studio", shared: Shared, step: StoryStep, characters: "CharactersStep") -> None:
     """Connect the Story step's events (call inside ``gr.Blocks``, after every ``build``)."""
     from pipelines.panel_table import add_row, move_row, remove_row
 
     def parse(state, story):
         outcome = studio.parse(state, story)
         warn_all(outcome.warnings)
-        return outcome.rows, outcome.info
+        return outcome.rows, outcome.info, list(outcome.addable), state
 
-    step.story_parse.click(guarded(parse), inputs=[shared.session, step.story_text],
-                           outputs=[step.panels_table, step.story_info], api_name="parse",
-                           **PARSING)
+    on(step.story_parse.click, parse, inputs=[shared.session, step.story_text],
+       outputs=[step.panels_table, step.story_info, step.addable, shared.session],
+       line=step.story_info, api_name="parse", **PARSING).then(
+        _add_button, inputs=[step.addable], outputs=[step.story_add], api_visibility="private")
+
+    def add_and_parse(state, names, story):
+        for name in names or []:
+            studio.add_to_cast(state, name)
+        outcome = studio.parse(state, story)
+        return (outcome.rows, outcome.info, list(outcome.addable), *cast_view(studio, state),
+                state)
+
+    on(step.story_add.click, add_and_parse, inputs=[shared.session, step.addable, step.story_text],
+       outputs=[step.panels_table, step.story_info, step.addable, *characters.cast_outputs(),
+                shared.session],
+       line=step.story_info, api_name="story_add_cast", **PARSING).then(
+        _add_button, inputs=[step.addable], outputs=[step.story_add], api_visibility="private")
 
     def row_up(rows, row):
         table, number = move_row(rows, row, -1)
@@ -82,12 +111,12 @@ def wire(studio: "Studio", shared: Shared, step: StoryStep) -> None:
         table, number = move_row(rows, row, +1)
         return table, number
 
-    table = step.panels_table
-    step.panel_up.click(guarded(row_up), inputs=[table, step.panel_row],
-                        outputs=[table, step.panel_row], api_name="panel_up")
-    step.panel_down.click(guarded(row_down), inputs=[table, step.panel_row],
-                          outputs=[table, step.panel_row], api_name="panel_down")
-    step.panel_remove.click(guarded(remove_row), inputs=[table, step.panel_row],
-                            outputs=[table], api_name="panel_remove")
-    step.panel_add.click(guarded(add_row), inputs=[table, step.panel_row],
-                         outputs=[table], api_name="panel_add")
+    table, line = step.panels_table, step.story_message
+    on(step.panel_up.click, row_up, inputs=[table, step.panel_row],
+       outputs=[table, step.panel_row], line=line, api_name="panel_up")
+    on(step.panel_down.click, row_down, inputs=[table, step.panel_row],
+       outputs=[table, step.panel_row], line=line, api_name="panel_down")
+    on(step.panel_remove.click, remove_row, inputs=[table, step.panel_row],
+       outputs=[table], line=line, api_name="panel_remove")
+    on(step.panel_add.click, add_row, inputs=[table, step.panel_row],
+       outputs=[table], line=line, api_name="panel_add")

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from configs import load_limits
-
 if TYPE_CHECKING:  # pragma: no cover
     from ui.studio import Studio
 
@@ -39,22 +37,23 @@ class StyleStep:
 
 def build(studio: "Studio") -> StyleStep:
     """Lay out the Style and settings tab (call inside ``gr.Blocks``)."""
-    from ui.studio import MAX_UI_SEED
-
     defaults = studio.default_settings()
     step = studio.size_step()
     with gr.Tab("3 · Style and settings", id="style", elem_id="tab_style"):
-        style_keywords = gr.CheckboxGroup(list(studio.styles.keywords), label="Style keywords",
-                                          elem_id="style_keywords")
-        with gr.Row():
+        with gr.Row(equal_height=True):
             style_template = gr.Dropdown(studio.style_choices(), value=defaults.style,
                                          label="Style", elem_id="style_template")
             comic_title = gr.Textbox(label="Title (first page)", elem_id="comic_title")
+        with gr.Group(elem_id="style_keywords_group"):
+            style_keywords = gr.CheckboxGroup(list(studio.styles.keywords),
+                                              label="Style keywords (added to every panel)",
+                                              elem_id="style_keywords")
         negative_prompt = gr.Textbox(label="Negative prompt", value=defaults.negative_prompt,
                                      lines=2, elem_id="negative_prompt")
         with gr.Row():
-            seed = gr.Number(label="Seed", value=defaults.seed, precision=0, minimum=0,
-                             maximum=MAX_UI_SEED, elem_id="seed")
+            # no minimum/maximum on number fields: Gradio would refuse a value out of range with
+            # a bare "Error" before the app could say why; Studio.settings_from checks them
+            seed = gr.Number(label="Seed", value=defaults.seed, precision=0, elem_id="seed")
             seed_randomize = gr.Checkbox(label="Randomise the seed", value=False,
                                          elem_id="seed_randomize")
             candidates = gr.Slider(1, 8, value=defaults.candidates, step=1,
@@ -65,11 +64,10 @@ def build(studio: "Studio") -> StyleStep:
                               elem_id="steps")
             guidance = gr.Slider(0, 20, value=defaults.guidance, step=0.5,
                                  label="Guidance", elem_id="guidance")
-            side = load_limits().side_limit(studio.config.name)  # configs/limits.yaml: max_side
             width = gr.Number(label="Width", value=defaults.width, precision=0,
-                              minimum=step, maximum=side, step=step, elem_id="width")
+                              step=step, elem_id="width")
             height = gr.Number(label="Height", value=defaults.height, precision=0,
-                               minimum=step, maximum=side, step=step, elem_id="height")
+                               step=step, elem_id="height")
         face_pass = gr.Checkbox(label="Face pass: redraw each character's face with its identity "
                                       "(places and faces: see the Place column on the Story step)",
                                 value=defaults.face_pass, elem_id="face_pass")

@@ -40,14 +40,14 @@ def wire_training(studio: "Studio", shared: Shared, step: "CharactersStep") -> N
     from stableidentity.jobs import JobProgress
     from stableidentity.training_service import CONSENT_MESSAGE, job_line, progress_html
 
-    def train(photo, name, pronouns, consent, train_steps_value, job_ids):
+    def train(state, photo, name, pronouns, consent, train_steps_value, job_ids):
         job_ids = job_ids or []
         if not consent:  # a warning, not an error, as on the queue
             gr.Warning(CONSENT_MESSAGE[0].upper() + CONSENT_MESSAGE[1:])
             yield (f"Not started: {CONSENT_MESSAGE}.", "", job_ids, gr.skip(), gr.skip())
             return
         request = studio.training.check(photo, name, pronouns, consent, train_steps_value,
-                                        find_face=False)
+                                        owner=studio.owner_of(state), find_face=False)
         label, started = f"Training {request.name}", time.time()
         seconds = studio.zero_gpu.duration_s(request)
         yield (f"{label}: asking ZeroGPU for up to {seconds} s of GPU time …", "", job_ids,
@@ -58,13 +58,13 @@ def wire_training(studio: "Studio", shared: Shared, step: "CharactersStep") -> N
 
     event = step.train_button.click(
         guarded(train),
-        inputs=[step.train_photo, step.train_name, step.train_pronouns, step.train_consent,
-                step.train_steps, shared.jobs],
+        inputs=[shared.session, step.train_photo, step.train_name, step.train_pronouns,
+                step.train_consent, step.train_steps, shared.jobs],
         outputs=[step.train_status, step.train_job_id, shared.jobs, step.train_progress,
                  shared.timer],
         api_name="train", **TRAINING)
-    event.success(guarded(lambda selected: library_view(studio, keep=selected)),
-                  inputs=[step.library_choice],
+    event.success(guarded(lambda state, selected: library_view(studio, state, keep=selected)),
+                  inputs=[shared.session, step.library_choice],
                   outputs=[*step.library_outputs(), shared.shown_names], api_visibility="private")
 
     def cancel_training():

@@ -35,16 +35,18 @@ def app_env() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_app(library: Path, log: Path, *extra: str) -> Iterator[str]:
-    """Serve the app on a free port with the tiny preset and ``library``; yields its URL.
+def app_process(library: Path, log: Path, *extra: str,
+                port: int | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Serve the app on ``port`` (default: a free one) with the tiny preset and ``library``;
+    yields the process (a test may kill it) and its URL; stops it at the end if it still runs.
 
-    The server's output goes to ``log`` (shown when it fails to start).
+    The server's output goes to ``log`` (appended; shown when it fails to start).
     """
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}/"
     command = [sys.executable, str(ROOT / "app.py"), "--preset", "tiny", "--library", str(library),
                "--host", "127.0.0.1", "--port", str(port), *extra]
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=app_env(), stdout=out,
                                    stderr=subprocess.STDOUT)
     try:
@@ -62,14 +64,25 @@ def running_app(library: Path, log: Path, *extra: str) -> Iterator[str]:
                 raise RuntimeError(f"app.py did not answer within {START_TIMEOUT_S:.0f} s:\n"
                                    f"{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.5)
-        yield url
+        yield process, url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def running_app(library: Path, log: Path, *extra: str) -> Iterator[str]:
+    """Serve the app on a free port with the tiny preset and ``library``; yields its URL.
+
+    The server's output goes to ``log`` (shown when it fails to start).
+    """
+    with app_process(library, log, *extra) as (_process, url):
+        yield url
 
 
 def save_test_faces(folder: Path) -> dict[str, Path]:

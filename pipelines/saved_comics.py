@@ -1,0 +1,236 @@
+"""My comics: each owner's saved comics, on disk and in the database, never half saved.
+
+A saved comic is a folder ``<data root>/comics/<owner folder>/<comic id>/`` holding what
+:func:`pipelines.export.export_comic` wrote for the download list (``page_N.png``, ``comic.pdf``,
+``project.json``, ``comic.zip``), plus a row in the ``comics`` table of
+:class:`~stableidentity.store.Store` (title, page count, dates, status). Only rows with status
+``saved`` whose folder exists are listed.
+
+Crash safety (``kill -9`` at any moment):
+
+* **save**: the row is written first as ``saving`` (never listed), the files are copied into a
+  hidden ``.tmp.<id>`` folder and flushed, the folder is renamed into place, then the row becomes
+  ``saved``. Saving again over a comic (after a redraw) moves the old folder aside, renames the
+  new one in and only then drops the old one.
+* **delete**: the row becomes ``deleting`` (no longer listed), the folder is renamed to
+  ``.del.<id>`` and removed, then the row is dropped.
+* :meth:`ComicShelf.recover` (at start-up) finishes or undoes whatever a crash cut short: a
+  ``saving`` row whose folder is in place becomes ``saved`` (every file was written before the
+  rename), one without is dropped; ``deleting`` rows are deleted; hidden leftovers are removed
+  (a moved-aside old version is put back when its replacement never arrived) and folders without
+  a row are removed.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from stableidentity.crash import crash_point
+from stableidentity.names import LibraryError
+from stableidentity.owners import COMICS_FOLDER, Owner, Workspace, parse_owner
+from stableidentity.store import ComicRecord, Store
+
+COMIC_ID = re.compile(r"[0-9a-f]{16}")
+#: The files of an export kept in a saved comic (pages are ``page_N.png``).
+KEPT_FILES = ("comic.pdf", "project.json", "comic.zip")
+_TMP, _OLD, _DEL = ".tmp.", ".old.", ".del."
+UNTITLED = "Untitled comic"
+
+
+class ComicNotFound(LibraryError):
+    """No saved comic with that id belongs to the asking owner."""
+
+
+@dataclass(frozen=True)
+class SavedComic:
+    """One saved comic of an owner.
+
+    Attributes:
+        id: 16 hex digits. folder: its files. pages: ``page_N.png`` paths in page order.
+        created/updated: Unix seconds (UTC).
+    """
+
+    id: str
+    title: str
+    created: float
+    updated: float
+    folder: Path
+    pages: tuple[Path, ...]
+
+    @property
+    def files(self) -> list[Path]:
+        """Pages, PDF, project.json and comic.zip (those present), for a download list."""
+        return [*self.pages, *(p for p in (self.folder / f for f in KEPT_FILES) if p.is_file())]
+
+    @property
+    def zip(self) -> Path:
+        return self.folder / "comic.zip"
+
+    @property
+    def thumbnail(self) -> Path | None:
+        """The first page, or None for a comic without pages."""
+        return self.pages[0] if self.pages else None
+
+    def caption(self) -> str:
+        """``"Title · 2026-12-03 10:42 UTC"`` (the time of the last save)."""
+        when = datetime.fromtimestamp(self.updated, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return f"{self.title or UNTITLED} · {when}"
+
+
+def _page_number(path: Path) -> int:
+    match = re.fullmatch(r"page_(\d+)\.png", path.name)
+    return int(match.group(1)) if match else 0
+
+
+def check_comic_id(comic_id: object) -> str:
+    """``comic_id`` when it is 16 hex digits (it names a folder), else :class:`ComicNotFound`."""
+    if not isinstance(comic_id, str) or not COMIC_ID.fullmatch(comic_id):
+        raise ComicNotFound(f"no saved comic {str(comic_id)[:20]!r}")
+    return comic_id
+
+
+class ComicShelf:
+    """Save, list, open and delete owners' comics (see the module docstring).
+
+    Args:
+        store: the app's database. workspace: where each owner's comics folder is.
+    """
+
+    def __init__(self, store: Store, workspace: Workspace) -> None:
+        self.store = store
+        self.workspace = workspace
+
+    def _folder(self, record: ComicRecord) -> Path:
+        return self.workspace.comics_dir(parse_owner(record.owner)) / record.id
+
+    def _saved(self, record: ComicRecord) -> SavedComic | None:
+        folder = self._folder(record)
+        if not folder.is_dir():
+            return None
+        pages = tuple(sorted(folder.glob("page_*.png"), key=_page_number))
+        return SavedComic(id=record.id, title=record.title, created=record.created,
+                          updated=record.updated, folder=folder, pages=pages)
+
+    # ------------------------------------------------------------------ reading
+
+    def list(self, owner: Owner) -> list[SavedComic]:
+        """The owner's saved comics, newest first."""
+        comics = (self._saved(r) for r in self.store.comics(owner.id))
+        return [c for c in comics if c is not None]
+
+    def get(self, owner: Owner, comic_id: object) -> SavedComic:
+        """The owner's saved comic ``comic_id``.
+
+        Raises:
+            ComicNotFound: malformed id, unknown, being saved or deleted, or another owner's.
+        """
+        record = self.store.comic(check_comic_id(comic_id))
+        saved = self._saved(record) if record is not None and record.owner == owner.id \
+            and record.status == "saved" else None
+        if saved is None:
+            raise ComicNotFound("that comic is not among your saved comics (deleted?)")
+        return saved
+
+    # ------------------------------------------------------------------ writing
+
+    def save(self, owner: Owner, title: str, files: list[str | Path],
+             comic_id: str | None = None) -> SavedComic:
+        """Save (or, with the owner's ``comic_id``, replace) a comic from its exported files.
+
+        Args:
+            files: paths written by ``export_comic``; ``page_N.png`` and the kept files
+                (PDF, project.json, comic.zip) are copied, panels are not.
+        Raises:
+            ComicNotFound: ``comic_id`` is not the owner's. LibraryError: a disk error.
+        """
+        wanted = [Path(f) for f in files
+                  if Path(f).name in KEPT_FILES or re.fullmatch(r"page_\d+\.png", Path(f).name)]
+        pages = sum(1 for f in wanted if f.name.startswith("page_"))
+        title = " ".join((title or "").split())[:200]
+        if comic_id is not None:
+            self.get(owner, comic_id)  # the owner's, and saved
+        else:
+            comic_id = uuid.uuid4().hex[:16]
+            self.store.begin_comic(comic_id, owner.id, title)
+        root = self.workspace.comics_dir(owner)
+        dest, staged = root / comic_id, root / f"{_TMP}{comic_id}"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(staged, ignore_errors=True)
+            staged.mkdir()
+            for source in wanted:
+                shutil.copyfile(source, staged / source.name)
+            crash_point("comic-save")
+            if dest.exists():
+                aside = root / f"{_OLD}{comic_id}"
+                shutil.rmtree(aside, ignore_errors=True)
+                dest.rename(aside)
+                staged.rename(dest)
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                staged.rename(dest)
+        except OSError as exc:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise LibraryError(f"cannot save the comic: {exc.strerror or exc}") from None
+        self.store.comic_saved(comic_id, title, pages)
+        return self.get(owner, comic_id)
+
+    def delete(self, owner: Owner, comic_id: object) -> None:
+        """Delete the owner's saved comic (its row stops being listed first).
+
+        Raises:
+            ComicNotFound: not the owner's (or unknown).
+        """
+        saved = self.get(owner, comic_id)
+        self.store.set_comic_status(saved.id, "deleting")
+        crash_point("comic-delete")
+        self._remove(saved.folder)
+        self.store.forget_comic(saved.id)
+
+    @staticmethod
+    def _remove(folder: Path) -> None:
+        if folder.exists():
+            trash = folder.with_name(f"{_DEL}{folder.name}")
+            shutil.rmtree(trash, ignore_errors=True)
+            folder.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def recover(self) -> None:
+        """At start-up: finish or undo what a crash cut short (see the module docstring)."""
+        base = self.workspace.root / COMICS_FOLDER
+        if base.is_dir():
+            for owner_dir in base.iterdir():
+                for child in list(owner_dir.iterdir()) if owner_dir.is_dir() else ():
+                    if child.name.startswith(_OLD):
+                        original = child.with_name(child.name[len(_OLD):])
+                        if original.exists():
+                            shutil.rmtree(child, ignore_errors=True)
+                        else:
+                            child.rename(original)
+                    elif child.name.startswith((_TMP, _DEL)):
+                        shutil.rmtree(child, ignore_errors=True)
+        known = set()
+        for record in self.store.comics(status=None):
+            # by the owner id's hash alone: rows of the other mode keep their folders too
+            folder = base / Owner(record.owner).folder / record.id
+            if record.status == "saving" and folder.is_dir():
+                pages = sum(1 for _ in folder.glob("page_*.png"))
+                self.store.comic_saved(record.id, record.title, pages)
+            elif record.status in ("saving", "deleting"):
+                self._remove(folder)
+                self.store.forget_comic(record.id)
+                continue
+            known.add(folder)
+        if base.is_dir():
+            for owner_dir in base.iterdir():
+                for child in list(owner_dir.iterdir()) if owner_dir.is_dir() else ():
+                    if child.is_dir() and COMIC_ID.fullmatch(child.name) and child not in known:
+                        shutil.rmtree(child, ignore_errors=True)
+
+
+__all__ = ["ComicNotFound", "ComicShelf", "SavedComic", "check_comic_id"]
