@@ -1034,6 +1034,8 @@ class Studio:
             badge = self._badge(panel, panel.chosen) or "no characters"
             text = (f"**{i + 1}.** {panel.text}\n\n{badge} · seed "
                     f"{self._seed_text(panel, comic.request, i)}")
+            if panel.faces_caption:  # which face is whose, as the face pass matched them
+                text += f"\n\n{panel.faces_caption}"
             strip = [(r.image, f"{c + 1}{' ✓' if c == panel.chosen else ''}"
                       + (f" · {self._badge(panel, c)}" if self._badge(panel, c) else ""))
                      for c, r in enumerate(panel.results)] if len(panel.results) > 1 else []
