@@ -36,6 +36,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--no-first-run"]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 TIMEOUT_MS = 30_000
+TRAINING_TIMEOUT_MS = 180_000  # three trainings run one after another on a loaded 2-core CI box
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +106,8 @@ def train(page, photo: Path, name: str, pronouns: str | None, *, consent: bool =
     page.click("#train_button")
 
 
-def wait_for_text(page, selector: str, text: str) -> None:
-    page.locator(selector).filter(has_text=text).first.wait_for()
+def wait_for_text(page, selector: str, text: str, timeout_ms: float | None = None) -> None:
+    page.locator(selector).filter(has_text=text).first.wait_for(timeout=timeout_ms)
 
 
 def wait_for_empty_form(page) -> None:
@@ -151,7 +152,8 @@ def characters_step(page, workdir: Path, faces: dict[str, Path]) -> None:
     fill_number(page, "#train_steps", 3)
     train(page, faces["astronaut"], "Agent 47", "he")  # digits are fine in a name
     for name in ("Hugh Jackman", "Taylor Swift", "Agent 47"):
-        wait_for_text(page, "#train_progress", f"{name} is ready and in your library")
+        wait_for_text(page, "#train_progress", f"{name} is ready and in your library",
+                      TRAINING_TIMEOUT_MS)
     assert page.locator("#train_progress img.train-face").count() == 3
     progress = page.inner_text("#train_progress")
     assert "loss" not in progress and "face parsing" not in progress
