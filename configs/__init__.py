@@ -113,6 +113,10 @@ class TrainConfig:
     (less memory, one more UNet forward per step). ``mixed_precision``: ``auto`` autocasts the
     UNet pass to the components' dtype on CUDA; ``no`` runs it in the weights' dtype without
     autocast (as inference does); ``bf16``/``fp16`` autocast to that dtype on any device.
+    ``mlp_dtype``: ``float32`` keeps the MLPs and their optimiser state in float32 whatever the
+    UNet runs in; ``weights`` casts them to the UNet weights' dtype, as the official code does
+    under mixed precision. ``celebrity_names``: the names whose statistics AdaIN uses,
+    ``official`` (the official code's 326) or ``extended`` (this project's earlier 477).
     """
 
     steps: int = 450
@@ -140,6 +144,8 @@ class TrainConfig:
     resample: Literal["bicubic", "bilinear"] = "bicubic"
     gradient_checkpointing: bool = False
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    mlp_dtype: Literal["float32", "weights"] = "float32"
+    celebrity_names: Literal["official", "extended"] = "official"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Editability prior: celebrity-name embedding statistics and the AdaIN that applies them.
 
 For one text encoder, the raw token-embedding rows (no position embeddings) of the first-name and
-last-name tokens of :data:`~stableidentity.celebrities.CELEBRITIES` are stacked to (N, 2, d); their
+last-name tokens of a celebrity list (``train.celebrity_names``; by default
+:data:`~stableidentity.celebrities.OFFICIAL_CELEBRITIES`) are stacked to (N, 2, d); their
 mean and standard deviation over names give ``mu`` and ``sigma`` of shape (2, d). A learned
 identity word pair is then ``v = mu + sigma * MLP(f)``: the MLP's final LayerNorm is the
 normalisation half of AdaIN, this module the affine half, so the learned words land in the value
@@ -27,7 +28,7 @@ from safetensors.torch import load_file, save
 from transformers import PreTrainedTokenizerBase
 
 from pipelines.files import cache_dir, write_bytes_atomic
-from stableidentity.celebrities import CELEBRITIES
+from stableidentity.celebrities import OFFICIAL_CELEBRITIES
 
 
 class CelebrityNameError(ValueError):
@@ -52,7 +53,7 @@ class CelebStats:
         return CelebStats(self.mean.to(device), self.std.to(device), self.num_names)
 
 
-def celeb_token_ids(tokenizer: PreTrainedTokenizerBase, names: Sequence[str] = CELEBRITIES) -> torch.Tensor:
+def celeb_token_ids(tokenizer: PreTrainedTokenizerBase, names: Sequence[str] = OFFICIAL_CELEBRITIES) -> torch.Tensor:
     """(N, 2) int64 token ids of first and last names; CelebrityNameError if one is not 2 tokens."""
     ids = []
     for name in names:
@@ -93,7 +94,7 @@ def stats_cache_key(model_id: str, table: torch.Tensor, rows: torch.Tensor, name
 
 
 def celeb_stats(text_encoder: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, model_id: str, *,
-                names: Sequence[str] = CELEBRITIES, cache_dir: Path | None = None,
+                names: Sequence[str] = OFFICIAL_CELEBRITIES, cache_dir: Path | None = None,
                 use_cache: bool = True) -> CelebStats:
     """Celebrity statistics of one text encoder, from the disk cache when present.
 

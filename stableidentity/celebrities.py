@@ -4,8 +4,18 @@ Each name is exactly two words ("First Last"), and each word is ONE token of the
 vocabulary shared by both SDXL tokenizers (CLIP lowercases, so "Hanks" is the token ``hanks</w>``).
 :mod:`stableidentity.adain` takes the mean and standard deviation of these tokens' embedding rows,
 per position (first name, last name), as the range the learned identity words must live in.
-The list mixes actors, musicians, athletes, public figures and artists of several eras; the test
-suite checks the two-single-token rule with the real CLIP tokenizer.
+
+Two lists, chosen by ``train.celebrity_names`` in ``configs/*.yaml``:
+
+- :data:`OFFICIAL_CELEBRITIES` (``official``, the default): the 326 names of the official code's
+  ``datasets_face/selected_celeb_names.txt`` (qinghew/StableIdentity, MIT licence), in its order.
+  The official code takes tokens 1 and 2 of each tokenised name; every one of these names is two
+  words of one token each, so that is exactly the (first name, last name) rows taken here.
+- :data:`CELEBRITIES` (``extended``): this project's earlier list of 477 names (actors,
+  musicians, athletes, public figures and artists of several eras; 119 shared with the official
+  list), kept as a switch for identities trained before the change.
+
+The test suite checks the two-single-token rule for both lists with the real CLIP tokenizer.
 """
 
 from __future__ import annotations
@@ -100,4 +110,78 @@ CELEBRITIES: tuple[str, ...] = (
     "Ashley Graham", "Hailey Bieber", "Cindy Crawford",
 )
 
-__all__ = ["CELEBRITIES"]
+#: The official code's list (``datasets_face/selected_celeb_names.txt``), 326 names in its order.
+OFFICIAL_CELEBRITIES: tuple[str, ...] = (
+    "Adam Savage", "Adam Scott", "Alan Alda", "Alan Hale", "Albert Brooks", "Alec Baldwin",
+    "Alec Guinness", "Alice Cooper", "Alicia Alonso", "Amy Adams", "Amy Schumer",
+    "Anderson Cooper", "Andrea Martin", "Andy Richter", "Angelina Jolie", "Ann Curry",
+    "Ann Miller", "Anne Hathaway", "Anne Murray", "Aubrey Plaza", "Audrey Hepburn", "Aziz Ansari",
+    "BD Wong", "Barbara Walters", "Ben Affleck", "Ben Kingsley", "Ben Miller", "Ben Schwartz",
+    "Benedict Cumberbatch", "Bill Burr", "Bill Cosby", "Bill Irwin", "Bill Maher", "Bill Murray",
+    "Bill Nye", "Billy Chow", "Billy Connolly", "Billy Crystal", "Billy Joel", "Billy Porter",
+    "Billy Wilder", "Bob Hope", "Bob Marley", "Bonnie Hunt", "Brad Pitt", "Brandon Lee",
+    "Brian Cox", "Brian Tee", "Britney Spears", "Bron James", "Bruce Springsteen", "Bruce Willis",
+    "Bryan Cranston", "Buck Henry", "Burt Lancaster", "Burt Reynolds", "Cameron Diaz",
+    "Carol Burnett", "Carol Channing", "Carol Kane", "Carrie Underwood", "Cary Grant",
+    "Cate Blanchett", "Celia Cruz", "Celine Dion", "Charlie Sheen", "Cheryl Hines", "Chris Pratt",
+    "Christina Hendricks", "Christopher Guest", "Cindy Williams", "Claire Danes", "Craig Ferguson",
+    "Craig Robinson", "Cristiano Ronaldo", "Crystal Gayle", "Dan Harmon", "Dan Levy", "Dan Rather",
+    "Dana Gould", "Daniel Radcliffe", "Danny Thomas", "Daryl Hall", "Dave Bautista",
+    "Dave Matthews", "David Beckham", "David Bowie", "David Butler", "David Spade", "Dax Shepard",
+    "Dean Martin", "Debra Messing", "Dennis Chan", "Dennis Franz", "Dennis Hopper", "Dennis Quaid",
+    "Dev Patel", "Devon Aoki", "Diana Ross", "Diane Sawyer", "Dizzy Gillespie", "Donald Crisp",
+    "Donald Glover", "Donna Reed", "Donnie Yen", "Doris Roberts", "Drew Barrymore", "Drew Carey",
+    "Dudley Moore", "Dwayne Johnson", "Ed Sheeran", "Eddie Murphy", "Edgar Wright",
+    "Edward Norton", "Elaine May", "Eleanor Powell", "Eli Roth", "Elizabeth Banks", "Ellen Pompeo",
+    "Elon Musk", "Elton John", "Emma Thompson", "Eric Idle", "Ernie Reyes", "Floyd Mayweather",
+    "Forest Whitaker", "Fred Savage", "Garry Marshall", "Gene Lockhart", "George Benson",
+    "George Burns", "George Clooney", "George Lopez", "George Lucas", "George Marshall",
+    "George Miller", "Gillian Murphy", "Ginger Rogers", "Gregory Hines", "Gregory Peck",
+    "Halle Berry", "Harold Lloyd", "Harrison Ford", "Harry Carey", "Helen Mirren", "Helen Reddy",
+    "Howard Stern", "Hugh Jackman", "Hugh Laurie", "Ira Glass", "Isabel Sanford", "Jack Conway",
+    "Jack Nicholson", "Jackie Chan", "Jackie Mason", "James Burrows", "James Cameron",
+    "James Franco", "James Patterson", "Jamie Foxx", "Jane Lynch", "Janet Jackson",
+    "Jason Alexander", "Jason Bateman", "Jason Biggs", "Jason Nash", "Jay Leno", "Jay Pharoah",
+    "Jeff Gordon", "Jennifer Aniston", "Jennifer Garner", "Jennifer Hudson", "Jennifer Lopez",
+    "Jennifer Saunders", "Jenny Slate", "Jerome Robbins", "Jerry Lewis", "Jerry Seinfeld",
+    "Jim Parsons", "Jodie Foster", "Joe Cornish", "John Cho", "John Legend", "John Ritter",
+    "Johnny Depp", "Jon Hamm", "Joseph Gordon", "Josh Gad", "Julia Roberts", "Julie Bowen",
+    "Julie Kent", "Julie Walters", "Justin Bieber", "Kanye West", "Katy Perry", "Kay Cannon",
+    "Keanu Reeves", "Kelly Clarkson", "Kelly Hu", "Ken Dodd", "Ken Jeong", "Kenny Ortega",
+    "Kerry Washington", "Kevin Dillon", "Kevin Hart", "Kevin James", "Kevin Kline", "Kevin Spacey",
+    "Kiefer Sutherland", "Kim Coles", "Kim Kardashian", "Kobe Bryant", "Kristen Bell",
+    "Kylie Jenner", "Lady Gaga", "Larry King", "LeBron James", "Lee Daniels", "Lena Dunham",
+    "Leonardo DiCaprio", "Leslie Mann", "Leslie Nielsen", "Lillian Hurst", "Lilly Singh",
+    "Lily Tomlin", "Lionel Messi", "Loretta Lynn", "Lucy Liu", "Mackenzie Crook", "Madeline Kahn",
+    "Marcia Wallace", "Margaret Cho", "Mariah Carey", "Mark Wahlberg", "Martin Scorsese",
+    "Mel Brooks", "Mel Gibson", "Michael Cera", "Michael Jackson", "Michael Jordan",
+    "Michael Landon", "Michael Palin", "Mike Myers", "Molly Shannon", "Morgan Freeman",
+    "Naomi Watts", "Natalie Morales", "Natalie Portman", "Nathan Fielder", "Nathan Lane",
+    "Nick Park", "Nicolas Cage", "Nicole Kidman", "Norman Lear", "Patrick Stewart",
+    "Paul McCartney", "Paul Rudd", "Paula Abdul", "Penny Marshall", "Pete Holmes", "Peter Jackson",
+    "Phil McGraw", "Piers Morgan", "Quentin Tarantino", "Randy Jackson", "Randy Travis",
+    "Ray Romano", "Rich Sommer", "Richard Attenborough", "Ricky Gervais", "Ridley Scott",
+    "Rita Moreno", "Rob Lowe", "Robert Downey", "Robin Williams", "Roger Federer", "Roger Moore",
+    "Ron Howard", "Rose Marie", "Russell Brand", "Ryan Murphy", "Ryan Reynolds", "Sally Field",
+    "Sandra Bullock", "Sarah Shahi", "Seth Rogen", "Shirley Jones", "Sidney Franklin",
+    "Simon Cowell", "Snoop Dogg", "Spike Lee", "Stan Lee", "Stephen Curry", "Stephen Fry",
+    "Stephen King", "Stephen Merchant", "Steven Spielberg", "Sung Kang", "Susan Egan",
+    "Taylor Swift", "Terrence Howard", "Terry Bradshaw", "Terry Jones", "Tim Conway",
+    "Tim Robbins", "Tina Fey", "Tom Cruise", "Tom Hanks", "Tom Hiddleston", "Tom Jones",
+    "Tommy Chong", "Tony Bennett", "Tracy Morgan", "Trey Parker", "Tyler Perry", "Valerie Harper",
+    "Vanessa Bayer", "Vanessa Williams", "Viola Davis", "Walt Disney", "Wanda Sykes",
+    "Wayne Brady", "Wendy Whelan", "Will Ferrell", "Will Smith", "Zachary Levi",
+)
+
+#: ``train.celebrity_names`` -> its list.
+CELEBRITY_LISTS: dict[str, tuple[str, ...]] = {"official": OFFICIAL_CELEBRITIES, "extended": CELEBRITIES}
+
+
+def celebrity_names(choice: str) -> tuple[str, ...]:
+    """The list ``train.celebrity_names`` names (``official`` or ``extended``); ValueError otherwise."""
+    try:
+        return CELEBRITY_LISTS[choice]
+    except KeyError:
+        raise ValueError(f"celebrity_names must be one of {sorted(CELEBRITY_LISTS)}, got {choice!r}") from None
+
+__all__ = ["CELEBRITIES", "OFFICIAL_CELEBRITIES", "CELEBRITY_LISTS", "celebrity_names"]

@@ -18,9 +18,10 @@ uniformly from those encoded views, each time with a fresh VAE posterior sample,
 and template. Runs no longer than the pool are unaffected; ``augment_pool: 0`` in the config (or
 ``augment_pool=None`` here) encodes a fresh augmentation every step.
 
-**Precision** (``train.mixed_precision``). The MLPs, their outputs, the loss and the optimiser
-state are always float32, and the text encoders run in their own dtype without autocast, as the
-inference pipeline runs them. The UNet pass: ``auto`` autocasts to the components' dtype on CUDA
+**Precision** (``train.mixed_precision``, ``train.mlp_dtype``). The MLPs, their outputs, the loss
+and the optimiser state are float32 (``mlp_dtype: weights`` casts the MLPs to the UNet weights'
+dtype, as the official code does under mixed precision), and the text encoders run in their own
+dtype without autocast, as the inference pipeline runs them. The UNet pass: ``auto`` autocasts to the components' dtype on CUDA
 when that is float16/bfloat16 (float32 elsewhere); ``no`` runs it in the weights' dtype with no
 autocast (pure bf16 on a bf16 GPU, as inference does); ``bf16``/``fp16`` autocast to that dtype
 on any device (e.g. float32 weights). A float16 UNet pass gets a GradScaler.
@@ -61,6 +62,7 @@ import torch.nn.functional as F
 
 from stableidentity.adain import CelebStats, adain, celeb_stats
 from stableidentity.augment import AugmentSettings, augment, masks_to_latent
+from stableidentity.celebrities import celebrity_names
 from stableidentity.conditioning import (SDXLConditioning, TokenizedPrompts, add_time_ids,
                                          sdxl_conditioning, tokenize_templates)
 from stableidentity.face_prep import (AlignedFace, FacePrepError, LoadedPhoto, PhotoInput, load_photo,
@@ -190,6 +192,25 @@ def unet_precision(mixed_precision: str, device: torch.device, dtype: torch.dtyp
     return autocast, compute == torch.float16
 
 
+def mlp_dtype(choice: str, weights_dtype: torch.dtype, scaled: bool) -> torch.dtype:
+    """dtype of the MLPs and their optimiser state (``train.mlp_dtype``).
+
+    ``float32`` (default): float32 whatever the UNet runs in. ``weights``: the UNet weights'
+    dtype, as the official code casts its embedding manager under mixed precision; stored weights
+    of ~0.02 in bfloat16 have a resolution of ~1e-4, so about half of Adam's 5e-5 steps round
+    away (docs/STABLEIDENTITY.md). float16 MLPs cannot train under a GradScaler (it refuses to
+    unscale float16 gradients), so that combination is refused with a message.
+    """
+    if choice == "float32":
+        return torch.float32
+    if choice != "weights":
+        raise ValueError(f"train.mlp_dtype must be float32 or weights, got {choice!r}")
+    if scaled and weights_dtype == torch.float16:
+        raise ValueError("train.mlp_dtype: weights cannot train float16 MLPs under a gradient scaler; "
+                         "use mlp_dtype: float32 (the default) or bfloat16 weights")
+    return weights_dtype
+
+
 def _image_tensor(image: np.ndarray, resolution: int, device: torch.device) -> torch.Tensor:
     """uint8 (H, W, 3) -> float32 (3, res, res) in [0, 1] on ``device``."""
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float() / 255.0
@@ -252,10 +273,11 @@ class StableIdentityTrainer:
             self.features = identity_features(components.fr_vit, aligned.image,
                                               with_mirror=True).to(self.device)
             model_id = components.config.model.pretrained
+            names = celebrity_names(cfg.celebrity_names)
             self.stats_l: CelebStats = celeb_stats(components.text_encoder, components.tokenizer,
-                                                   f"{model_id}/text_encoder").to(self.device)
+                                                   f"{model_id}/text_encoder", names=names).to(self.device)
             self.stats_g: CelebStats = celeb_stats(components.text_encoder_2, components.tokenizer_2,
-                                                   f"{model_id}/text_encoder_2").to(self.device)
+                                                   f"{model_id}/text_encoder_2", names=names).to(self.device)
             set_gradient_checkpointing(components.unet, cfg.gradient_checkpointing)
         self.prompts: TokenizedPrompts = tokenize_templates(components.tokenizer, components.tokenizer_2,
                                                             TEMPLATES).to(self.device)
@@ -269,21 +291,23 @@ class StableIdentityTrainer:
         self._queue: deque[EncodedView] = deque()
         self._pool: list[EncodedView] = []
 
-        # the trainable part: two MLPs in float32
+        self.autocast_dtype, scaled = unet_precision(cfg.mixed_precision, self.device,
+                                                     components.unet.dtype)
+        self.scaler = torch.amp.GradScaler(self.device.type) if scaled else None
+
+        # the trainable part: two MLPs, float32 unless train.mlp_dtype says the UNet's dtype
+        self.mlp_dtype = mlp_dtype(cfg.mlp_dtype, components.unet.dtype, scaled)
         hidden = self.features.shape[1]
         d1 = components.text_encoder.get_input_embeddings().weight.shape[1]
         d2 = components.text_encoder_2.get_input_embeddings().weight.shape[1]
         make = dict(depth=cfg.mlp_depth, hidden_factor=cfg.mlp_hidden_factor, final_affine=cfg.mlp_final_affine,
                     lr_mul=cfg.lr_multiplier, init_std=cfg.mlp_init_std, generator=self.generator)
-        self.mlp_l = IdentityMLP(hidden, d1, **make).to(self.device)
-        self.mlp_g = IdentityMLP(hidden, d2, **make).to(self.device)
+        self.mlp_l = IdentityMLP(hidden, d1, **make).to(self.device, self.mlp_dtype)
+        self.mlp_g = IdentityMLP(hidden, d2, **make).to(self.device, self.mlp_dtype)
         self.optimizer = torch.optim.AdamW(
             self.trainable_parameters(), lr=cfg.learning_rate if learning_rate is None else learning_rate,
             betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay, eps=cfg.adam_epsilon,
             fused=self.device.type in ("cpu", "cuda"))  # one kernel for all parameters
-        self.autocast_dtype, scaled = unet_precision(cfg.mixed_precision, self.device,
-                                                     components.unet.dtype)
-        self.scaler = torch.amp.GradScaler(self.device.type) if scaled else None
 
     def gate(self) -> contextlib.AbstractContextManager:
         """The device gate for one unit of training work (a step, the run's set-up), or nothing
@@ -304,8 +328,9 @@ class StableIdentityTrainer:
         return list(self.mlp_l.parameters()) + list(self.mlp_g.parameters())
 
     def embeddings(self, flipped: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Signal-word embeddings ``mu + sigma * MLP(f)``: ((1, 2, d1), (1, 2, d2)) float32, with graph."""
-        feature = self.features[1 if flipped else 0].unsqueeze(0)
+        """Signal-word embeddings ``mu + sigma * MLP(f)``: ((1, 2, d1), (1, 2, d2)) in the MLPs' dtype
+        (float32 unless ``train.mlp_dtype: weights``), with graph."""
+        feature = self.features[1 if flipped else 0].unsqueeze(0).to(self.mlp_dtype)
         return adain(self.mlp_l(feature), self.stats_l), adain(self.mlp_g(feature), self.stats_g)
 
     def conditioning(self, template_index: int, flipped: bool = False) -> SDXLConditioning:

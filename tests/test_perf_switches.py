@@ -27,7 +27,7 @@ from stableidentity.face_detection import DlibFaceDetector
 from stableidentity.face_prep import prepare_face
 from stableidentity.library import Identity
 from stableidentity.trainer import (PREFETCH, StableIdentityTrainer, set_gradient_checkpointing,
-                                    train_identity, unet_precision)
+                                    mlp_dtype, train_identity, unet_precision)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -110,6 +110,8 @@ def test_presets_carry_the_speed_switches_with_safe_defaults():
     ("train:\n  augment_pool: 2.5\n", "train.augment_pool", "whole number"),
     ("train:\n  gradient_checkpointing: on-demand\n", "train.gradient_checkpointing", "true or false"),
     ("train:\n  mixed_precision: int8\n", "train.mixed_precision", "auto, no, bf16, fp16"),
+    ("train:\n  mlp_dtype: half\n", "train.mlp_dtype", "float32, weights"),
+    ("train:\n  celebrity_names: famous\n", "train.celebrity_names", "official, extended"),
     ("generation:\n  prompt_cache_size: -3\n", "generation.prompt_cache_size", "must not be negative"),
 ])
 def test_bad_speed_switch_values_give_one_line_errors(tmp_path, text, key, says):
@@ -232,6 +234,42 @@ def test_mixed_precision_paths_train_on_cpu(tiny_components, aligned):
     assert losses["no"] == losses["auto"]  # float32 on the CPU either way: bit for bit
     for mode in ("bf16", "fp16"):  # same samples, reduced-precision UNet pass
         np.testing.assert_allclose(losses[mode], losses["auto"], rtol=5e-2)
+
+
+@pytest.mark.parametrize("choice, weights, scaled, expected", [
+    ("float32", torch.bfloat16, False, torch.float32),
+    ("float32", torch.float16, True, torch.float32),
+    ("weights", torch.bfloat16, False, torch.bfloat16),
+    ("weights", torch.float32, True, torch.float32),
+    ("weights", torch.float16, False, torch.float16),
+])
+def test_mlp_dtype_modes(choice, weights, scaled, expected):
+    assert mlp_dtype(choice, weights, scaled) == expected
+
+
+def test_mlp_dtype_refuses_float16_mlps_under_a_scaler():
+    with pytest.raises(ValueError, match="float16 MLPs under a gradient scaler"):
+        mlp_dtype("weights", torch.float16, True)
+    with pytest.raises(ValueError, match="float32 or weights"):
+        mlp_dtype("half", torch.float32, False)
+
+
+def test_mlp_dtype_and_celebrity_names_reach_the_trainer(tiny_components, aligned):
+    bf16 = dataclasses.replace(tiny_components, **{n: copy.deepcopy(getattr(tiny_components, n)).to(torch.bfloat16)
+                                                   for n in ("unet", "vae", "text_encoder",
+                                                   "text_encoder_2")})
+    trainer = StableIdentityTrainer(with_config(bf16, train={"mlp_dtype": "weights", "mixed_precision": "no",
+                                                             "celebrity_names": "extended"}), aligned, seed=0)
+    assert {p.dtype for p in trainer.trainable_parameters()} == {torch.bfloat16}
+    assert trainer.stats_l.num_names == trainer.stats_g.num_names == 477
+    before = [p.detach().clone() for p in trainer.trainable_parameters()]
+    assert np.isfinite(trainer.step())
+    assert any(not torch.equal(b, p) for b, p in zip(before, trainer.trainable_parameters()))
+    clip_l, clip_g = trainer.final_embeddings()
+    assert clip_l.dtype == clip_g.dtype == torch.float32
+    default = StableIdentityTrainer(tiny_components, aligned, seed=0)
+    assert {p.dtype for p in default.trainable_parameters()} == {torch.float32}
+    assert default.stats_l.num_names == 326
 
 
 def test_autograd_records_only_the_path_from_the_mlps(tiny_components, aligned):

@@ -9,7 +9,7 @@ import torch
 from pipelines.clip_tokenizer import build_clip_tokenizer
 from stableidentity import adain as adain_module
 from stableidentity.adain import CelebStats, adain, celeb_stats, celeb_token_ids
-from stableidentity.celebrities import CELEBRITIES
+from stableidentity.celebrities import CELEBRITIES, OFFICIAL_CELEBRITIES, celebrity_names
 from stableidentity.identity_encoder import FR_VIT_CROP_BOX, fr_vit_pixels, identity_features
 from stableidentity.mlp import EqualLinear, IdentityMLP
 
@@ -131,14 +131,32 @@ def test_identity_mlp_init_is_seeded():
 # ----------------------------------------------------------------------------- celebrities and AdaIN
 
 
-def test_celebrity_list_has_300_two_single_token_names():
+@pytest.mark.parametrize("names", [OFFICIAL_CELEBRITIES, CELEBRITIES], ids=["official", "extended"])
+def test_celebrity_lists_hold_two_single_token_names(names):
     tokenizer = build_clip_tokenizer()
-    assert len(CELEBRITIES) >= 300 and len(set(CELEBRITIES)) == len(CELEBRITIES)
-    for name in CELEBRITIES:
+    assert len(names) >= 300 and len(set(names)) == len(names)
+    for name in names:
         words = name.split()
         assert len(words) == 2, name
         for word in words:
             assert len(tokenizer(word, add_special_tokens=False).input_ids) == 1, (name, word)
+        # the official code's choice, tokens 1 and 2 of the tokenised name, is the same pair
+        assert tokenizer(name).input_ids[1:3] == [tokenizer(w, add_special_tokens=False).input_ids[0]
+                                                  for w in words]
+
+
+def test_the_official_list_is_the_official_file_and_the_default():
+    # datasets_face/selected_celeb_names.txt: 326 lines, "Adam Savage" first, "Zachary Levi" last
+    assert len(OFFICIAL_CELEBRITIES) == 326
+    assert OFFICIAL_CELEBRITIES[:2] == ("Adam Savage", "Adam Scott")
+    assert OFFICIAL_CELEBRITIES[-1] == "Zachary Levi"
+    assert len(set(OFFICIAL_CELEBRITIES) & set(CELEBRITIES)) == 119
+    assert celebrity_names("official") is OFFICIAL_CELEBRITIES
+    assert celebrity_names("extended") is CELEBRITIES
+    with pytest.raises(ValueError, match="official.*extended|extended.*official"):
+        celebrity_names("famous")
+    from configs import load_config
+    assert {load_config(n).train.celebrity_names for n in ("sdxl", "tiny")} == {"official"}
 
 
 def test_celeb_stats_match_raw_embedding_rows(tiny_components, tmp_path):
@@ -146,8 +164,8 @@ def test_celeb_stats_match_raw_embedding_rows(tiny_components, tmp_path):
     stats = celeb_stats(encoder, tokenizer, "tiny/te2", cache_dir=tmp_path)
     table = encoder.get_input_embeddings().weight.detach().numpy()
     vocab = tokenizer.get_vocab()
-    rows = np.stack([[table[vocab[w.lower() + "</w>"]] for w in name.split()] for name in CELEBRITIES])
-    assert stats.mean.shape == (2, 64) and stats.std.shape == (2, 64) and stats.num_names == len(CELEBRITIES)
+    rows = np.stack([[table[vocab[w.lower() + "</w>"]] for w in name.split()] for name in OFFICIAL_CELEBRITIES])
+    assert stats.mean.shape == (2, 64) and stats.std.shape == (2, 64) and stats.num_names == len(OFFICIAL_CELEBRITIES)
     np.testing.assert_allclose(stats.mean.numpy(), rows.mean(axis=0), atol=1e-6)
     np.testing.assert_allclose(stats.std.numpy(), rows.std(axis=0, ddof=1), atol=1e-6)
 
