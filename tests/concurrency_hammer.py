@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from tiny_onnx import write_tiny_arcface  # noqa: E402  (this script's folder is on sys.path)
 
 torch.set_num_threads(1)
 
@@ -71,29 +71,6 @@ def hammer(name: str, calls: list[Callable[[], Any]], rounds: int, failures: lis
     print(f"ok {name} {time.perf_counter() - start:.1f}s", flush=True)
 
 
-def tiny_arcface(folder: Path) -> Path:
-    """A random 1x3x112x112 -> 512 ONNX model that InsightFace loads as ArcFace."""
-    class TinyArcFace(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 8, kernel_size=8, stride=8)
-            self.fc = torch.nn.Linear(8 * 14 * 14, 512)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
-
-    path = folder / "tiny_arcface.onnx"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = TinyArcFace().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), dynamo=False,
-                          input_names=["data"], output_names=["fc1"],
-                          dynamic_axes={"data": {0: "batch"}, "fc1": {0: "batch"}})
-    return path
-
-
 def parse(parser: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
     """BiSeNet's class map of a (1, 3, H, W) float image (a small one: the parser's cost grows
     with pixels; its thread safety does not)."""
@@ -134,7 +111,7 @@ def main(rounds: int) -> int:
     detector = DlibFaceDetector(upsample=0)
     dlib_recognizer = DlibRecognizer()
     with TemporaryDirectory() as tmp:
-        onnx_recognizer = InsightFaceRecognizer.from_onnx(tiny_arcface(Path(tmp)))
+        onnx_recognizer = InsightFaceRecognizer.from_onnx(write_tiny_arcface(Path(tmp) / "tiny_arcface.onnx"))
     faces = {key: detector.detect(image) for key, image in images.items()}
     small = torch.from_numpy(astronaut[::4, ::4].copy()).permute(2, 0, 1)[None].float() / 255.0
     aligned = [prepare_face(astronaut, detector), prepare_face(hopper, detector)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("gradio_client")
+from app_client import wait_for_job  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
@@ -51,16 +51,6 @@ def server(workdir):
 
 def client_for(url: str) -> Client:
     return Client(url, verbose=False, download_files=True)
-
-
-def wait_for_job(client: Client, job_id: str, timeout_s: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job = client.predict(job_id, api_name="/job_status")
-        if job["finished"]:
-            return job
-        assert time.monotonic() < deadline, f"training did not finish: {job}"
-        time.sleep(0.2)
 
 
 def train(client: Client, photo: Path, name: str, pronouns: str, steps: int = TRAIN_STEPS):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 import torch
 
 pytest.importorskip("gradio_client")
+from app_client import wait_for_job  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
@@ -36,17 +36,6 @@ def signed_in(url: str, key: str) -> Client:
     client = Client(url, verbose=False, download_files=True)
     assert client.predict(key, api_name="/sign_in") == key
     return client
-
-
-def wait_for_job(client: Client, job_id: str, timeout_s: float = 120.0, until=None) -> dict:
-    until = until or (lambda job: job["finished"])
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job = client.predict(job_id, api_name="/job_status")
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, f"job did not get there: {job}"
-        time.sleep(0.2)
 
 
 def train(client: Client, photo: Path, name: str, steps: int) -> str:

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("gradio_client")
+from app_client import wait_for_job  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
 from browser.app_server import running_app, save_test_faces  # noqa: E402
@@ -83,22 +84,12 @@ def zip_pictures(files: list[str]) -> dict[str, np.ndarray]:
                 for n in sorted(archive.namelist()) if n.startswith("panels/")}
 
 
-def wait_for_job(client: Client, job_id: str) -> dict:
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while True:
-        job = client.predict(job_id, api_name="/job_status")
-        if job["finished"]:
-            return job
-        assert time.monotonic() < deadline, f"training job did not finish: {job}"
-        time.sleep(POLL_S)
-
-
 def scenario(client: Client, k: int, r: int, photo: Path) -> Outcome:
     """Client ``k``'s round ``r``: train, cast, parse, draw, redraw, reopen."""
     name = f"{FIRST[k]} {LAST[r]}"
     _status, job_id, *_ = client.predict(handle_file(str(photo)), name, "they", True, TRAIN_STEPS,
                                          [], api_name="/train")
-    job = wait_for_job(client, job_id)
+    job = wait_for_job(client, job_id, JOB_TIMEOUT_S, POLL_S)
     client.predict(name, api_name="/cast_add")
     parsed, _info = client.predict(STORY.format(name=name), api_name="/parse")
     settings = ("comic book", ["comic style"], "nsfw, nude", 11 + 100 * k, False, 2, 7.5, 64, 64, 2,

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -13,34 +12,13 @@ from configs import FaceConfig
 from stableidentity import recognizers
 from stableidentity.recognizers import InsightFaceRecognizer, RecognizerUnavailable
 from stableidentity.similarity import FaceSimilarity
+from tiny_onnx import write_tiny_arcface
 
 
 @pytest.fixture(scope="module")
 def tiny_arcface(tmp_path_factory):
     """A random 1x3x112x112 -> 512 ONNX model; insightface routes it to ArcFaceONNX."""
-    import torch
-
-    class TinyArcFace(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = torch.nn.Conv2d(3, 8, kernel_size=8, stride=8)
-            self.fc = torch.nn.Linear(8 * 14 * 14, 512)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
-
-    path = tmp_path_factory.mktemp("arcface") / "models" / "tinypack" / "tiny_arcface.onnx"
-    path.parent.mkdir(parents=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = TinyArcFace().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # legacy-exporter deprecation notice
-        # torch 2.14's default (dynamo) exporter needs onnxscript; the TorchScript one does not.
-        torch.onnx.export(model, (torch.zeros(1, 3, 112, 112),), str(path), dynamo=False,
-                          input_names=["data"], output_names=["fc1"],
-                          dynamic_axes={"data": {0: "batch"}, "fc1": {0: "batch"}})
-    return path
+    return write_tiny_arcface(tmp_path_factory.mktemp("arcface") / "models" / "tinypack" / "tiny_arcface.onnx")
 
 
 @pytest.fixture(scope="module")
