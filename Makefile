@@ -1,7 +1,8 @@
 # Comic Identity: `make run` serves the app, `make test` runs the tests. Each installs what is missing.
 #   make run                 real SDXL (first run downloads ~7 GB; a CUDA GPU is recommended)
 #   make run PRESET=tiny     offline, random weights, any laptop: shows the flow, not faces
-#   make test                installs dev packages (+ Debian's chromium when root) and runs pytest
+#   make test                installs dev packages (+ Debian's chromium when root), checks the import
+#                            floors (lint-imports) and runs pytest
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -38,5 +39,7 @@ browser:
 run: setup
 	$(PY) app.py $(if $(PRESET),--preset $(PRESET)) $(ARGS)
 
+# lint-imports: the folder floors and no-circles contracts of .importlinter (docs/ARCHITECTURE.md)
 test: setup-dev browser
+	$(VENV)/bin/lint-imports --no-cache
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)

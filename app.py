@@ -6,14 +6,14 @@
 Four steps, one tab each: Characters (train identities, the library, the cast), Story (parse the
 story into an editable panel list), Style and settings, Comic (generate, pick candidates, redraw,
 download, open a saved project), one module each in the ``ui`` package (``ui.app.build_demo``
-builds the page). Handlers are thin calls into :class:`ui.studio.Studio`; per-browser data lives
-in a ``gr.State`` holding a :class:`ui.studio.Session`. Every event
+builds the page). Handlers are thin calls into :class:`session.Studio`; per-browser data lives
+in a ``gr.State`` holding a :class:`session.Session`. Every event
 has an ``api_name`` (see docs/APP.md) so the whole flow can be driven with ``gradio_client``.
 Runs unchanged as a Hugging Face Space (docs/APP.md, "Run it as a Space"): drawing handlers are
 wrapped in ``spaces.GPU``, and on ZeroGPU training runs inside ``spaces.GPU`` from the Train
-request (``stableidentity/zero_gpu.py``, ``ui/zero_gpu.py``) instead of the background queue.
+request (``serving/zero_gpu.py``, ``ui/zero_gpu.py``) instead of the background queue.
 ``--multi-user`` (the default on a Space, where ``SPACE_ID`` is set) gives every visitor a private
-library and My comics; see ``stableidentity/owners.py``.
+library and My comics; see ``identities/owners.py``.
 """
 
 import argparse
@@ -23,7 +23,7 @@ import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from stableidentity.zero_gpu import import_spaces_first  # noqa: E402  (torch-free)
+from serving.zero_gpu import import_spaces_first  # noqa: E402  (torch-free)
 
 import_spaces_first()  # on a ZeroGPU Space `spaces` must be imported before CUDA is initialised
 
@@ -64,7 +64,7 @@ def resolve_config(args: argparse.Namespace) -> AppConfig:
 
 def check_models(config: AppConfig) -> None:
     """Load every component once (downloads on first use), so failures show before serving."""
-    from pipelines.loading import load_components
+    from models.loading import load_components
 
     components = load_components(config)
     print(f"preset '{config.name}' ready on {components.device} ({components.dtype})")
@@ -81,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - model loading errors become one line
-        from pipelines.loading import ModelUnavailable
+        from models.loading import ModelUnavailable
 
         if isinstance(exc, ModelUnavailable):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
-    from pipelines.run_folder import open_run_folder
+    from core.run_folder import open_run_folder
 
     run = open_run_folder()  # also removes the folders of killed runs
     os.environ.setdefault("GRADIO_TEMP_DIR", str(run.uploads))  # uploads die with the run
@@ -114,12 +114,12 @@ def _interrupt(signum: int, frame: object) -> None:
 def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
     """Load the models, build the page and serve until interrupted; the studio is shut down after."""
     from configs import load_limits
-    from stableidentity.names import LibraryError
-    from stableidentity.owners import data_root, on_space
+    from identities.names import LibraryError
+    from identities.owners import data_root, on_space
     from ui.app import CSS, build_demo
-    from ui.studio import Studio
+    from session import Studio
 
-    from stableidentity.zero_gpu import on_zero_gpu
+    from serving.zero_gpu import on_zero_gpu
 
     space = on_space()
     multi_user = space if args.multi_user is None else args.multi_user

@@ -24,9 +24,9 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, ViTConfig, ViTModel
 
 from configs import AppConfig, load_config
-from pipelines import tiny
-from pipelines.clip_tokenizer import build_clip_tokenizer
-from pipelines.loading import Components, build_components, fix_pooled_eos, make_sampler
+from models import tiny
+from models.clip_tokenizer import build_clip_tokenizer
+from models.loading import Components, build_components, fix_pooled_eos, make_sampler
 
 ARCH_CHOICES = ("preset", "sdxl-random")
 
@@ -139,7 +139,7 @@ def build_sdxl_random(dtype: torch.dtype, device: torch.device | str, seed: int 
                       face_models: bool = True) -> Components:
     """Full-size SDXL base 1.0 + ViT-B/16 with random weights, built on ``device`` in ``dtype``.
 
-    Returns a :class:`pipelines.loading.Components` (so anything that accepts loaded components
+    Returns a :class:`models.loading.Components` (so anything that accepts loaded components
     accepts it): real CLIP tokenizers (tokenizer 2 pads with "!"), DPM-Solver multistep sampler
     and DDPM training scheduler on SDXL's schedule, pooled-EOS fix applied, every module frozen
     and in eval mode. The FR-ViT stays float32 as in the loader. ``face_parser`` is facexlib's

@@ -43,7 +43,7 @@ _TIMED_SNIPPETS = {
     "import_stack": "import torch, diffusers, transformers, gradio",
     "load_components": ("import torch, diffusers, transformers\n"
                         "from configs import load_config\n"
-                        "from pipelines.loading import load_components\n"
+                        "from models.loading import load_components\n"
                         "config = load_config({preset!r})\n"
                         "t0 = time.perf_counter()\n"
                         "load_components(config)\n"

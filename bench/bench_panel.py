@@ -68,7 +68,7 @@ def main(argv=None) -> int:
 
     from configs import load_config
     from pipelines.generation import ComicRequest, PanelSpec, panel_generator
-    from pipelines.loading import load_components
+    from models.loading import load_components
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -586,7 +586,7 @@ def synthetic_face(seed: int, size: int = 512) -> tuple[Any, Any]:
     FFHQ template landmarks, an elliptic face mask and a hair band above it. Detection, alignment
     and parsing run once per photo before training and are not part of the step time."""
     import numpy as np
-    from stableidentity.face_prep import FFHQ_TEMPLATE_512, AlignedFace
+    from faces.face_prep import FFHQ_TEMPLATE_512, AlignedFace
     from stableidentity.masks import FaceMasks
 
     rng = np.random.default_rng(seed)
@@ -613,7 +613,7 @@ def run_trainer_variant(trainer_cls: type, components: Any, variant: Variant, re
     chunk per step; ``identity_s`` = setup + pool fill + ``identity_steps`` x ``step_s``. With
     ``augment_pool: 0`` each chunk encodes its own 8 views, so ``step_s`` includes them.
     """
-    from pipelines.loading import apply_runtime_switches
+    from models.loading import apply_runtime_switches
     from stableidentity import trainer as trainer_module
 
     prefetch = int(getattr(trainer_module, "PREFETCH", 1))

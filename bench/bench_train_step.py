@@ -63,8 +63,8 @@ def run(preset: str, iters: int, warmup: int, threads: int | None, augment_pool:
     from skimage import data
 
     from configs import load_config
-    from pipelines.loading import load_components
-    from stableidentity.face_prep import prepare_face
+    from models.loading import load_components
+    from faces.face_prep import prepare_face
     from stableidentity.loss import add_noise
     from stableidentity.masks import face_masks
     from stableidentity.trainer import PREFETCH, StableIdentityTrainer

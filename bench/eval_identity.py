@@ -107,8 +107,8 @@ class EvalIdentity:
 
 def library_identities(folder: str | Path, names: Sequence[str] | None) -> list[EvalIdentity]:
     """Identities of the library at ``folder`` (all, or ``names`` in that order)."""
-    from stableidentity.library import IdentityLibrary
-    from stableidentity.names import LibraryError
+    from identities.library import IdentityLibrary
+    from identities.names import LibraryError
 
     library = IdentityLibrary(folder)
     try:
@@ -237,13 +237,13 @@ def evaluate(generator: Any, similarity: Any, identities: Sequence[EvalIdentity]
 
     Args:
         generator: a ``pipelines.generation.PanelGenerator``.
-        similarity: a ``stableidentity.similarity.FaceSimilarity``.
+        similarity: a ``faces.similarity.FaceSimilarity``.
         seed: base seed; prompt ``i`` uses ``seed + i`` for every identity (same noise per prompt).
     Returns:
         (panel records in identity-then-prompt order, notes).
     """
     from pipelines.generation import ComicRequest, PanelSpec
-    from stableidentity.similarity import NoFaceFound, pick_best
+    from faces.similarity import NoFaceFound, pick_best
 
     notes: list[str] = []
     records: list[PanelRecord] = []
@@ -288,7 +288,7 @@ def evaluate(generator: Any, similarity: Any, identities: Sequence[EvalIdentity]
 
 
 def _panel_score(name: str, record: CandidateRecord) -> Any:
-    from stableidentity.similarity import CharacterScore, PanelScore
+    from faces.similarity import CharacterScore, PanelScore
 
     return PanelScore([CharacterScore(name, record.face_sim)], faces_found=record.faces_found)
 
@@ -332,9 +332,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
     """Load everything, evaluate, and return the results payload (see :class:`bench.common.Results`)."""
     from pipelines.generation import panel_generator
-    from pipelines.loading import ModelUnavailable, load_components
-    from stableidentity.recognizers import RecognizerUnavailable
-    from stableidentity.similarity import FaceSimilarity
+    from models.loading import ModelUnavailable, load_components
+    from faces.recognizers import RecognizerUnavailable
+    from faces.similarity import FaceSimilarity
 
     try:
         config: AppConfig = load_config(args.preset, args.config)
@@ -403,7 +403,7 @@ def run_multi(args: argparse.Namespace, config: AppConfig, components: Any, simi
 
     from bench.eval_multi import evaluate_multi, summarise_multi
     from pipelines.generation import panel_generator
-    from stableidentity.similarity import NoFaceFound
+    from faces.similarity import NoFaceFound
 
     notes = []
     if len(identities) < 3 and config.model.kind == "tiny":

@@ -9,7 +9,7 @@ seed) is drawn three ways:
 * ``regional+face`` — regional attention, then the identity face pass (:mod:`pipelines.face_pass`).
 
 Every face found is matched to the cast (Hungarian assignment on face similarity,
-:func:`stableidentity.similarity.assign_faces`) and reports ``own`` — the cosine similarity to
+:func:`faces.similarity.assign_faces`) and reports ``own`` — the cosine similarity to
 its matched identity's reference — and ``leak`` — the largest similarity to another cast member
 (blending shows as a high leak and a small ``own - leak`` margin). Rows: one per (cast size,
 variant), means over faces, plus the share of cast members whose face was found.
@@ -54,7 +54,7 @@ class FaceRecord:
 def score_cast(similarity: Any, image: Any, references: np.ndarray) -> list[tuple[float | None, float | None]]:
     """(own, leak) per cast member: Hungarian-matched face's similarity to its own reference and
     the largest similarity of that face to another cast member's reference."""
-    from stableidentity.similarity import assign_faces, cosine_matrix
+    from faces.similarity import assign_faces, cosine_matrix
 
     _, embeddings = similarity.embed_faces(image)
     matrix = cosine_matrix(references, embeddings)  # (cast, faces)

@@ -26,9 +26,9 @@ recognition``                                  labels), ``preprocessor_config.js
 The cache has the hub's own structure (``hub/models--org--name/{blobs,refs/main,snapshots/<commit>}``,
 snapshot entries are relative symlinks to content-addressed blobs), so ``snapshot_download(...,
 local_files_only=True)`` resolves it like a real download. The tokenizers hold the real CLIP BPE
-vocabulary (:mod:`pipelines.clip_tokenizer`); tokenizer 2 pads with "!" as SDXL's does.
+vocabulary (:mod:`models.clip_tokenizer`); tokenizer 2 pads with "!" as SDXL's does.
 
-Sizes: by default the modules are the small ones of :mod:`pipelines.tiny` (a few MB in all, written
+Sizes: by default the modules are the small ones of :mod:`models.tiny` (a few MB in all, written
 in about 2 s; the loader reads every width from these configs). ``--full-size`` writes the real
 SDXL architecture (:mod:`bench.arch`'s configs: UNet 2.57 B, encoders 123 M + 695 M, VAE 84 M
 parameters, ViT-B/16), about 7 GB of disk, built one module at a time in float16 (peak RAM about
@@ -140,8 +140,8 @@ def publish_snapshot(hub_cache: Path, repo: str, staged: Path) -> Path:
 # ----------------------------------------------------------------------------- the modules
 
 def _modules(full_size: bool) -> dict[str, Callable[[], torch.nn.Module]]:
-    """Builders of the SDXL modules (small: :mod:`pipelines.tiny`; full: :mod:`bench.arch`)."""
-    from pipelines import tiny
+    """Builders of the SDXL modules (small: :mod:`models.tiny`; full: :mod:`bench.arch`)."""
+    from models import tiny
 
     if not full_size:
         return {"text_encoder": lambda: tiny.tiny_text_encoder(hidden=32),
@@ -192,7 +192,7 @@ def _write_text(folder: Path, files: dict[str, str]) -> None:
 def write_sdxl_repo(staged: Path, full_size: bool, weights: bool) -> None:
     """The base repository: index, scheduler, two tokenizers, four model folders (fp16 files)."""
     from bench.arch import default_dtype
-    from pipelines.clip_tokenizer import vocab_files
+    from models.clip_tokenizer import vocab_files
 
     _write_text(staged, {"model_index.json": json.dumps(MODEL_INDEX, indent=2)})
     _write_text(staged / "scheduler", {"scheduler_config.json": json.dumps(SCHEDULER_CONFIG, indent=2)})

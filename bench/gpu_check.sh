@@ -51,7 +51,7 @@ prepare() {
     (cd "$site" && tar czf "$ROOT/$CARRY/site.tgz" --exclude=__pycache__ \
         diffusers diffusers-*.dist-info transformers transformers-*.dist-info) || exit 1
     COMIC_CACHE="$ROOT/$CARRY/cache" "$py" -c \
-        "from pipelines.clip_tokenizer import build_clip_tokenizer as b; print(b()('a photo of').input_ids)" || exit 1
+        "from models.clip_tokenizer import build_clip_tokenizer as b; print(b()('a photo of').input_ids)" || exit 1
     du -sh "$CARRY"; ls -la "$CARRY" "$CARRY/cache/clip_bpe"
     echo "carry: [\"$CARRY\"]"
 }

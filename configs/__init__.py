@@ -66,10 +66,10 @@ class RuntimeConfig:
     when the components load; ``compile`` wraps the UNet's call in ``torch.compile`` (lazily: the
     first call of each input shape compiles), ``compile_mode`` is passed to it. ``memory_check``:
     before a hub preset loads, refuse in one line when its estimated memory need exceeds what the
-    device has (:mod:`pipelines.memory`).
+    device has (:mod:`models.memory`).
     ``overlap_training``: training steps run beside panel drawing on one device instead of
     taking turns with it (peak memory: both activations at once; ignored with ``cpu_offload``;
-    :mod:`stableidentity.concurrency`).
+    :mod:`core.concurrency`).
     """
 
     device: Literal["auto", "cuda", "cpu", "mps"] = "auto"

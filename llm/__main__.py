@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from llm import ParseResult, StoryError, parse_character_spec, parse_story
-from stableidentity.names import one_line
+from identities.names import one_line
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _read_story(path: str, stdin: TextIO) -> str:
     """The story text, at most ``story_bytes`` (``configs/limits.yaml``) read from file or stdin."""
     from configs import load_limits
-    from pipelines.safe_read import ReadRefused, read_capped
+    from core.safe_read import ReadRefused, read_capped
 
     limits = load_limits()
     cap = limits.story_bytes

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from configs import load_limits
 from llm.errors import StoryError
-from stableidentity.names import MAX_NAME_LENGTH, MAX_NAME_WORDS, PRONOUN_CLASS_OF, name_key, show
-from stableidentity.names import PRONOUNS as PRONOUN_CLASSES
+from identities.names import MAX_NAME_LENGTH, MAX_NAME_WORDS, PRONOUN_CLASS_OF, name_key, show
+from identities.names import PRONOUNS as PRONOUN_CLASSES
 
 #: Characters per story (``configs/limits.yaml``: ``cast``).
 MAX_CHARACTERS = load_limits().cast

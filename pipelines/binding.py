@@ -10,7 +10,7 @@ Design (see docs/PANELS.md):
 
 * **A fixed pool of signal tokens.** ``v1* .. v{2K}*`` with ``K = max_identities_per_panel`` are
   added once to the binder's OWN copies of both tokenizers (ids 49408 .. 49408 + 2K - 1 on CLIP);
-  the shared tokenizers in :class:`~pipelines.loading.Components` are never changed. A process that
+  the shared tokenizers in :class:`~models.loading.Components` are never changed. A process that
   meets hundreds of identities never grows: the same 2K tokens are re-bound per request.
 * **Rows as a per-thread overlay, not a resized table.** The pool rows live in a (2K, d) tensor
   per encoder that :meth:`SignalWordBinder.bound` activates for the calling thread only. A
@@ -21,7 +21,7 @@ Design (see docs/PANELS.md):
   signal words, and every other thread, see the encoders exactly as before.
 * **Isolation and the lock.** Two concurrent requests cannot see each other's rows: the overlay is
   thread-local. Encoding also runs under the Components' device gate (held from activating the
-  rows through encoding; :mod:`stableidentity.concurrency`) because accelerate's offload hooks
+  rows through encoding; :mod:`core.concurrency`) because accelerate's offload hooks
   are not thread-safe; the returned embeddings are independent tensors. The gate is re-entrant:
   :meth:`PanelGenerator.draw <pipelines.generation.PanelGenerator.draw>` holds it around the
   whole panel.
@@ -57,7 +57,7 @@ class BindingError(ValueError):
 
 @runtime_checkable
 class IdentityLike(Protocol):
-    """What binding needs from a :class:`stableidentity.library.Identity`.
+    """What binding needs from a :class:`identities.library.Identity`.
 
     Attributes:
         name: full name as written in the story ("Ada Lovelace").
@@ -274,7 +274,7 @@ class PromptCache:
 
 
 class SignalWordBinder:
-    """Signal-word binding on a :class:`~pipelines.loading.Components`' text encoders.
+    """Signal-word binding on a :class:`~models.loading.Components`' text encoders.
 
     Construction is cheap (two tokenizer copies) and changes nothing shared; any number of binders
     may exist. Holds no reference to the Components object itself.

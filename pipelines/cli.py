@@ -127,7 +127,7 @@ def generate(args: argparse.Namespace) -> int:
                              f"at most {limit} per panel")
     identities = _identities(args, config, request, project)
     from pipelines.generation import draw_comic, panel_generator  # torch + diffusers from here
-    from pipelines.loading import load_components
+    from models.loading import load_components
 
     components = load_components(config)
     generator = panel_generator(components)
@@ -180,7 +180,7 @@ def _identities(args: argparse.Namespace, config, request, project):
         source = dict(project.identities)
         where = str(args.project)
     else:
-        from stableidentity.library import IdentityLibrary
+        from identities.library import IdentityLibrary
 
         root = args.library if args.library is not None else Path(config.library_dir)
         source = IdentityLibrary(root)
@@ -218,13 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ours: GenerationError, StyleError, BindingError, ProjectError, LibraryError (ValueErrors),
         # ExportError (OSError), ModelUnavailable (RuntimeError). Anything else is a bug and keeps
         # its traceback.
-        if type(exc).__module__.split(".")[0] not in ("configs", "pipelines", "stableidentity"):
+        if type(exc).__module__.split(".")[0] not in ("configs", "pipelines", "stableidentity",
+                                                   "identities", "models", "faces", "core"):
             raise
         return _fail(str(exc))
 
 
 def _fail(message: str) -> int:
-    from stableidentity.names import one_line
+    from identities.names import one_line
 
     print(f"error: {one_line(message)}", file=sys.stderr)
     return EXIT_USAGE

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from pipelines.files import FILE_MODE, write_bytes_atomic
+from core.files import FILE_MODE, write_bytes_atomic
 from pipelines.project import PROJECT_FILE, Project, identity_bytes, identity_filename
 
 PDF_FILE = "comic.pdf"

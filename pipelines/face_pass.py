@@ -6,7 +6,7 @@ words):
 
 1. faces are detected in the drawn panel and matched to the panel's characters: by face
    similarity to each identity's reference (the Hungarian assignment of
-   :func:`stableidentity.similarity.assign_faces`) when a recogniser and references are given,
+   :func:`faces.similarity.assign_faces`) when a recogniser and references are given,
    else by place: the same assignment on the closeness of each face to each character's region;
 2. each matched face is cropped square with a margin (:func:`crop_box`), upscaled to the model's
    size, and redrawn by SDXL inpainting built from the same components
@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.regions import Region
-from stableidentity.similarity import assign_faces, cosine_matrix
+from faces.similarity import assign_faces, cosine_matrix
 
 FaceBox = tuple[float, float, float, float]
 FACE_PROMPT = "a close-up portrait of {}, detailed face"
@@ -83,7 +83,7 @@ def faces_caption(edits: Sequence[FaceEdit], width: int) -> str:
 
 @dataclass(frozen=True)
 class IdentityMatcher:
-    """Match faces by identity: a :class:`~stableidentity.similarity.FaceSimilarity` (detector +
+    """Match faces by identity: a :class:`~faces.similarity.FaceSimilarity` (detector +
     recogniser) and each character's reference embedding (name -> float32 (D,))."""
 
     similarity: Any
@@ -96,8 +96,8 @@ def identity_matcher(face_config: Any, detector: Any, identities: Mapping[str, A
     identity that has a library face crop (``face_path``); None when the recogniser is
     unavailable (``on_warning`` hears why) or no identity has a usable crop: faces are then
     matched by place."""
-    from stableidentity.recognizers import RecognizerUnavailable
-    from stableidentity.similarity import FaceSimilarity, NoFaceFound
+    from faces.recognizers import RecognizerUnavailable
+    from faces.similarity import FaceSimilarity, NoFaceFound
 
     try:
         similarity = FaceSimilarity.from_config(face_config, detector=detector)

@@ -1,7 +1,7 @@
 """Phase 4: draw comic panels with diffusers' StableDiffusionXLPipeline and bound identities.
 
 :class:`PanelGenerator` composes (never copies) ``StableDiffusionXLPipeline``: it is built once per
-:class:`~pipelines.loading.Components` (see :func:`panel_generator`), with the preset's memory
+:class:`~models.loading.Components` (see :func:`panel_generator`), with the preset's memory
 switches applied, and draws each panel in two steps:
 
 1. with the cast's signal rows active for this thread: encode prompt + negative with diffusers'
@@ -12,7 +12,7 @@ switches applied, and draws each panel in two steps:
 
 Both steps of one panel (all its candidates) run under the Components' device gate, so panels of
 concurrent requests and training steps take turns on the device, a panel at a time
-(:mod:`stableidentity.concurrency`).
+(:mod:`core.concurrency`).
 
 Seeds (documented in docs/PANELS.md): panel ``i`` uses ``seed + i`` unless the panel carries its
 own seed; candidate ``c`` of a panel uses ``panel_seed + c * CANDIDATE_SEED_STRIDE``. Every
@@ -40,7 +40,7 @@ from pipelines.binding import (SIGNAL_WORD, BindingError, IdentityLike, PromptCa
 from pipelines.face_pass import (FACE_PROMPT, FaceEdit, FaceJob, IdentityMatcher, match_faces,
                                  redraw_faces)
 from pipelines.layout import Box, PageStyle, detect_faces, render_pages
-from pipelines.loading import apply_runtime_switches
+from models.loading import apply_runtime_switches
 from pipelines.regional import RegionalAttnProcessor, make_plan, regional_unet, unet_levels
 from pipelines.regions import Region, panel_regions, sentence_order
 from pipelines.project import (ComicRequest, GenerationError, IdentitySource, PanelSpec, Project,
@@ -123,7 +123,7 @@ def apply_memory_switches(pipe: StableDiffusionXLPipeline, runtime, device: torc
     channels-last, ``torch.compile`` of the UNet, model CPU offload.
 
     dtype is decided when the components are loaded, and so are attention, channels-last and
-    compile (:func:`pipelines.loading.apply_runtime_switches`, repeated here as a no-op for
+    compile (:func:`models.loading.apply_runtime_switches`, repeated here as a no-op for
     components loaded elsewhere): this runs once per generator, never per panel. Model CPU
     offload is enabled only when configured AND on CUDA (accelerate's hooks need an
     accelerator); elsewhere it is ignored. The switches set flags on the shared modules,
@@ -146,7 +146,7 @@ class PanelGenerator:
     Attributes:
         pipe: the base ``StableDiffusionXLPipeline`` (shared modules, binder tokenizers).
         binder: the :class:`SignalWordBinder` (signal pool).
-        gate: the Components' :class:`~stableidentity.concurrency.DeviceGate`, held per panel.
+        gate: the Components' :class:`~core.concurrency.DeviceGate`, held per panel.
         styles: the :class:`StyleBook`.
         config: the preset (``AppConfig``).
         prompt_cache: the :class:`PromptCache` of encoded prompts

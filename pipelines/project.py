@@ -26,7 +26,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
 from configs import Limits, load_limits
-from stableidentity.names import name_key, show
+from identities.names import name_key, show
+from pipelines.errors import GenerationError
 from pipelines.regions import PlaceError, check_places, split_places
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported lazily: the CLI validates without it
@@ -43,10 +44,6 @@ IDENTITY_DIR = "identities"
 
 class ProjectError(ValueError):
     """A project file that cannot be read (one-line message naming the file)."""
-
-
-class GenerationError(ValueError):
-    """A request that cannot be drawn (one-line message naming the panel and the problem)."""
 
 
 class UnknownCharacter(GenerationError):
@@ -452,7 +449,7 @@ def identity_bytes(identity: Any) -> bytes:
 
 def _safetensors_metadata(data: bytes, source: str, limits: Limits) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors blob (8-byte little-endian header size + JSON)."""
-    from pipelines.safe_read import loads_json
+    from core.safe_read import loads_json
 
     size = int.from_bytes(data[:8], "little")
     if not 0 < size <= len(data) - 8:
@@ -466,10 +463,10 @@ def _safetensors_metadata(data: bytes, source: str, limits: Limits) -> dict[str,
 
 def identity_from_bytes(data: bytes, source: str, limits: Limits | None = None) -> EmbeddedIdentity:
     """Read :func:`identity_bytes` output back; ProjectError if it is not such a file or its name
-    or pronouns are not valid (names are NFKC-normalised, see :mod:`stableidentity.names`)."""
+    or pronouns are not valid (names are NFKC-normalised, see :mod:`identities.names`)."""
     from safetensors.torch import load
 
-    from stableidentity.names import LibraryError, parse_pronouns, validate_name
+    from identities.names import LibraryError, parse_pronouns, validate_name
 
     limits = limits or load_limits()
     try:
@@ -506,7 +503,7 @@ def load_project(path: str | Path, limits: Limits | None = None) -> Project:
     Raises:
         ProjectError: missing, unreadable, invalid or over a limit (one line naming it).
     """
-    from pipelines.safe_read import ReadRefused, loads_json
+    from core.safe_read import ReadRefused, loads_json
 
     limits = limits or load_limits()
     path = Path(path)
@@ -538,7 +535,7 @@ def load_panels(path: str | Path, limits: Limits | None = None) -> tuple[PanelSp
         FileNotFoundError: no such file (the caller words it).
         GenerationError: unreadable, invalid or over a limit (one line naming it).
     """
-    from pipelines.safe_read import ReadRefused, loads_json
+    from core.safe_read import ReadRefused, loads_json
 
     limits = limits or load_limits()
     path = Path(path)
@@ -555,14 +552,14 @@ def load_panels(path: str | Path, limits: Limits | None = None) -> tuple[PanelSp
 
 
 def _read_json_file(path: Path, limits: Limits) -> bytes:
-    from pipelines.safe_read import read_capped
+    from core.safe_read import read_capped
 
     return read_capped(path, limits.json_bytes, show(path.name)[1:-1], "json_bytes", limits)
 
 
 def _read_project_zip(path: Path, shown: str, limits: Limits) -> tuple[Any, list[EmbeddedIdentity]]:
     """(parsed project.json, embedded identities) of a project zip, every read capped."""
-    from pipelines.safe_read import ReadRefused, ZipBudget, loads_json, open_zip, read_member
+    from core.safe_read import ReadRefused, ZipBudget, loads_json, open_zip, read_member
 
     with open_zip(path, limits) as archive:
         infos = archive.infolist()

@@ -212,10 +212,10 @@ def regional_unet(unet: torch.nn.Module, processor: RegionalAttnProcessor) -> to
     Modules on the paths from the root to each ``attn2`` are shallow-copied (their child dicts
     are new, their parameters, buffers and hooks are the same objects); every other module is
     shared. An ``nn.Module.compile``-d UNet gives a view compiled the same way (see
-    :func:`pipelines.loading.set_compiled`); accelerate's offload hook on the root is rebound
+    :func:`models.loading.set_compiled`); accelerate's offload hook on the root is rebound
     to the view.
     """
-    from pipelines.loading import compiled_with, set_compiled
+    from models.loading import compiled_with, set_compiled
 
     targets = cross_attention_names(unet)
     if not targets:

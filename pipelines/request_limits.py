@@ -11,11 +11,14 @@ command line parses its options (before any model loads) and in
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from configs import Limits
-from pipelines.project import ComicRequest, GenerationError, PanelSpec
-from stableidentity.names import name_key, show
+from pipelines.errors import GenerationError
+from identities.names import name_key, show
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pipelines.project import ComicRequest, PanelSpec
 
 
 class LimitError(GenerationError):

@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save
 from transformers import PreTrainedTokenizerBase
 
-from pipelines.files import cache_dir, write_bytes_atomic
+from core.files import cache_dir, write_bytes_atomic
 from stableidentity.celebrities import OFFICIAL_CELEBRITIES
 
 

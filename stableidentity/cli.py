@@ -107,7 +107,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _library(args: argparse.Namespace, config: Any = None) -> Any:
     """``--library`` when given, else the preset's ``library_dir``."""
-    from stableidentity.library import IdentityLibrary
+    from identities.library import IdentityLibrary
 
     if args.library:
         return IdentityLibrary(args.library)
@@ -115,7 +115,7 @@ def _library(args: argparse.Namespace, config: Any = None) -> Any:
 
 
 def _one_line(exc: BaseException) -> str:
-    from stableidentity.names import one_line
+    from identities.names import one_line
 
     return one_line(str(exc)) or type(exc).__name__
 
@@ -197,9 +197,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Learn an identity from a photo and store it; the name and library are checked first."""
     from configs import load_limits
-    from stableidentity.photos import load_photo
-    from stableidentity.library import IdentityExists, save_trained
-    from stableidentity.names import parse_pronouns, show, validate_name
+    from faces.photos import load_photo
+    from identities.library import IdentityExists, save_trained
+    from identities.names import parse_pronouns, show, validate_name
 
     name = validate_name(args.name)
     pronouns = parse_pronouns(args.pronouns)
@@ -219,7 +219,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from pipelines.loading import load_components
+    from models.loading import load_components
     from stableidentity.trainer import train_identity
 
     print(f"loading the {config.name} models ...", file=sys.stderr)
@@ -247,13 +247,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input (exit 2); optional modules are skipped if absent."""
     from configs import ConfigError
-    from stableidentity.names import LibraryError
+    from identities.names import LibraryError
 
     errors: list[type[BaseException]] = [CliError, ConfigError, LibraryError]
-    if "pipelines.loading" in sys.modules:
-        errors.append(sys.modules["pipelines.loading"].ModelUnavailable)
-    if "stableidentity.photos" in sys.modules:  # FacePrepError is photos.PhotoError
-        errors.append(sys.modules["stableidentity.photos"].PhotoError)
+    if "models.loading" in sys.modules:
+        errors.append(sys.modules["models.loading"].ModelUnavailable)
+    if "faces.photos" in sys.modules:  # FacePrepError is photos.PhotoError
+        errors.append(sys.modules["faces.photos"].PhotoError)
     return tuple(errors)
 
 

@@ -65,7 +65,7 @@ from stableidentity.augment import AugmentSettings, augment, masks_to_latent
 from stableidentity.celebrities import celebrity_names
 from stableidentity.conditioning import (SDXLConditioning, TokenizedPrompts, add_time_ids,
                                          sdxl_conditioning, tokenize_templates)
-from stableidentity.face_prep import (AlignedFace, FacePrepError, LoadedPhoto, PhotoInput, load_photo,
+from faces.face_prep import (AlignedFace, FacePrepError, LoadedPhoto, PhotoInput, load_photo,
                                       prepare_face)
 from stableidentity.identity_encoder import identity_features
 from stableidentity.loss import LossTerms, add_noise, two_phase_loss
@@ -74,7 +74,7 @@ from stableidentity.mlp import IdentityMLP
 from stableidentity.templates import TEMPLATES
 
 if TYPE_CHECKING:
-    from pipelines.loading import Components
+    from models.loading import Components
 
 #: Augmented samples VAE-encoded per VAE call (fewer, larger calls while the pool fills).
 PREFETCH = 8
@@ -224,8 +224,8 @@ class StableIdentityTrainer:
     """State of one identity-training run on shared, frozen components.
 
     Args:
-        components: ``pipelines.loading.Components`` (read-only here).
-        aligned: the prepared face (:func:`stableidentity.face_prep.prepare_face`).
+        components: ``models.loading.Components`` (read-only here).
+        aligned: the prepared face (:func:`faces.face_prep.prepare_face`).
         seed: seeds MLP initialisation, augmentation, timesteps and noise.
         learning_rate: defaults to ``config.train.learning_rate``.
         augmentation: augmentation settings (``NO_AUGMENT`` to switch off); default from the
@@ -312,7 +312,7 @@ class StableIdentityTrainer:
     def gate(self) -> contextlib.AbstractContextManager:
         """The device gate for one unit of training work (a step, the run's set-up), or nothing
         when ``runtime.overlap_training`` lets training overlap generation
-        (:meth:`stableidentity.concurrency.DeviceGate.training`)."""
+        (:meth:`core.concurrency.DeviceGate.training`)."""
         return self.components.gate.training(self.components.config.runtime)
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -505,7 +505,7 @@ def train_identity(components: Components, photo: PhotoInput, *, steps: int | No
     """Learn an identity's two signal-word embeddings per SDXL text encoder from one photo.
 
     Args:
-        components: loaded models (``pipelines.loading.load_components``); not modified.
+        components: loaded models (``models.loading.load_components``); not modified.
         photo: a file path, the uploaded bytes, a PIL image, or an RGB uint8 array (H, W, 3).
         steps: optimisation steps (default ``config.train.steps``).
         progress: called after every step with a :class:`TrainProgress`.

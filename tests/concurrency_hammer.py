@@ -92,11 +92,11 @@ def main(rounds: int) -> int:
     from facexlib.parsing.bisenet import BiSeNet
     from transformers import ViTConfig, ViTModel
 
-    from stableidentity.face_detection import DlibFaceDetector
-    from stableidentity.face_prep import prepare_face
+    from faces.face_detection import DlibFaceDetector
+    from faces.face_prep import prepare_face
     from stableidentity.identity_encoder import identity_features
-    from stableidentity.recognizers import DlibRecognizer, InsightFaceRecognizer
-    from stableidentity.similarity import FaceSimilarity
+    from faces.recognizers import DlibRecognizer, InsightFaceRecognizer
+    from faces.similarity import FaceSimilarity
 
     images = photos()
     astronaut, hopper = images["astronaut"], images["hopper"]

@@ -27,7 +27,7 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def tiny_components(tiny_config):
     """Every tiny component, built once per test session (treat as read-only)."""
-    from pipelines.loading import load_components
+    from models.loading import load_components
 
     return load_components(tiny_config)
 

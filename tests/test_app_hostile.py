@@ -24,8 +24,8 @@ import pytest
 import torch
 
 from configs import load_config, load_limits
-from pipelines.run_folder import GRACE_S, LOCK, PREFIX, open_run_folder, remove_stale
-from ui.studio import Session, Studio, StudioError, user_message
+from core.run_folder import GRACE_S, LOCK, PREFIX, open_run_folder, remove_stale
+from session import Session, Studio, StudioError, user_message
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser.app_server import ROOT, app_env, free_port, save_test_faces  # noqa: E402
@@ -84,7 +84,7 @@ def test_user_messages_escape_control_and_direction_characters():
 
 def _hold_run_folder(parent: Path) -> subprocess.Popen:
     """A child process that opens a run folder under ``parent`` and waits."""
-    code = ("import sys, time; from pathlib import Path; from pipelines.run_folder import open_run_folder; "
+    code = ("import sys, time; from pathlib import Path; from core.run_folder import open_run_folder; "
             f"f = open_run_folder(Path({str(parent)!r})); print(f.path, flush=True); time.sleep(120)")
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
@@ -145,7 +145,7 @@ def test_sigterm_leaves_nothing_of_the_run_on_disk(tmp_path):
     pytest.importorskip("gradio_client")
     from gradio_client import Client, handle_file
 
-    from stableidentity.library import IdentityLibrary
+    from identities.library import IdentityLibrary
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()

@@ -14,9 +14,9 @@ def _texts(demo) -> list[str]:
 
 
 def test_the_page_says_the_models_are_loading_until_they_are(tiny_config, tmp_path, monkeypatch):
-    from pipelines import loading
+    from models import loading
     from ui.app import build_demo
-    from ui.studio import ModelsUnavailable, Session, Studio
+    from session import ModelsUnavailable, Session, Studio
 
     release = threading.Event()
     real_load = loading.load_components
@@ -57,7 +57,7 @@ def test_the_page_says_the_models_are_loading_until_they_are(tiny_config, tmp_pa
 def test_a_failed_background_load_shows_its_one_line_error(tmp_path, monkeypatch, capsys):
     from bench.fake_hub import environment, write_fake_hub
     from configs import load_config
-    from ui.studio import ModelsUnavailable, Studio
+    from session import ModelsUnavailable, Studio
 
     write_fake_hub(tmp_path / "hf", tmp_path / "comic", weights=False)  # a download cut short
     for key, value in environment(tmp_path / "hf", tmp_path / "comic").items():

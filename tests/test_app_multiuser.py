@@ -23,9 +23,9 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from browser.app_server import app_process, save_test_faces  # noqa: E402
-from stableidentity.library import IdentityLibrary  # noqa: E402
-from stableidentity.owners import USERS_FOLDER, owner_from_key  # noqa: E402
-from stableidentity.store import DB_FILE, Store  # noqa: E402
+from identities.library import IdentityLibrary  # noqa: E402
+from identities.owners import USERS_FOLDER, owner_from_key  # noqa: E402
+from serving.store import DB_FILE, Store  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -14,11 +14,11 @@ from pipelines.panel_table import (PanelTableError, add_row, move_row, normalise
                                    panels_from_rows, remove_row, rows_from_panels, set_seed,
                                    split_characters)
 from pipelines.project import PanelSpec
-from stableidentity.catalog import IdentityCatalog, ReadOnlyIdentity
-from stableidentity.jobs import JobProgress, JobView
-from stableidentity.library import IdentityExists, IdentityLibrary, IdentityNotFound
-from stableidentity.names import InvalidName, InvalidPronouns
-from stableidentity.training_service import (TrainingInputError, job_dict, job_line,
+from identities.catalog import IdentityCatalog, ReadOnlyIdentity
+from serving.jobs import JobProgress, JobView
+from identities.library import IdentityExists, IdentityLibrary, IdentityNotFound
+from identities.names import InvalidName, InvalidPronouns
+from serving.training_service import (TrainingInputError, job_dict, job_line,
                                              progress_html)
 
 # ----------------------------------------------------------------------------- panel table
@@ -99,7 +99,7 @@ def test_catalog_lists_the_library_then_read_only_examples(tmp_path):
 
 @pytest.fixture()
 def studio(tiny_config, tiny_components, tmp_path):
-    from ui.studio import Studio
+    from session import Studio
 
     config = tiny_config.replace(library_dir=str(tmp_path / "library"))
     studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
@@ -168,7 +168,7 @@ def test_job_lines_and_progress_bars():
 
 
 def test_sessions_are_separate_and_the_cast_is_checked(studio, tiny_components):
-    from ui.studio import Session, StudioError
+    from session import Session, StudioError
 
     library = studio.catalog.library
     width = (tiny_components.text_encoder.get_input_embeddings().embedding_dim,
@@ -205,7 +205,7 @@ def test_sessions_are_separate_and_the_cast_is_checked(studio, tiny_components):
 
 
 def test_settings_are_checked(studio):
-    from ui.studio import StudioError
+    from session import StudioError
 
     good = studio.settings_from("comic book", ["vivid colors"], "", 3, False, 4, 7.5, 64, 64, 2, " T ")
     assert (good.seed, good.candidates, good.title, good.face_pass) == (3, 2, "T", True)
@@ -222,7 +222,7 @@ def test_settings_are_checked(studio):
 def test_models_that_fail_to_load_leave_a_working_page_with_the_error(tiny_config, tmp_path,
                                                                     monkeypatch, capsys):
     from ui.app import build_demo
-    from ui.studio import ModelsUnavailable, Studio, user_message
+    from session import ModelsUnavailable, Studio, user_message
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     monkeypatch.setenv("COMIC_CACHE", str(tmp_path))
@@ -251,7 +251,7 @@ def test_unexpected_errors_become_one_line_and_handlers_are_guarded(caplog):
     import inspect
 
     from ui import wiring
-    from ui.studio import user_message
+    from session import user_message
 
     text = user_message(RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB"))
     assert text.startswith("Something went wrong (RuntimeError: CUDA out of memory. Tried")
@@ -293,7 +293,7 @@ class _CountingDetector:
         self.calls = 0
 
     def detect(self, image):
-        from stableidentity.face_detection import DetectedFace
+        from faces.face_detection import DetectedFace
 
         self.calls += 1
         return [DetectedFace(box=(1.0, 2.0, 30.4, 40.6), score=1.0,
@@ -304,8 +304,8 @@ def test_speech_bubble_faces_come_from_the_score_or_one_detection_per_candidate(
     from types import SimpleNamespace
 
     from pipelines.layout import Box
-    from ui.studio import DrawnPanel
-    from stableidentity.similarity import PanelScore
+    from session import DrawnPanel
+    from faces.similarity import PanelScore
 
     image = Image.new("RGB", (64, 64))
     results = [SimpleNamespace(image=image), SimpleNamespace(image=image)]
@@ -361,8 +361,8 @@ def test_errors_stay_in_the_step_for_a_browser_and_raise_for_an_api_caller():
 
 
 def test_uploads_are_checked_with_one_plain_reason(studio, photo, tmp_path):
-    from stableidentity.face_prep import FacePrepError
-    from stableidentity.training_service import PRONOUNS_MESSAGE
+    from faces.face_prep import FacePrepError
+    from serving.training_service import PRONOUNS_MESSAGE
 
     text = tmp_path / "notes.png"
     text.write_text("not a picture")
@@ -392,7 +392,7 @@ def test_uploads_are_checked_with_one_plain_reason(studio, photo, tmp_path):
 
 def test_parse_names_library_identities_outside_the_cast(studio, tiny_components):
     from pipelines.project import UnknownCharacter
-    from ui.studio import Session
+    from session import Session
 
     for name, pronouns in (("Eileen Collins", "she"), ("Grace Hopper", "she")):
         _identity(studio.catalog.library, name, pronouns,

@@ -1,4 +1,4 @@
-"""Many requests at once on one set of models (stableidentity/concurrency.py, docs/APP.md).
+"""Many requests at once on one set of models (core/concurrency.py, docs/APP.md).
 
 * every shared face object survives 8 threads at once and answers as it does alone (in a
   subprocess: before the locks, dlib aborted the whole process);
@@ -21,9 +21,9 @@ import torch
 
 from pipelines.generation import PanelGenerator
 from pipelines.project import ComicRequest, PanelSpec
-from stableidentity.concurrency import DeviceGate, FairRLock, overlap_allowed
-from stableidentity.face_detection import DlibFaceDetector
-from stableidentity.face_prep import prepare_face
+from core.concurrency import DeviceGate, FairRLock, overlap_allowed
+from faces.face_detection import DlibFaceDetector
+from faces.face_prep import prepare_face
 from stableidentity.masks import face_masks
 from stableidentity.trainer import StableIdentityTrainer
 
@@ -212,7 +212,7 @@ def test_panels_and_training_steps_take_turns(tiny_components, trainer_inputs):
 
 def test_gradio_bounds_every_event_and_groups_the_model_events(tiny_config, tiny_components, tmp_path):
     from ui.app import build_demo
-    from ui.studio import Studio
+    from session import Studio
     from ui.wiring import OTHER_EVENTS
 
     config = tiny_config.replace(library_dir=str(tmp_path / "library"))

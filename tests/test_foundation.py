@@ -14,11 +14,11 @@ import torch
 from diffusers import StableDiffusionXLPipeline
 
 from configs import AppConfig, ConfigError, available_presets, load_config
-from pipelines.clip_tokenizer import build_clip_tokenizer
-from pipelines.hub_files import ensure_files, sdxl_needs
-from pipelines.loading import (ModelUnavailable, fix_pooled_eos, load_diffusion_from_folder,
+from models.clip_tokenizer import build_clip_tokenizer
+from models.hub_files import ensure_files, sdxl_needs
+from models.loading import (ModelUnavailable, fix_pooled_eos, load_diffusion_from_folder,
                                resolve_device, resolve_dtype)
-from pipelines.tiny import tiny_text_encoder_2
+from models.tiny import tiny_text_encoder_2
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_tiny_components_have_sdxl_wiring(tiny_components):
 
 
 def test_tiny_build_is_seeded_and_leaves_global_rng_alone(tiny_config):
-    from pipelines.loading import build_components
+    from models.loading import build_components
 
     torch.manual_seed(123)
     expected = torch.rand(1)

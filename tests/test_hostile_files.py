@@ -24,7 +24,7 @@ from pipelines.cli import main as generate_main
 from pipelines.export import export_comic
 from pipelines.project import (ComicRequest, EmbeddedIdentity, PanelSpec, Project, ProjectError,
                                identity_filename, load_project, lookup_identity)
-from pipelines.safe_read import ReadRefused, loads_json
+from core.safe_read import ReadRefused, loads_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostile import valid_project, zip_bomb  # noqa: E402
@@ -229,8 +229,8 @@ def test_non_latin_names_do_not_collide_in_comic_zip(tmp_path):
 
 
 def test_full_width_look_alike_names_are_one_identity(tmp_path):
-    from stableidentity.library import IdentityExists, IdentityLibrary
-    from stableidentity.names import name_key, validate_name
+    from identities.library import IdentityExists, IdentityLibrary
+    from identities.names import name_key, validate_name
 
     assert validate_name("Ａｄａ Lovelace") == "Ada Lovelace"
     assert name_key("Ａｄａ  LOVELACE") == name_key("Ada Lovelace")
@@ -279,7 +279,7 @@ def test_identity_files_in_a_zip_must_hold_finite_vectors(tmp_path):
 def test_imported_metadata_is_checked(tmp_path):
     from safetensors.torch import save_file
 
-    from stableidentity.library import FORMAT, IdentityLibrary, LibraryError
+    from identities.library import FORMAT, IdentityLibrary, LibraryError
 
     library = IdentityLibrary(tmp_path / "lib")
     for value, fragment in (("2026" * 25_000, "(limits.yaml: metadata_chars)"),

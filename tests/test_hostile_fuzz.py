@@ -14,7 +14,7 @@ from pathlib import Path
 from configs import load_limits
 from pipelines.project import GenerationError, ProjectError, load_panels, load_project
 from pipelines.request_limits import check_request
-from pipelines.safe_read import loads_json
+from core.safe_read import loads_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostile import hostile_documents  # noqa: E402

@@ -18,8 +18,8 @@ from safetensors.torch import load_file, save_file
 
 from bench.fake_hub import SDXL_REPO, VAE_REPO, environment, publish_snapshot, write_fake_hub
 from configs import load_config
-from pipelines import hub_files
-from pipelines.hub_files import (HuggingFaceHub, ModelUnavailable, ensure_files, file_is_whole,
+from models import hub_files
+from models.hub_files import (HuggingFaceHub, ModelUnavailable, ensure_files, file_is_whole,
                                  sdxl_needs, vae_needs)
 
 
@@ -99,7 +99,7 @@ def test_the_variant_is_chosen_per_folder_from_what_the_hub_has(remote, local, t
     assert "text_encoder_2/model.safetensors" in files and "unet/diffusion_pytorch_model.fp16.safetensors" in files
     assert hub_files.variant_in(folder / "text_encoder_2", "fp16") is None
     assert hub_files.variant_in(folder / "unet", "fp16") == "fp16"
-    from pipelines.loading import load_diffusion_from_folder
+    from models.loading import load_diffusion_from_folder
 
     vae = ensure_files(VAE_REPO, vae_needs(), hub=hub)  # the separate fp16-fix VAE repository
     parts = load_diffusion_from_folder(folder, torch.float32, "fp16", vae)

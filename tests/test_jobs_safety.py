@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from pipelines.safety import SafetyFilter, UnsafePrompt
-from stableidentity.jobs import JobProgress, TrainingQueue
+from serving.jobs import JobProgress, TrainingQueue
 
 
 def _blocking_work(started: threading.Event, release: threading.Event, steps: int = 3):

@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from stableidentity.library import (FORMAT, Identity, IdentityExists, IdentityLibrary,
+from identities.library import (FORMAT, Identity, IdentityExists, IdentityLibrary,
                                     IdentityNotFound, LibraryError, LibraryProblem, save_trained)
-from stableidentity.names import InvalidName, InvalidPronouns
+from identities.names import InvalidName, InvalidPronouns
 
 TINY = (32, 64)
 REAL = (768, 1280)
@@ -328,7 +328,7 @@ def test_failure_during_rename_keeps_the_old_name(lib, monkeypatch):
 _HARD_CRASH = """
 import os, sys, torch
 from PIL import Image
-from stableidentity.library import IdentityLibrary
+from identities.library import IdentityLibrary
 lib = IdentityLibrary(sys.argv[1])
 Image.Image.save = lambda *a, **k: os._exit(7)   # the process dies after the tensors are written
 lib.add(sys.argv[2], torch.ones(2, 32), torch.ones(2, 64), face=Image.new("RGB", (8, 8)),

@@ -1,10 +1,10 @@
-"""Name validation and pronoun parsing (stableidentity.names)."""
+"""Name validation and pronoun parsing (identities.names)."""
 
 from __future__ import annotations
 
 import pytest
 
-from stableidentity.names import (InvalidName, InvalidPronouns, LibraryError, name_key,
+from identities.names import (InvalidName, InvalidPronouns, LibraryError, name_key,
                                   parse_pronouns, validate_name)
 
 

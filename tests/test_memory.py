@@ -9,7 +9,8 @@ import torch
 
 from bench.arch import PUBLISHED_PARAMETERS
 from configs import load_config
-from pipelines import loading, memory
+from models import loading
+from models import memory
 
 #: full-size SDXL base 1.0 + ViT-B/16 + BiSeNet (13.3 M), parameter counts
 SDXL = memory.Sizes(

@@ -17,13 +17,13 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines.saved_comics import ComicNotFound, ComicShelf
-from stableidentity.catalog import ReadOnlyIdentity
-from stableidentity.library import IdentityLibrary, IdentityNotFound
-from stableidentity.owners import (LOCAL, InvalidOwner, NotSignedIn, Owner, Workspace, data_root,
+from serving.saved_comics import ComicNotFound, ComicShelf
+from identities.catalog import ReadOnlyIdentity
+from identities.library import IdentityLibrary, IdentityNotFound
+from identities.owners import (LOCAL, InvalidOwner, NotSignedIn, Owner, Workspace, data_root,
                                    new_key, on_space, owner_from_key, owner_from_username,
                                    parse_owner)
-from stableidentity.store import DB_FILE, INTERRUPTED_MESSAGE, JobRecord, Store
+from serving.store import DB_FILE, INTERRUPTED_MESSAGE, JobRecord, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def test_owner_ids_round_trip_and_never_become_paths():
 
 
 def test_who_a_page_visit_belongs_to():
-    from stableidentity.owners import resolve_owner
+    from identities.owners import resolve_owner
 
     key = new_key()
     assert resolve_owner(multi_user=False, login=False, browser_key=key, username="x") == (LOCAL, key)
@@ -185,7 +185,7 @@ def test_a_forked_child_writes_on_its_own_connection(tmp_path):
 
 
 def test_a_damaged_or_newer_database_is_one_line(tmp_path):
-    from stableidentity.store import StoreError
+    from serving.store import StoreError
 
     bad = tmp_path / "bad.sqlite3"
     bad.write_bytes(b"not a database at all" * 100)
@@ -201,8 +201,8 @@ def test_a_damaged_or_newer_database_is_one_line(tmp_path):
 
 
 def test_jobs_are_private_and_resume_after_a_restart(tmp_path, tiny_components, astronaut):
-    from stableidentity.jobs import TrainingQueue
-    from stableidentity.training_service import TrainingService
+    from serving.jobs import TrainingQueue
+    from serving.training_service import TrainingService
 
     buffer = tmp_path / "a.png"
     Image.fromarray(astronaut).save(buffer)
@@ -322,9 +322,9 @@ def _killed(script: str, crash_at: str, cwd: Path) -> None:
 PRELUDE = """
     import sys, torch
     from pathlib import Path
-    from stableidentity.owners import Workspace, parse_owner
-    from stableidentity.store import Store
-    from pipelines.saved_comics import ComicShelf
+    from identities.owners import Workspace, parse_owner
+    from serving.store import Store
+    from serving.saved_comics import ComicShelf
     root = Path("data")
     space = Workspace(root, multi_user=True, examples_dir=None)
     owner = parse_owner(sys.argv[1] if len(sys.argv) > 1 else "key:" + "a" * 32)
@@ -397,7 +397,7 @@ def test_a_space_visitor_without_login_sees_the_examples_and_is_asked_to_log_in(
                         ("OAUTH_SCOPES", "openid profile"),
                         ("OPENID_PROVIDER_URL", "https://huggingface.co")):
         monkeypatch.setattr(gradio.oauth, name, value)
-    from ui.studio import Session, Studio, StudioError
+    from session import Session, Studio, StudioError
 
     examples = tmp_path / "examples"
     _identity(IdentityLibrary(examples), "Alan Turing", "he")
@@ -434,8 +434,8 @@ def test_while_the_models_load_a_dead_job_already_shows_interrupted(tiny_config,
     import io
     import threading
 
-    from pipelines import loading
-    from ui.studio import Studio
+    from models import loading
+    from session import Studio
 
     release = threading.Event()
 

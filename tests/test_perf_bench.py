@@ -14,7 +14,7 @@ import json
 import pytest
 import torch
 
-import pipelines.loading as loading
+import models.loading as loading
 from bench import bench_sdxl_random as bench
 from bench.arch import build_arch
 from stableidentity.trainer import StableIdentityTrainer

@@ -19,13 +19,13 @@ import pytest
 import torch
 import torch.utils.checkpoint
 
-import pipelines.loading as loading
+import models.loading as loading
 from configs import ConfigError, load_config
 from pipelines.binding import PromptCache, PromptEmbeddings, cast_key, tensor_digest
 from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, panel_generator
-from stableidentity.face_detection import DlibFaceDetector
-from stableidentity.face_prep import prepare_face
-from stableidentity.library import Identity
+from faces.face_detection import DlibFaceDetector
+from faces.face_prep import prepare_face
+from identities.library import Identity
 from stableidentity.trainer import (PREFETCH, StableIdentityTrainer, set_gradient_checkpointing,
                                     mlp_dtype, train_identity, unet_precision)
 

@@ -1,4 +1,4 @@
-"""Photos of every common mode become proper 8-bit RGB before face detection (stableidentity.photos)."""
+"""Photos of every common mode become proper 8-bit RGB before face detection (faces.photos)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from configs import load_limits
-from stableidentity.face_detection import DlibFaceDetector
-from stableidentity.face_prep import FacePrepError, prepare_face
-from stableidentity.photos import PhotoError, load_photo, scale_to_8bit, to_rgb8
+from faces.face_detection import DlibFaceDetector
+from faces.face_prep import FacePrepError, prepare_face
+from faces.photos import PhotoError, load_photo, scale_to_8bit, to_rgb8
 
 
 @pytest.fixture(scope="module")

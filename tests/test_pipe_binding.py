@@ -12,7 +12,7 @@ import torch
 
 from pipelines.binding import (BindingError, SignalWordBinder, bind_text, signal_pair, signal_rows,
                                signal_words)
-from stableidentity.library import Identity
+from identities.library import Identity
 
 D1, D2 = 32, 64  # tiny encoder widths
 

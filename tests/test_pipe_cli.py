@@ -32,7 +32,7 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
-    from stableidentity.library import IdentityLibrary
+    from identities.library import IdentityLibrary
 
     root = tmp_path_factory.mktemp("library")
     lib = IdentityLibrary(root)

@@ -16,7 +16,7 @@ from pipelines.export import ExportError, ensure_writable, export_comic, pdf_byt
 from pipelines.generation import draw_comic, panel_generator
 from pipelines.project import (APP_VERSION, ComicRequest, PanelSpec, Project, ProjectError, identity_filename,
                                load_project, save_project)
-from stableidentity.library import Identity
+from identities.library import Identity
 
 
 def person(name: str, seed: int) -> Identity:

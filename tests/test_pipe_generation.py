@@ -17,7 +17,7 @@ from pipelines.generation import (CANDIDATE_SEED_STRIDE, ComicRequest, Generatio
                                   apply_memory_switches, candidate_seed, draw_comic,
                                   panel_generator, panels_from_json)
 from pipelines.styles import StyleError
-from stableidentity.library import Identity, IdentityLibrary
+from identities.library import Identity, IdentityLibrary
 
 
 def person(name: str, seed: int) -> Identity:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-import pipelines.loading as loading
+import models.loading as loading
 from pipelines.face_pass import (FaceJob, IdentityMatcher, crop_box, faces_caption, match_faces,
                                  paste_alpha)
 from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, panel_generator
@@ -22,7 +22,7 @@ from pipelines.project import GenerationError, Project, ProjectError
 from pipelines.regional import RegionalAttnProcessor, attention_resolutions, region_weights
 from pipelines.regions import (NAMED_PLACES, PlaceError, auto_places, panel_regions, parse_place,
                                split_places)
-from stableidentity.library import Identity
+from identities.library import Identity
 
 
 def person(name: str, seed: int) -> Identity:
@@ -258,7 +258,7 @@ def test_face_pass_redraws_given_boxes_and_nothing_else(generator):
     assert [e.name for e in edits] == ["Ada Lovelace", "Alan Turing"] and (~inside).any()
     assert np.array_equal(before[~inside], after[~inside])
     assert faces_caption(edits, 64) == "left face: Alan Turing · right face: Ada Lovelace"
-    from ui.studio import DrawnPanel  # the app's panel card says which face is whose
+    from session import DrawnPanel  # the app's panel card says which face is whose
 
     result = replace(next(generator.generate(request, CAST)), image=out, faces=tuple(edits))
     card = DrawnPanel(text=TWO.text, results=[result], scores=[None])
@@ -269,7 +269,7 @@ def test_face_pass_on_a_real_photo_detects_matches_and_keeps_the_rest(generator,
                                                                       astronaut, grace_hopper):
     """Two real faces side by side, characters listed against their places: matching by
     identity (dlib recogniser, Hungarian) beats place order; only the crops change."""
-    from stableidentity.similarity import FaceSimilarity
+    from faces.similarity import FaceSimilarity
 
     left = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
     right = np.asarray(Image.fromarray(grace_hopper[:512]).resize((256, 256)))
@@ -320,7 +320,7 @@ def test_face_pass_switch_and_strength(tiny_components, generator):
 @pytest.mark.slow
 def test_cli_draws_a_two_character_panel_with_places(tmp_path, capsys):
     from pipelines.cli import main
-    from stableidentity.library import IdentityLibrary
+    from identities.library import IdentityLibrary
 
     library = IdentityLibrary(tmp_path / "library")
     for identity in list(CAST.values())[:2]:
@@ -380,7 +380,7 @@ def test_eval_identity_multi_reports_every_cast_size_and_variant(tmp_path, capsy
 @pytest.mark.slow
 def test_the_app_draws_a_two_character_panel_with_places_and_the_face_pass_switch(
         tiny_config, tiny_components, tmp_path, astronaut, grace_hopper):
-    from ui.studio import Session, Studio
+    from session import Session, Studio
 
     config = tiny_config.replace(library_dir=str(tmp_path / "library"))
     studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",

@@ -22,8 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from bench.fake_hub import FR_VIT_REPO, SDXL_REPO, VAE_REPO, environment, repo_folder, write_fake_hub
 from configs import load_config
-from pipelines.hub_files import ModelUnavailable, ensure_files, sdxl_needs
-from pipelines.loading import build_components, cpu_supports_bf16, load_components, load_diffusion_from_folder
+from models.hub_files import ModelUnavailable, ensure_files, sdxl_needs
+from models.loading import build_components, cpu_supports_bf16, load_components, load_diffusion_from_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +100,7 @@ def test_the_sdxl_preset_loads_from_the_cache_with_the_cached_widths(sdxl_compon
 def test_the_fr_vit_drops_its_classifier_without_a_load_report(fake_hub, capfd, caplog):
     from transformers import ViTModel
 
-    from pipelines.loading import FaceRecognitionViT
+    from models.loading import FaceRecognitionViT
 
     folder = fake_hub["written"][FR_VIT_REPO]
     caplog.set_level("WARNING")
@@ -205,7 +205,7 @@ def test_app_check_loads_the_sdxl_preset_from_the_cache(fake_hub, capsys, caplog
 
 def test_app_check_refuses_in_one_line_when_memory_is_short(fake_hub, monkeypatch, capsys):
     import app
-    from pipelines import memory
+    from models import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda device: 2_000_000)
     load_components.cache_clear()

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from stableidentity import cli
-from stableidentity.library import IdentityLibrary
+from identities.library import IdentityLibrary
 
 REPO = Path(__file__).resolve().parents[1]
 

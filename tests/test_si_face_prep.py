@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stableidentity.face_detection import DlibFaceDetector
-from stableidentity.face_prep import (FFHQ_TEMPLATE_512, AlignedFace, FacePrepError, face_size, load_photo,
+from faces.face_detection import DlibFaceDetector
+from faces.face_prep import (FFHQ_TEMPLATE_512, AlignedFace, FacePrepError, face_size, load_photo,
                                       prepare_face)
 
 # LMEDS fits a similarity to all five points, so the eyes land within a few pixels of the template,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from stableidentity.face_detection import DlibFaceDetector
-from stableidentity.face_prep import prepare_face
+from faces.face_detection import DlibFaceDetector
+from faces.face_prep import prepare_face
 from stableidentity.masks import (FACE_CLASSES, face_masks, landmark_masks, masks_from_parsing, parse_face,
                                   parse_plausibility)
 

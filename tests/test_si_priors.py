@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.clip_tokenizer import build_clip_tokenizer
+from models.clip_tokenizer import build_clip_tokenizer
 from stableidentity import adain as adain_module
 from stableidentity.adain import CelebStats, adain, celeb_stats, celeb_token_ids
 from stableidentity.celebrities import CELEBRITIES, OFFICIAL_CELEBRITIES, celebrity_names
@@ -29,8 +29,8 @@ def test_fr_vit_input_is_the_crop_box_resized_and_normalised():
 
 
 def test_identity_features_shape_and_identity_dependence(tiny_components, astronaut, grace_hopper):
-    from stableidentity.face_detection import DlibFaceDetector
-    from stableidentity.face_prep import prepare_face
+    from faces.face_detection import DlibFaceDetector
+    from faces.face_prep import prepare_face
 
     detector = DlibFaceDetector()
     faces = np.stack([prepare_face(p, detector).image for p in (astronaut, grace_hopper)])

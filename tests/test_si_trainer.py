@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from stableidentity.augment import NO_AUGMENT
-from stableidentity.face_detection import DlibFaceDetector
-from stableidentity.face_prep import FacePrepError, prepare_face
+from faces.face_detection import DlibFaceDetector
+from faces.face_prep import FacePrepError, prepare_face
 from stableidentity.trainer import (StableIdentityTrainer, TrainedIdentity, TrainingCancelled, TrainProgress,
                                     train_identity)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stableidentity.similarity import (FFHQ_TEMPLATE_512, CharacterScore, FaceSimilarity, NoFaceFound,
+from faces.similarity import (FFHQ_TEMPLATE_512, CharacterScore, FaceSimilarity, NoFaceFound,
                                        PanelScore, assign_faces, cosine_matrix, pick_best)
 
 # Measured on these photos (see docs/FIDELITY.md): same person 0.98-1.00, different people 0.81-0.91.

@@ -19,8 +19,8 @@ def aligned_astronaut():
     import cv2
     from skimage import data
 
-    from stableidentity.face_detection import DlibFaceDetector
-    from stableidentity.similarity import FFHQ_TEMPLATE_512
+    from faces.face_detection import DlibFaceDetector
+    from faces.similarity import FFHQ_TEMPLATE_512
 
     photo = data.astronaut()
     landmarks = DlibFaceDetector().detect(photo)[0].landmarks
@@ -30,7 +30,7 @@ def aligned_astronaut():
 
 @pytest.fixture(scope="module")
 def tiny_library(tmp_path_factory, tiny_components, aligned_astronaut):
-    from stableidentity.library import IdentityLibrary
+    from identities.library import IdentityLibrary
 
     d1 = tiny_components.text_encoder.get_input_embeddings().embedding_dim
     d2 = tiny_components.text_encoder_2.get_input_embeddings().embedding_dim
@@ -48,7 +48,7 @@ def tiny_clip(tmp_path_factory):
     """A random tiny CLIPModel + processor saved to a folder (stands in for the hub weights)."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from pipelines.clip_tokenizer import build_clip_tokenizer
+    from models.clip_tokenizer import build_clip_tokenizer
 
     folder = tmp_path_factory.mktemp("clip")
     small = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
@@ -138,7 +138,7 @@ class PhotoGenerator:
 
 def test_evaluate_scores_real_faces_and_picks_best(aligned_astronaut, grace_hopper, astronaut):
     from configs import load_config
-    from stableidentity.similarity import FaceSimilarity
+    from faces.similarity import FaceSimilarity
 
     sim = FaceSimilarity.from_config(load_config("tiny").face)
     identity = ev.EvalIdentity("Eileen Collins", torch.zeros(2, 32), torch.zeros(2, 64), aligned_astronaut)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from configs import FaceConfig
-from stableidentity import recognizers
-from stableidentity.recognizers import InsightFaceRecognizer, RecognizerUnavailable
-from stableidentity.similarity import FaceSimilarity
+from faces import recognizers
+from faces.recognizers import InsightFaceRecognizer, RecognizerUnavailable
+from faces.similarity import FaceSimilarity
 from tiny_onnx import write_tiny_arcface
 
 
@@ -23,7 +23,7 @@ def tiny_arcface(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def detector():
-    from stableidentity.face_detection import DlibFaceDetector
+    from faces.face_detection import DlibFaceDetector
 
     return DlibFaceDetector()
 

@@ -18,8 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stableidentity.jobs import JobProgress
-from stableidentity.zero_gpu import (ESTIMATED_SECONDS_PER_STEP, MIN_DURATION_S, GPUTimeError,
+from serving.jobs import JobProgress
+from serving.zero_gpu import (ESTIMATED_SECONDS_PER_STEP, MIN_DURATION_S, GPUTimeError,
                                      StepSpeed, ZeroGPUTraining, drawing_duration_s, on_zero_gpu,
                                      stream_work, training_duration_s)
 
@@ -190,7 +190,7 @@ def _handler(demo, api_name: str):
 def test_on_zero_gpu_every_model_call_runs_inside_spaces_gpu(standin_spaces, tiny_config, tiny_components,
                                                              astronaut, tmp_path, monkeypatch):
     from ui.app import build_demo
-    from ui.studio import Session, Studio
+    from session import Session, Studio
 
     recorder = _Recorder(standin_spaces)
     hook = torch.nn.modules.module.register_module_forward_pre_hook(
@@ -242,7 +242,7 @@ def test_on_zero_gpu_every_model_call_runs_inside_spaces_gpu(standin_spaces, tin
 
 
 def test_without_zero_gpu_the_queue_trains(tiny_config, tiny_components, tmp_path, monkeypatch):
-    from ui.studio import Studio
+    from session import Studio
 
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     studio = Studio(tiny_config.replace(library_dir=str(tmp_path / "library")), tiny_components,

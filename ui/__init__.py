@@ -1,6 +1,5 @@
-"""The Gradio web app: the session logic (:mod:`ui.studio`) and one module per step.
+"""The Gradio web app, wiring only: one module per step over :mod:`session` (``Studio``, ``Session``).
 
-* :mod:`ui.studio` — ``Studio`` (process-wide services) and ``Session`` (one browser's data).
 * :mod:`ui.wiring` — helpers every step uses: ``guarded`` handlers, ``gpu``, shared views.
 * :mod:`ui.characters`, :mod:`ui.story`, :mod:`ui.style`, :mod:`ui.comic` — one step each:
   ``build(...)`` lays the step out and returns its components, ``wire(...)`` connects its events.

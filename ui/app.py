@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from ui import characters, comic, story, style
-from ui.studio import Session
+from session import Session
 from ui.wiring import OTHER_EVENTS, POLL_SECONDS, Shared, wire_sign_in
 
 #: How often a page polls the model status while the models load (seconds).
 LOAD_POLL_SECONDS = 2.0
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ui.studio import Studio
+    from session import Studio
 
 
 #: Page styles (passed to ``launch``): whole names under gallery thumbnails, framed panel cards.

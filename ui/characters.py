@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from stableidentity.training_service import job_line
+from serving.training_service import job_line
 from ui import zero_gpu
-from ui.studio import StudioError
+from session import StudioError
 from ui.wiring import (FACES, MAX_REMEMBERED_JOBS, Shared, cast_view, error_line, guarded,
                        jobs_view, library_view, on, selected_index, warn_all)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ui.studio import Studio
+    from session import Studio
 
 
 @dataclass
@@ -61,7 +61,7 @@ class CharactersStep:
 
 
 def _training_form(studio: "Studio") -> dict[str, Any]:
-    from stableidentity.training_service import progress_html
+    from serving.training_service import progress_html
 
     c: dict[str, Any] = {}
     gr.Markdown("### Learn a character\nOne clear photo of one face, the "
@@ -162,7 +162,7 @@ def _wire_photo(studio: "Studio", step: CharactersStep) -> None:
 
 
 def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: CharactersStep) -> None:
-    from stableidentity.training_service import CONSENT_MESSAGE
+    from serving.training_service import CONSENT_MESSAGE
 
     def on_load(state, job_ids):
         html, active, views = jobs_view(studio, state, job_ids)
@@ -248,7 +248,7 @@ def _clear_form(done):
 def _wire_job_status(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
     """``job_status``: one job of the caller's (an event on a hidden button rather than
     ``gr.api``, so it sees the session's owner; the API takes the job id alone)."""
-    from stableidentity.training_service import job_dict
+    from serving.training_service import job_dict
 
     trigger = gr.Button(visible=False, elem_id="job_status_trigger")
     result = gr.JSON(visible=False, elem_id="job_status_result")

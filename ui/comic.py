@@ -18,7 +18,7 @@ from ui.wiring import FACES, Shared, drawing, on, restored_view, selected_index,
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
     from ui.story import StoryStep
-    from ui.studio import Studio
+    from session import Studio
     from ui.style import StyleStep
 
 #: Narrowest a panel card gets (pixels); cards wrap onto the next line below that.
@@ -224,7 +224,7 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
 
     def gpu_seconds(state, rows, *settings):
         """GPU time to ask ZeroGPU for: the table's rows x the candidates (an estimate)."""
-        from stableidentity.zero_gpu import drawing_duration_s
+        from serving.zero_gpu import drawing_duration_s
 
         try:
             panels, candidates = len(rows), int(settings[9] or 1)  # style, ..., height, candidates

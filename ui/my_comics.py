@@ -1,7 +1,7 @@
 """My comics, at the top of the Comic step: the owner's saved comics, reopened with one click.
 
-Every drawn comic is saved for its owner (:meth:`ui.studio.Studio._keep`, stored by
-:class:`pipelines.saved_comics.ComicShelf`); this section lists them (first page, title, date),
+Every drawn comic is saved for its owner (:meth:`session.saved.SavedComicSteps._keep`, stored by
+:class:`serving.saved_comics.ComicShelf`); this section lists them (first page, title, date),
 opens one when its thumbnail is clicked (pages and downloads shown at once, panels, cast and
 settings restored) and deletes one. API: ``my_comics``, ``open_comic`` (comic id),
 ``delete_comic`` (comic id).
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
     from ui.comic import ComicStep
     from ui.story import StoryStep
-    from ui.studio import Session, Studio
+    from session import Session, Studio
     from ui.style import StyleStep
 
 

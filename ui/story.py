@@ -11,7 +11,7 @@ from ui.wiring import PARSING, Shared, cast_view, on, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
-    from ui.studio import Studio
+    from session import Studio
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ui.studio import Studio
+    from session import Studio
 
 
 @dataclass
@@ -29,7 +29,7 @@ class StyleStep:
     face_pass: Any
 
     def inputs(self) -> list:
-        """In the order of :meth:`ui.studio.Studio.settings_from`'s arguments."""
+        """In the order of :meth:`session.request.RequestSteps.settings_from`'s arguments."""
         return [self.style_template, self.style_keywords, self.negative_prompt, self.seed,
                 self.seed_randomize, self.steps, self.guidance, self.width, self.height,
                 self.candidates, self.comic_title, self.face_pass]

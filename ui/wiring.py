@@ -1,6 +1,6 @@
 """Helpers shared by every step of the web app: error guarding, GPU wrapping, shared views.
 
-Nothing here holds state: the views take the :class:`ui.studio.Studio` and the per-browser values
+Nothing here holds state: the views take the :class:`session.Studio` and the per-browser values
 they show.
 """
 
@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import gradio as gr
 
-from stableidentity.zero_gpu import gpu  # noqa: F401  (``spaces.GPU`` where installed, re-exported)
-from ui.studio import user_message
+from serving.zero_gpu import gpu  # noqa: F401  (``spaces.GPU`` where installed, re-exported)
+from session import user_message
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ui.studio import RestoredProject, Session, Studio
+    from session import RestoredProject, Session, Studio
 
 # ----------------------------------------------------------------------------- concurrency
 # Gradio concurrency groups (docs/APP.md, "Concurrency"). The models are protected below Gradio,
 # for every caller: panels and training steps take turns on the Components' device gate, and
-# each native face object locks itself (stableidentity/concurrency.py). These limits only bound
+# each native face object locks itself (core/concurrency.py). These limits only bound
 # how many requests of each kind are in flight; the rest wait in Gradio's queue (position shown).
 
 #: Face checks (the training photo's face; speech-bubble faces after a candidate is chosen):
@@ -180,7 +180,7 @@ class Shared:
     """Per-browser values every step may read or write.
 
     Attributes:
-        session: ``gr.State`` holding a :class:`ui.studio.Session`.
+        session: ``gr.State`` holding a :class:`session.Session`.
         owner_key: the browser's owner key in multi-user mode (local storage).
         jobs: the browser's training job ids (local storage).
         finished_seen: job ids whose end was already announced.
@@ -222,7 +222,7 @@ def cast_view(studio: "Studio", session: "Session") -> tuple:
 def jobs_view(studio: "Studio", session: "Session", job_ids: list[str] | None) -> tuple:
     """Progress HTML, the timer (active while a job runs), the job views: the session owner's
     jobs among ``job_ids`` (the browser's), in multi-user mode also the owner's recent ones."""
-    from stableidentity.training_service import progress_html
+    from serving.training_service import progress_html
 
     owner = studio.owner_of(session)
     views = studio.training.views(job_ids or [], owner) if owner is not None else []

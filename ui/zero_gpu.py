@@ -1,7 +1,7 @@
 """Train and Cancel on a ZeroGPU Space: training streams inside the Train request.
 
 On ZeroGPU the GPU exists only inside ``spaces.GPU`` functions called from a request, so the Train
-button's handler is a generator that iterates :meth:`stableidentity.zero_gpu.ZeroGPUTraining.run`
+button's handler is a generator that iterates :meth:`serving.zero_gpu.ZeroGPUTraining.run`
 and streams the progress bar to the page; *Cancel training* cancels that request (Gradio closes
 the generator, which stops the training between steps). Everywhere else the Characters step keeps
 the background queue (:mod:`ui.characters`). Same ``api_name``s and outputs in both modes.
@@ -18,15 +18,15 @@ from ui.wiring import TRAINING, Shared, guarded, library_view
 
 if TYPE_CHECKING:  # pragma: no cover
     from ui.characters import CharactersStep
-    from ui.studio import Studio
+    from session import Studio
 
 #: The id shown for a streamed run (it is not on the queue, so ``job_status`` does not know it).
 STREAM_JOB_ID = "zerogpu"
 
 
 def _snapshot(label: str, started: float, item: object):
-    """A :class:`~stableidentity.jobs.JobView` for one streamed update (progress or message)."""
-    from stableidentity.jobs import JobProgress, JobView
+    """A :class:`~serving.jobs.JobView` for one streamed update (progress or message)."""
+    from serving.jobs import JobProgress, JobView
 
     if isinstance(item, JobProgress):
         return JobView(id=STREAM_JOB_ID, label=label, status="running", progress=item, message="",
@@ -37,8 +37,8 @@ def _snapshot(label: str, started: float, item: object):
 
 def wire_training(studio: "Studio", shared: Shared, step: "CharactersStep") -> None:
     """Connect Train (streaming, inside ``spaces.GPU``) and Cancel training on ZeroGPU."""
-    from stableidentity.jobs import JobProgress
-    from stableidentity.training_service import CONSENT_MESSAGE, job_line, progress_html
+    from serving.jobs import JobProgress
+    from serving.training_service import CONSENT_MESSAGE, job_line, progress_html
 
     def train(state, photo, name, pronouns, consent, train_steps_value, job_ids):
         job_ids = job_ids or []

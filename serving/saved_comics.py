@@ -3,7 +3,7 @@
 A saved comic is a folder ``<data root>/comics/<owner folder>/<comic id>/`` holding what
 :func:`pipelines.export.export_comic` wrote for the download list (``page_N.png``, ``comic.pdf``,
 ``project.json``, ``comic.zip``), plus a row in the ``comics`` table of
-:class:`~stableidentity.store.Store` (title, page count, dates, status). Only rows with status
+:class:`~serving.store.Store` (title, page count, dates, status). Only rows with status
 ``saved`` whose folder exists are listed.
 
 Crash safety (``kill -9`` at any moment):
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from stableidentity.crash import crash_point
-from stableidentity.names import LibraryError
-from stableidentity.owners import COMICS_FOLDER, Owner, Workspace, parse_owner
-from stableidentity.store import ComicRecord, Store
+from core.crash import crash_point
+from identities.names import LibraryError
+from identities.owners import COMICS_FOLDER, Owner, Workspace, parse_owner
+from serving.store import ComicRecord, Store
 
 COMIC_ID = re.compile(r"[0-9a-f]{16}")
 #: The files of an export kept in a saved comic (pages are ``page_N.png``).

@@ -18,7 +18,7 @@ Layout of the data root (``--library``; on a Space with a ``/data`` folder, ``/d
 unless ``--library`` is given)::
 
     <root>/
-      comic-identity.sqlite3         # jobs and saved comics (stableidentity.store), WAL mode
+      comic-identity.sqlite3         # jobs and saved comics (serving.store), WAL mode
       <identity folders>             # single-user: the library itself, as before
       users/u<hash>/<identity ...>   # multi-user: one private library per owner
       comics/u<hash>/<comic id>/     # saved comics, per owner (both modes)
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stableidentity.catalog import EXAMPLES_DIR, IdentityCatalog
-from stableidentity.library import IdentityLibrary
-from stableidentity.names import LibraryError
+from identities.catalog import EXAMPLES_DIR, IdentityCatalog
+from identities.library import IdentityLibrary
+from identities.names import LibraryError
 
 #: Sub-folders of the data root that are not identities (see the module docstring).
 USERS_FOLDER = "users"

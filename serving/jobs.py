@@ -5,7 +5,7 @@ a browser that reloads the page can look its job up again by id. Each job carrie
 and cancel flag; the work itself is a function injected at construction, which keeps this module
 free of model code and easy to test. A job's ``on_status`` callback hears every status change
 (running, done, failed, cancelled), so a caller can record it (see
-:class:`~stableidentity.training_service.TrainingService`, which writes them to SQLite).
+:class:`~serving.training_service.TrainingService`, which writes them to SQLite).
 ``interrupted`` is the status a job recorded as running gets when the server restarted.
 """
 

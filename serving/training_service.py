@@ -1,22 +1,22 @@
 """Training identities in the background for the app: check the input, queue the job, report.
 
-:class:`TrainingService` sits between the web app and the :class:`~stableidentity.jobs.TrainingQueue`:
+:class:`TrainingService` sits between the web app and the :class:`~serving.jobs.TrainingQueue`:
 
 * :meth:`TrainingService.check` validates everything a user can get wrong (consent, name, pronouns,
   steps, a readable photo with a face) *before* anything is queued, raising one-line errors
-  (:class:`TrainingInputError`, :class:`~stableidentity.names.InvalidName`,
-  :class:`~stableidentity.library.IdentityExists`, :class:`~stableidentity.face_prep.FacePrepError`);
+  (:class:`TrainingInputError`, :class:`~identities.names.InvalidName`,
+  :class:`~identities.library.IdentityExists`, :class:`~faces.face_prep.FacePrepError`);
 * :meth:`TrainingService.submit` queues the training (one at a time per GPU; others wait and
   see their position) and saves the result into the library when it finishes;
 * :meth:`TrainingService.views` returns the current snapshots of a browser's jobs, so a reloaded
   page finds them again by id; only the owner's jobs are ever returned.
 
 The photo's bytes are read at submit time: the job does not depend on the upload staying on disk.
-With a :class:`~stableidentity.store.Store`, every job and each status change is recorded in
+With a :class:`~serving.store.Store`, every job and each status change is recorded in
 SQLite (the photo only until the job ends), and :meth:`TrainingService.resume` (called once at
 start-up) marks a job that was running when the server died as ``interrupted`` with a message
 (or ``done`` when its identity reached the library just before) and queues the waiting ones again
-under their old ids. Each job trains into its owner's library (:mod:`stableidentity.owners`).
+under their old ids. Each job trains into its owner's library (:mod:`identities.owners`).
 """
 
 from __future__ import annotations
@@ -35,17 +35,17 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from configs import load_limits
-from stableidentity.face_prep import FacePrepError, load_photo, prepare_face
-from stableidentity.photos import FORMAT_TEXT, read_photo_bytes
-from stableidentity.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
-from stableidentity.library import IdentityExists, save_trained
-from stableidentity.names import LibraryError, name_key, parse_pronouns, show, validate_name
-from stableidentity.owners import LOCAL, Owner, Workspace, parse_owner
-from stableidentity.store import JobRecord, Store
+from faces.face_prep import FacePrepError, load_photo, prepare_face
+from faces.photos import FORMAT_TEXT, read_photo_bytes
+from serving.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
+from identities.library import IdentityExists, save_trained
+from identities.names import LibraryError, name_key, parse_pronouns, show, validate_name
+from identities.owners import LOCAL, Owner, Workspace, parse_owner
+from serving.store import JobRecord, Store
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pipelines.loading import Components
-    from stableidentity.face_prep import AlignedFace
+    from models.loading import Components
+    from faces.face_prep import AlignedFace
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class TrainingRequest:
         photo: the uploaded file's bytes.
         steps: optimisation steps; seed: training seed (None: the preset's).
         warnings: notes from the face check (several faces, small face).
-        owner: the :class:`~stableidentity.owners.Owner` id whose library receives it.
+        owner: the :class:`~identities.owners.Owner` id whose library receives it.
     """
 
     name: str
@@ -212,7 +212,7 @@ class TrainingService:
         ``job_id`` in its metadata), return a message.
 
         The same function runs on the background queue (:meth:`submit`) and, on ZeroGPU, inside
-        ``spaces.GPU`` (:class:`stableidentity.zero_gpu.ZeroGPUTraining`).
+        ``spaces.GPU`` (:class:`serving.zero_gpu.ZeroGPUTraining`).
         """
         from stableidentity.trainer import train_identity
 
@@ -369,7 +369,7 @@ def _whole_number(value: object, label: str) -> int:
 
 def _check_one_face(rgb, aligned: "AlignedFace", detector) -> None:
     """Refuse a photo with a second face almost as large as the chosen one."""
-    from stableidentity.face_prep import detect_faces, face_size
+    from faces.face_prep import detect_faces, face_size
 
     if not any("faces found" in w for w in aligned.warnings):  # prepare_face saw one face
         return

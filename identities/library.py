@@ -40,9 +40,9 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from pipelines.files import write_bytes_atomic
-from stableidentity.crash import crash_point
-from stableidentity.names import (InvalidName, InvalidPronouns, LibraryError, name_key,
+from core.files import write_bytes_atomic
+from core.crash import crash_point
+from identities.names import (InvalidName, InvalidPronouns, LibraryError, name_key,
                                   parse_pronouns, show, validate_name)
 
 try:  # POSIX advisory locks serialise writers (threads and processes); elsewhere none
@@ -62,7 +62,7 @@ IDENTITY_FILE = "identity.safetensors"
 FACE_FILE = "face.png"
 LOCK_FILE = ".lock"
 #: Folders of a library root that are never identities: shipped examples, and the per-owner
-#: libraries and saved comics of multi-user mode (see stableidentity.owners).
+#: libraries and saved comics of multi-user mode (see identities.owners).
 RESERVED_FOLDERS = frozenset({"examples", "users", "comics"})
 THUMBNAIL_MAX = 512
 SLUG_MAX = 40
@@ -250,7 +250,7 @@ def load_face(face: FaceInput) -> Image.Image:
     Raises:
         LibraryError: unreadable path or unsupported array/object.
     """
-    from stableidentity.photos import PhotoError, load_photo
+    from faces.photos import PhotoError, load_photo
 
     if isinstance(face, Image.Image):
         image = Image.fromarray(load_photo(face).rgb)
@@ -543,7 +543,7 @@ class IdentityLibrary:
         """Store a new identity (or replace one with ``overwrite=True``) atomically.
 
         Args:
-            name: the person's name (validated, see :func:`stableidentity.names.validate_name`).
+            name: the person's name (validated, see :func:`identities.names.validate_name`).
             clip_l, clip_g: (2, d1) and (2, d2) embeddings for SDXL's two text encoders.
             face: the aligned face crop for the thumbnail (image, uint8 array or path).
             pronouns: he / she / they (normalised) or "".
@@ -662,7 +662,7 @@ class IdentityLibrary:
     def export(self, name: str, path: str | os.PathLike) -> Path:
         """Write identity ``name`` as a standalone .safetensors file that AUTOMATIC1111, ComfyUI
         and diffusers can load; replaces ``path`` atomically. Same tensors; of the metadata only
-        the keys in :data:`EXPORT_METADATA`; file mode 0644 (``pipelines.files.FILE_MODE``).
+        the keys in :data:`EXPORT_METADATA`; file mode 0644 (``core.files.FILE_MODE``).
 
         A path without a suffix gets ``.safetensors``; any other suffix is refused.
         """

@@ -3,11 +3,11 @@
 On ZeroGPU (``SPACES_ZERO_GPU=true``, as the ``spaces`` package detects it) a GPU exists only while
 a function decorated with ``spaces.GPU`` runs, called from a Gradio request; ``spaces`` runs it
 in a forked worker process that holds the GPU and passes the arguments and every yielded value
-through pickling. A background training thread (the :class:`~stableidentity.jobs.TrainingQueue`)
+through pickling. A background training thread (the :class:`~serving.jobs.TrainingQueue`)
 gets no GPU there. So on ZeroGPU the Train request itself iterates :meth:`ZeroGPUTraining.run`,
 which calls a ``spaces.GPU(duration=...)``-decorated generator; the generator runs the same work
 function the queue would run (:meth:`TrainingService.work`) and yields
-:class:`~stableidentity.jobs.JobProgress` snapshots, then the final message. Dedicated-GPU Spaces
+:class:`~serving.jobs.JobProgress` snapshots, then the final message. Dedicated-GPU Spaces
 and local GPUs keep the background queue.
 
 The GPU time asked for is :func:`training_duration_s`: setup plus steps times the seconds per
@@ -27,11 +27,11 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from stableidentity.jobs import JobProgress
-from stableidentity.names import LibraryError
+from serving.jobs import JobProgress
+from identities.names import LibraryError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from stableidentity.training_service import TrainingRequest, TrainingService
+    from serving.training_service import TrainingRequest, TrainingService
 
 #: The environment variable ZeroGPU Spaces set (``spaces.config``: "1", "t" or "true").
 ZERO_GPU_ENV = "SPACES_ZERO_GPU"

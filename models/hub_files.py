@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from configs import ModelConfig
-from pipelines.network import hub_endpoint_reachable
+from core.network import hub_endpoint_reachable
 
 #: the files CLIPTokenizer reads, with what stands in for them: SDXL's tokenizer folders hold
 #: vocab.json + merges.txt (a transformers 5 ``save_pretrained`` writes tokenizer.json instead), and

@@ -3,7 +3,7 @@
 StableIdentity trains on one FFHQ-aligned face. Users upload ordinary photos (phone shots, group
 photos, scans), so this module turns any of them into that crop:
 
-1. read the photo (path, bytes, PIL image or RGB array) with :func:`stableidentity.photos.load_photo`:
+1. read the photo (path, bytes, PIL image or RGB array) with :func:`faces.photos.load_photo`:
    size-capped, EXIF orientation applied, every image mode made into 8-bit RGB;
 2. detect faces on a copy scaled to a detector-friendly size (huge photos shrink for speed, tiny
    ones grow so dlib's 40 px minimum face size is met) and refine the chosen face's landmarks on a
@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from stableidentity.face_detection import DetectedFace, FaceDetector
-from stableidentity.photos import LoadedPhoto, PhotoError, PhotoInput, load_photo
+from faces.face_detection import DetectedFace, FaceDetector
+from faces.photos import LoadedPhoto, PhotoError, PhotoInput, load_photo
 
 #: Five landmarks of the FFHQ alignment at 512x512 (x, y pixels): left eye, right eye, nose tip,
 #: left mouth corner, right mouth corner ("left" = smaller x in the image).
@@ -45,7 +45,7 @@ MIN_CONFIDENCE = {"DlibFaceDetector": 0.25, "RetinaFaceDetector": 0.9}
 SMALL_FACE_EYE_DISTANCE = 40.0
 
 
-#: Every unusable photo, from reading it (:mod:`stableidentity.photos`: missing, too large, not
+#: Every unusable photo, from reading it (:mod:`faces.photos`: missing, too large, not
 #: an image) to finding its face, raises this ``ValueError`` with one line meant for the user.
 FacePrepError = PhotoError
 

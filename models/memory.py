@@ -24,7 +24,7 @@ from typing import Iterable
 
 import torch
 
-from pipelines.hub_files import ModelUnavailable
+from models.hub_files import ModelUnavailable
 
 #: working memory of a 512x512 training step / panel, as a fraction of the loaded weights
 #: (measured: (9.9 - 7.1) / 7.1 and (7.8 - 7.1) / 7.1 GB, full-size SDXL, bfloat16, CPU)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stableidentity.face_detection import DetectedFace, FaceDetector
-from stableidentity.recognizers import (DlibRecognizer, InsightFaceRecognizer, Recognizer,
+from faces.face_detection import DetectedFace, FaceDetector
+from faces.recognizers import (DlibRecognizer, InsightFaceRecognizer, Recognizer,
                                         RecognizerUnavailable, l2_normalise, load_recognizer)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -203,7 +203,7 @@ class FaceSimilarity:
 
     Attributes:
         detector: finds faces (with five landmarks) in RGB uint8 images.
-        recognizer: embeds one face (see :mod:`stableidentity.recognizers`).
+        recognizer: embeds one face (see :mod:`faces.recognizers`).
     """
 
     detector: FaceDetector
@@ -285,15 +285,14 @@ class FaceSimilarity:
 
 
 def _default_detector(face: "FaceConfig") -> FaceDetector:
+    """dlib's detector (it ships in a wheel); RetinaFace's weights are the model loader's to fetch,
+    so with ``detector: retinaface`` pass the loaded one (``components.face_detector``)."""
     if face.detector == "dlib":
-        from stableidentity.face_detection import DlibFaceDetector
+        from faces.face_detection import DlibFaceDetector
 
         return DlibFaceDetector()
-    import torch
-
-    from pipelines.loading import load_face_detector  # heavy import, only for RetinaFace
-
-    return load_face_detector(face, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    raise ValueError(f"face.detector '{face.detector}' needs the loaded detector: pass "
+                     "detector=components.face_detector (models.loading.load_face_detector)")
 
 
 __all__ = [

@@ -1,12 +1,12 @@
 """One model loader for every preset: SDXL parts, schedulers, FR-ViT, face parser and detector.
 
 * ``kind: hub`` — each repository is resolved to a local snapshot in the Hugging Face cache whose
-  files are checked first (:mod:`pipelines.hub_files`: every component's config and weight file,
+  files are checked first (:mod:`models.hub_files`: every component's config and weight file,
   the tokenizers; missing ones are downloaded with progress, or named in one line offline), the
-  memory the preset needs is compared with what the machine has (:mod:`pipelines.memory`), then
+  memory the preset needs is compared with what the machine has (:mod:`models.memory`), then
   each part is loaded with ``from_pretrained(local_dir)``, the fp16 variant chosen per folder.
 * ``kind: tiny`` — the same classes from small configs with seeded random weights (see
-  :mod:`pipelines.tiny`), built offline in about a second.
+  :mod:`models.tiny`), built offline in about a second.
 
 :func:`load_components` caches one :class:`Components` per preset for the process lifetime, so the
 app never reloads SDXL per click.
@@ -29,15 +29,15 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, ViTModel
 
 from configs import AppConfig, FaceConfig, ModelConfig, RuntimeConfig
-from pipelines import tiny
-from pipelines.clip_tokenizer import build_clip_tokenizer
-from pipelines import memory
-from pipelines.files import cache_dir
-from pipelines.hub_files import (ModelUnavailable, ensure_files, fr_vit_needs, sdxl_needs, vae_needs,
+from models import tiny
+from models.clip_tokenizer import build_clip_tokenizer
+from models import memory
+from core.files import cache_dir
+from models.hub_files import (ModelUnavailable, ensure_files, fr_vit_needs, sdxl_needs, vae_needs,
                                  variant_in, weight_files)
-from pipelines.network import host_reachable
-from stableidentity.concurrency import DeviceGate
-from stableidentity.face_detection import DlibFaceDetector, FaceDetector, RetinaFaceDetector
+from core.network import host_reachable
+from core.concurrency import DeviceGate
+from faces.face_detection import DlibFaceDetector, FaceDetector, RetinaFaceDetector
 
 FACEXLIB_URLS = {
     "bisenet": "https://github.com/xinntao/facexlib/releases/download/v0.2.0/parsing_bisenet.pth",
@@ -53,7 +53,7 @@ class Components:
     """Every model a preset needs, on ``device`` in ``dtype`` (face models stay float32).
 
     ``scheduler`` samples panels; ``train_scheduler`` (DDPM) adds noise during training.
-    ``gate`` serialises model work on ``device`` (:mod:`stableidentity.concurrency`): panels and
+    ``gate`` serialises model work on ``device`` (:mod:`core.concurrency`): panels and
     training steps hold it; ``dataclasses.replace`` keeps it, so copies sharing these modules
     share their gate. The face detector locks itself.
     """
@@ -173,7 +173,7 @@ def component_sizes(config: AppConfig, sources: HubSources) -> memory.Sizes:
 
 def check_memory(config: AppConfig, sources: HubSources, device: torch.device,
                  dtype: torch.dtype) -> memory.MemoryNeed | None:
-    """Refuse (:class:`pipelines.memory.InsufficientMemory`, one line) before loading a preset
+    """Refuse (:class:`models.memory.InsufficientMemory`, one line) before loading a preset
     that will not fit; None when ``runtime.memory_check`` is off."""
     if not config.runtime.memory_check:
         return None

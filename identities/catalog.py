@@ -1,8 +1,8 @@
 """The identities the app offers: the user's library plus, read-only, the shipped examples.
 
 The user's library (``--library DIR``, default ``embeddings/``; in multi-user mode one per owner,
-see :mod:`stableidentity.owners`) is read and written by
-:class:`~stableidentity.library.IdentityLibrary`. Shipped examples live in the repository's
+see :mod:`identities.owners`) is read and written by
+:class:`~identities.library.IdentityLibrary`. Shipped examples live in the repository's
 ``embeddings/examples/`` folder (same layout, one folder per identity) and are never written by
 the app. When a name exists in both, the user's identity wins. A catalog without a library (a
 visitor who is not signed in) offers the examples alone.
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from stableidentity.library import Identity, IdentityLibrary, IdentityNotFound, LibraryProblem
-from stableidentity.names import LibraryError, name_key, show
+from identities.library import Identity, IdentityLibrary, IdentityNotFound, LibraryProblem
+from identities.names import LibraryError, name_key, show
 
 #: Where the repository ships example identities.
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "embeddings" / "examples"

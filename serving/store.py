@@ -1,7 +1,7 @@
 """Training jobs and saved comics recorded in SQLite, so a restart loses nothing.
 
 One database file beside the identity library (``<data root>/comic-identity.sqlite3``, see
-:mod:`stableidentity.owners`), in WAL mode with ``synchronous=FULL``: a committed change survives
+:mod:`identities.owners`), in WAL mode with ``synchronous=FULL``: a committed change survives
 ``kill -9``, and a change cut off mid-way is rolled back when the file is opened next. The
 standard library's :mod:`sqlite3` on one connection shared by all threads behind a lock (Gradio
 handlers run in a thread pool; every statement here is short). A forked child (ZeroGPU runs
@@ -9,7 +9,7 @@ handlers in one) opens a connection of its own: SQLite connections must not cros
 
 Tables:
 
-* ``jobs``: one row per training job: ``id``, ``owner`` (an :class:`~stableidentity.owners.Owner`
+* ``jobs``: one row per training job: ``id``, ``owner`` (an :class:`~identities.owners.Owner`
   id), ``label``, ``name``, ``pronouns``, ``steps``, ``seed``, ``photo`` (the uploaded bytes,
   kept only while the job is queued or running), ``status`` (queued, running, done, failed,
   cancelled, interrupted), ``message``, ``step``/``total`` (the last progress written: at start
@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stableidentity.names import LibraryError
+from identities.names import LibraryError
 
 DB_FILE = "comic-identity.sqlite3"
 SCHEMA_VERSION = 1

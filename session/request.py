@@ -1,0 +1,133 @@
+"""The Style step's settings and the checked comic request built from the panel table."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+
+from pipelines.panel_table import panels_from_rows
+from pipelines.project import (ComicRequest, PanelSpec, UnknownCharacter)
+from identities.names import LibraryError, name_key
+from session.errors import StudioError
+from session.state import (MAX_UI_SEED, Session, StyleSettings, find_name)
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+logger = logging.getLogger(__name__)
+
+
+class RequestSteps:
+    """Settings and requests (mixed into :class:`~session.studio.Studio`)."""
+
+    def settings_from(self, style: str | None, keywords: Sequence[str] | None, negative: str | None,
+                      seed: Any, randomize: bool, steps: Any, guidance: Any, width: Any,
+                      height: Any, candidates: Any, title: str | None,
+                      face_pass: bool | None = None) -> StyleSettings:
+        """The Style and settings step's inputs as :class:`StyleSettings`, checked against
+        ``configs/limits.yaml`` (finite numbers, steps, sizes for this preset, guidance);
+        ``face_pass`` None -> the preset's ``generation.face_pass``."""
+        from configs import load_limits
+        from pipelines.request_limits import check_guidance, check_size
+
+        limits = load_limits()
+
+        def number(value: Any, label: str) -> float:
+            try:
+                result = float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise StudioError(f"{label} must be a number") from None
+            if not math.isfinite(result):
+                raise StudioError(f"{label} must be a finite number, got {result}")
+            return result
+
+        def whole(value: Any, label: str, low: int, high: int, key: str) -> int:
+            result = number(value, label)
+            if not result.is_integer() or result < low:
+                raise StudioError(f"{label} must be a whole number between {low} and {high}, "
+                                  f"got {value}")
+            if result > high:
+                raise StudioError(limits.refusal(f"{label} {int(result)}", key, high))
+            return int(result)
+
+        def size(value: Any, label: str) -> int:
+            return check_size(label, whole(value, label, 1, 2**62, "max_side"), limits,
+                              self.config.name)
+
+        return StyleSettings(
+            style=style or self.styles.default_style, keywords=tuple(keywords or ()),
+            negative_prompt=negative or "",
+            seed=whole(seed if seed not in (None, "") else 0, "the seed", 0, MAX_UI_SEED, "seed"),
+            randomize=bool(randomize), steps=whole(steps, "steps", 1, limits.steps, "steps"),
+            guidance=check_guidance(number(guidance, "guidance"), limits),
+            width=size(width, "the width"), height=size(height, "the height"),
+            candidates=whole(candidates, "candidates per panel", 1, limits.candidates, "candidates"),
+            title=(title or "").strip(),
+            face_pass=self.config.generation.face_pass if face_pass is None else bool(face_pass))
+
+    def build_request(self, session: Session, rows: Any, settings: StyleSettings) -> ComicRequest:
+        """The comic to draw from the panel table and the settings, fully checked.
+
+        Raises (one line each): empty panel list, refused terms, too many identities in a panel,
+        a character not in the cast, bad style or settings.
+        """
+        panels = panels_from_rows(rows)
+        if not panels:
+            raise StudioError("the panel list is empty: press Process Text on the Story step or add "
+                              "rows to the table")
+        fixed = [self._checked_panel(session, panel, number)
+                 for number, panel in enumerate(panels, start=1)]
+        self.safety.check(settings.title, "title")
+        request = ComicRequest(panels=tuple(fixed), style=settings.style,
+                               keywords=tuple(self.styles.keyword_list(settings.keywords)),
+                               negative_prompt=settings.negative_prompt, seed=settings.seed,
+                               steps=settings.steps, guidance_scale=settings.guidance,
+                               width=settings.width, height=settings.height,
+                               candidates=settings.candidates, face_pass=settings.face_pass)
+        return self.generator().check_request(request)
+
+    def _checked_panel(self, session: Session, panel: PanelSpec, number: int) -> PanelSpec:
+        """``panel`` with its names spelled as in the cast; refused terms, too many identities and
+        characters outside the cast raise."""
+        self.safety.check(panel.text, f"text of panel {number}")
+        limit = self.config.generation.max_identities_per_panel
+        if len(panel.characters) > limit:
+            raise StudioError(f"panel {number} has {len(panel.characters)} identities "
+                              f"({', '.join(panel.characters)}); the '{self.config.name}' preset "
+                              f"draws at most {limit} per panel")
+        cast_keys = {name_key(n): n for n in session.cast}
+        names = []
+        for name in panel.characters:
+            if name_key(name) not in cast_keys:
+                known = ", ".join(session.cast) or "the cast is empty"
+                raise UnknownCharacter(f"panel {number}: '{name}' is not in the cast ({known}); "
+                                       "add the character on the Characters step or fix the name")
+            names.append(cast_keys[name_key(name)])
+        from llm.people import find_outsiders
+
+        named = find_outsiders(panel.text, session.cast, self.library_names(session)).known
+        if named:
+            raise UnknownCharacter(f"panel {number} names {' and '.join(named)}, who "
+                                   f"{'is' if len(named) == 1 else 'are'} not in the cast; add "
+                                   "them on the Characters step or change the sentence")
+        return replace(panel, characters=tuple(names))
+
+    def identities_for(self, session: Session, names: Sequence[str]) -> dict[str, Any]:
+        """name -> identity for ``names``: the library first, then an opened project's zip."""
+        found: dict[str, Any] = {}
+        for name in names:
+            try:
+                found[name] = self.catalog_for(session).get(name)
+            except LibraryError as exc:
+                embedded = find_name(session.embedded, name)
+                if embedded is None:
+                    raise UnknownCharacter(f"character '{name}': {exc}") from None
+                found[name] = embedded
+        return found
+
+
+__all__ = ['RequestSteps']

@@ -1,0 +1,171 @@
+"""My comics and opening saved projects."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+
+from pipelines.panel_table import rows_from_panels
+from pipelines.project import (Project,
+                               ProjectError, load_project)
+from serving.saved_comics import ComicNotFound, SavedComic
+from identities.names import LibraryError
+from session.errors import ModelsUnavailable, StudioError
+from session.state import (Comic, DrawnPanel, RestoredProject, Session, StyleSettings, find_name)
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+logger = logging.getLogger(__name__)
+
+
+class SavedComicSteps:
+    """My comics and projects (mixed into :class:`~session.studio.Studio`)."""
+
+    def _keep(self, session: Session, comic: Comic) -> None:
+        """Save the session's comic in its owner's My comics: a new entry after Generate, the
+        same entry after a redraw or a candidate swap. A failure is logged, never fatal (the
+        downloads are there); nobody signed in (a Space without login) keeps nothing."""
+        owner = self.owner_of(session)
+        if owner is None:
+            return
+        try:
+            try:
+                saved = self.shelf.save(owner, comic.title, comic.files,
+                                        comic_id=session.saved_id or None)
+            except ComicNotFound:  # deleted meanwhile: keep it as a new one
+                saved = self.shelf.save(owner, comic.title, comic.files)
+        except LibraryError as exc:
+            logger.warning("could not save the comic in My comics: %s", exc)
+            return
+        session.saved_id = saved.id
+
+    def my_comics(self, session: Session) -> list[SavedComic]:
+        """The session owner's saved comics, newest first (none without an owner)."""
+        owner = self.owner_of(session)
+        return self.shelf.list(owner) if owner is not None else []
+
+    def open_saved(self, session: Session, comic_id: Any) -> tuple[RestoredProject, list[str]]:
+        """Reopen one of the owner's saved comics: its project (panels, cast, settings, the
+        identities inside its zip) goes into the session, its files into the session's download
+        folder. Returns the restored project and the download paths (pages first)."""
+        owner = self.owner_of(session)
+        if owner is None:
+            raise ComicNotFound("log in with Hugging Face to keep and open comics of your own")
+        saved = self.shelf.get(owner, comic_id)
+        folder = self.session_folder(session)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        files = []
+        for source in saved.files:
+            shutil.copyfile(source, folder / source.name)
+            files.append(str(folder / source.name))
+        restored = self.open_project(session, str(folder / saved.zip.name))
+        session.saved_id = saved.id
+        title = saved.title or "Untitled comic"
+        info = restored.info.replace(f"Opened **{saved.zip.name}**", f"Opened **{title}**", 1)
+        return replace(restored, info=info), files
+
+    def delete_saved(self, session: Session, comic_id: Any) -> str:
+        """Delete one of the owner's saved comics; returns its title."""
+        owner = self.owner_of(session)
+        if owner is None:
+            raise ComicNotFound("that comic is not among your saved comics")
+        saved = self.shelf.get(owner, comic_id)
+        self.shelf.delete(owner, saved.id)
+        if session.saved_id == saved.id:
+            session.saved_id = ""
+        return saved.title or "Untitled comic"
+
+
+    def open_project(self, session: Session, path: str | None) -> RestoredProject:
+        """Restore panels, cast and settings from a project zip or ``project.json``."""
+        if not path:
+            raise StudioError("choose a project file first (comic.zip or project.json)")
+        shown = Path(path).name
+        if Path(path).suffix.lower() not in (".zip", ".json"):
+            raise ProjectError(f"'{shown}' is not a project file; open the comic.zip or project.json "
+                               "saved by the Generate step")
+        try:
+            project = load_project(path)
+        except ProjectError as exc:
+            raise ProjectError(str(exc).replace(str(path), shown)) from None
+        request = project.request
+        session.embedded = dict(project.identities)
+        session.restored = project
+        session.comic = None
+        session.story = project.story
+        cast: list[str] = []
+        warnings: list[str] = []
+        for name in project.cast:
+            catalog = self.catalog_for(session)
+            if name in catalog:
+                cast.append(catalog.get(name).name)
+            elif find_name(session.embedded, name) is not None:
+                cast.append(find_name(session.embedded, name).name)  # type: ignore[union-attr]
+            else:
+                cast.append(name)
+                warnings.append(f"'{name}' is neither in the library nor in the project file; "
+                                "train that identity before generating")
+        session.cast = cast
+        if project.preset and project.preset != self.config.name:
+            warnings.append(f"the project was drawn with the '{project.preset}' preset and this app "
+                            f"runs '{self.config.name}': the pictures will differ")
+        gen = self.config.generation
+        settings = StyleSettings(
+            style=request.style, keywords=tuple(request.keywords),
+            negative_prompt=request.negative_prompt if request.negative_prompt is not None
+            else gen.negative_prompt,
+            seed=request.seed, randomize=False,
+            steps=request.steps or gen.steps, guidance=request.guidance_scale or gen.guidance_scale,
+            width=request.width or gen.width, height=request.height or gen.height,
+            candidates=request.candidates or gen.candidates, title=project.title,
+            face_pass=gen.face_pass if request.face_pass is None else request.face_pass)
+        embedded = f", {len(project.identities)} identities inside" if project.identities else ""
+        session.comic = self._saved_comic(session, project, path)
+        shown_now = ("its pages and panels are shown below; **Generate** draws it again"
+                     if session.comic is not None else "press **Generate** to draw it again")
+        info = f"Opened **{shown}**: {len(request.panels)} panels{embedded}; {shown_now}."
+        return RestoredProject(rows=rows_from_panels(request.panels), settings=settings, cast=cast,
+                               info=info, warnings=tuple(warnings), story=project.story)
+
+    def _saved_comic(self, session: Session, project: Project, path: str) -> Comic | None:
+        """The comic a project zip carries (every panel's candidates and the pages), or None
+        when the file holds no complete set of pictures."""
+        from pipelines.export import read_saved_images
+        from pipelines.generation import PanelResult, candidate_seed
+
+        request = project.request
+        choices = list(project.choices or (0,) * len(request.panels))
+        saved = read_saved_images(path, choices)
+        try:
+            identities = self.identities_for(session, request.cast_names())
+        except LibraryError:
+            identities = None
+        panels = []
+        for i, spec in enumerate(request.panels):
+            count = sum(1 for (j, _) in saved.panels if j == i)
+            if count == 0 or any((i, c) not in saved.panels for c in range(count)) \
+                    or choices[i] >= count:
+                return None
+            results = [PanelResult(index=i, candidate=c, image=saved.panels[(i, c)], prompt=spec.text,
+                                   bound_prompt="", negative_prompt=request.negative_prompt or "",
+                                   seed=candidate_seed(request.panel_seed(i), c),
+                                   characters=tuple(spec.characters)) for c in range(count)]
+            scores = self._score(results, identities) if identities is not None \
+                else [None] * count
+            panels.append(DrawnPanel(text=spec.text, results=results, scores=scores,
+                                     chosen=choices[i]))
+        comic = Comic(request=request, title=project.title, panels=panels, pages=saved.pages)
+        try:
+            self._finish(session, identities or {}, comic, keep=False)  # opened, not new
+        except (ModelsUnavailable, OSError):
+            comic.files = [str(path)]
+        return comic
+
+
+__all__ = ['SavedComicSteps']
