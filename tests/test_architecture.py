@@ -42,22 +42,19 @@ def test_every_import_runs_downward_and_no_folder_has_a_circle():
     assert "2 kept, 0 broken" in result.stdout
 
 
-def test_the_contract_catches_an_upward_import(tmp_path):
+@pytest.mark.parametrize("module, line, message", [
+    ("core/files.py", "import session.studio  # upward: core -> session",
+     "core is not allowed to import session"),
+    ("pipelines/regions.py", "import pipelines.regional  # regional imports regions: a circle",
+     "No cycles are allowed in pipelines"),
+], ids=["upward-import", "circle"])
+def test_the_contract_catches(tmp_path, module, line, message):
     copy = _copy_tree(tmp_path)
-    files = copy / "core" / "files.py"
-    files.write_text(files.read_text() + "\nimport session.studio  # upward: core -> session\n")
+    path = copy / module
+    path.write_text(path.read_text() + f"\n{line}\n")
     result = _lint(copy)
     assert result.returncode != 0
-    assert "core is not allowed to import session" in result.stdout
-
-
-def test_the_contract_catches_a_circle_inside_a_folder(tmp_path):
-    copy = _copy_tree(tmp_path)
-    regions = copy / "pipelines" / "regions.py"
-    regions.write_text(regions.read_text() + "\nimport pipelines.regional  # regional imports regions\n")
-    result = _lint(copy)
-    assert result.returncode != 0
-    assert "No cycles are allowed in pipelines" in result.stdout
+    assert message in result.stdout
 
 
 def _classes(path: Path) -> list[tuple[str, int]]:
