@@ -88,7 +88,12 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class FaceConfig:
-    """Face detection/alignment, parsing and recognition."""
+    """Face detection/alignment, parsing and recognition.
+
+    Counting faces in a training photo (:func:`faces.photo_check.count_faces`): a detection counts
+    when its score is at least ``min_detection_score`` (detector units; dlib HOG) and its box at
+    least ``min_face_size`` pixels on its longer side.
+    """
 
     detector: Literal["dlib", "retinaface"] = "dlib"
     parser: Literal["bisenet"] = "bisenet"
@@ -96,6 +101,8 @@ class FaceConfig:
     insightface_model: str = "buffalo_l"
     aligned_size: int = 512
     min_image_size: int = 64
+    min_detection_score: float = 0.3
+    min_face_size: int = 20
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,11 @@ class GenerationConfig:
     ``face_pass`` redraws each detected face with its character's signal words (SDXL
     inpainting, same weights): crop ``face_pass_margin`` x the face size around it, upscale to
     ``face_pass_size`` pixels, denoise with ``face_pass_strength`` (0-1), paste back feathered.
+    Only faces with a detector score >= ``face_pass_min_score`` and a box side >=
+    ``face_pass_min_size`` pixels are redrawn, and, when matched by identity, only faces whose
+    cosine similarity to their character is >= ``face_pass_min_similarity``; the others are left
+    as drawn. ``face_pass_context``: the face prompt keeps the panel's sentence (other characters
+    removed) after the close-up words. All faces of a panel are redrawn in one batched call.
     """
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
@@ -175,6 +187,10 @@ class GenerationConfig:
     face_pass_strength: float = 0.4
     face_pass_margin: float = 0.35
     face_pass_size: int = 1024
+    face_pass_min_score: float = 0.3
+    face_pass_min_size: int = 24
+    face_pass_min_similarity: float = 0.3
+    face_pass_context: bool = True
 
 
 @dataclass(frozen=True)
@@ -207,7 +223,7 @@ class AppConfig:
 _POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "mlp_hidden_factor",
                   "num_train_timesteps", "width", "height", "candidates", "max_identities_per_panel",
                   "aligned_size", "min_image_size", "face_pass_size"}
-_NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size"}
+_NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size", "min_face_size", "face_pass_min_size"}
 _POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "mlp_init_std", "grad_clip", "adam_epsilon",
                     "timeout_s"}
 _UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2", "augment_crop_p", "augment_paste_p",
