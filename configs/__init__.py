@@ -186,7 +186,7 @@ class GenerationConfig:
     face_pass: bool = True
     face_pass_strength: float = 0.4
     face_pass_margin: float = 0.35
-    face_pass_size: int = 1024
+    face_pass_size: int = 768
     face_pass_min_score: float = 0.3
     face_pass_min_size: int = 24
     face_pass_min_similarity: float = 0.3
