@@ -164,7 +164,6 @@ def face_prompt(name: str, sentence: str = "", others: Sequence[str] = ()) -> st
     return f"{FACE_PROMPT.format(name)}, {context}" if context else FACE_PROMPT.format(name)
 
 
-
 def match_faces(boxes: Sequence[FaceBox], names: Sequence[str], regions: Sequence[Region],
                 size: tuple[int, int], embeddings: np.ndarray | None = None,
                 references: Mapping[str, np.ndarray] | None = None,
