@@ -94,7 +94,7 @@ def test_soft_mask_reaches_the_pipeline_as_its_support_and_blends_here(generator
         out, (edit,) = generator.face_pass(resolved, prepared, image, 3, jobs=[FaceJob(0, "Ada Lovelace", box)])
     finally:
         del generator.inpaint_faces
-    (crops, masks, _, _, redrawn), = recorder.calls
+    (_, masks, _, _, redrawn), = recorder.calls
     x0, y0, x1, y1 = edit.crop
     side = x1 - x0
     alpha = face_mask(side, (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0), (False, False, True, False))
@@ -199,7 +199,7 @@ def test_all_faces_go_in_one_batched_call_that_equals_each_face_alone(tiny_compo
     recorder = Recorder(generator)
     generator.inpaint_faces = recorder
     try:
-        out, edits = generator.face_pass(resolved, prepared, image, 3, jobs=jobs)
+        _, edits = generator.face_pass(resolved, prepared, image, 3, jobs=jobs)
     finally:
         del generator.inpaint_faces
     assert len(recorder.calls) == 1  # one pipeline call for the whole panel
