@@ -117,6 +117,9 @@ class TrainConfig:
     UNet runs in; ``weights`` casts them to the UNet weights' dtype, as the official code does
     under mixed precision. ``celebrity_names``: the names whose statistics AdaIN uses,
     ``official`` (the official code's 326) or ``extended`` (this project's earlier 477).
+    ``z0_weighting``: what the loss's z0 branch divides latents by, ``official`` (0.18215, the
+    official SD2.1 code's relative weighting of the two branches) or ``vae`` (the VAE's own
+    factor, 0.13025 on SDXL: the z0 branch weighs 1.96x more; :func:`stableidentity.loss.z0_divisor`).
     """
 
     steps: int = 450
@@ -146,6 +149,7 @@ class TrainConfig:
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     mlp_dtype: Literal["float32", "weights"] = "float32"
     celebrity_names: Literal["official", "extended"] = "official"
+    z0_weighting: Literal["official", "vae"] = "official"
 
 
 @dataclass(frozen=True)
