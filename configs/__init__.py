@@ -158,7 +158,11 @@ class GenerationConfig:
 
     Several people in one panel (docs/PANELS.md): ``regional_attention`` confines each
     character's signal words to its place in the UNet's cross-attention (panels with two or more
-    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel.
+    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel
+    (each place ramps in from 0 at its inner edges to 1 at this distance inside them);
+    ``character_prompts``: with regional attention, encode a prompt per character and a
+    background prompt separately and blend them per region (no identity can leak through the
+    causal text encoders); off: one shared prompt whose signal words are masked by a logit bias.
     ``face_pass`` redraws each detected face with its character's signal words (SDXL
     inpainting, same weights): crop ``face_pass_margin`` x the face size around it, upscale to
     ``face_pass_size`` pixels, denoise with ``face_pass_strength`` (0-1), paste back feathered.
@@ -175,6 +179,7 @@ class GenerationConfig:
     prompt_cache_size: int = 32
     regional_attention: bool = True
     region_feather: float = 0.05
+    character_prompts: bool = True
     face_pass: bool = True
     face_pass_strength: float = 0.4
     face_pass_margin: float = 0.35
