@@ -7,6 +7,7 @@ Run on their own: ``pytest -k "leak and character"``, ``pytest -k unnamed``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -154,7 +155,7 @@ def test_leak_character_region_output_ignores_the_other_prompts(tiny_components)
     region (where its weight is 0) and changes it inside; unconditional rows equal plain
     attention to the negative prompt."""
     unet = tiny_components.unet
-    name, attn = next((n, m) for n, m in unet.named_modules() if n.endswith("attn2"))
+    attn = next(m for n, m in unet.named_modules() if n.endswith("attn2"))
     width = attn.to_k.in_features
     channels = attn.to_q.in_features
     plan = make_plan([], auto_places(2), (8, 8), images=1, guidance=True, feather=0.2, sequence_length=77,
@@ -170,7 +171,7 @@ def test_leak_character_region_output_ignores_the_other_prompts(tiny_components)
     with torch.no_grad():
         a, b = processor(attn, hidden, context), processor(attn, hidden, changed)
         plain = AttnProcessor2_0()(attn, hidden[:1], context[:1, :77])
-    side = int(round(cells ** 0.5))
+    side = round(cells ** 0.5)
     outside = region_weights(plan.regions[0], side, side, plan.feather) == 0
     assert outside.any() and (~outside).any()
     assert torch.equal(a[1, outside], b[1, outside])
@@ -196,8 +197,8 @@ def test_unnamed_listed_character_is_dropped_from_cast_regions_and_face_pass(gen
     assert panel.tokens == () and panel.character_prompts == () and "v3*" not in panel.bound_prompt
     warnings: list[str] = []
     comic = draw_comic(generator, request, CAST, on_warning=warnings.append)
-    assert warnings == ["panel 1: 'Alan Turing' is listed but not named in the text, so that identity "
-                        "will not appear"]
+    assert warnings == [("panel 1: 'Alan Turing' is listed but not named in the text, so that identity "
+                         "will not appear")]
     result = comic.results[0]
     assert not result.regional and result.characters == ("Ada Lovelace",)
     expected = next(generator.generate(replace(request, panels=(alone,)), CAST)).image
@@ -221,7 +222,7 @@ def test_automatic_places_never_overlap_and_feather_has_the_stated_width(count):
     for i, a in enumerate(boxes):
         for b in boxes[i + 1:]:
             assert min(a[2], b[2]) <= max(a[0], b[0])  # touching at most
-    assert boxes[0][0] == 0 and boxes[-1][2] == 1 and all(a[2] == b[0] for a, b in zip(boxes, boxes[1:]))
+    assert boxes[0][0] == 0 and boxes[-1][2] == 1 and all(a[2] == b[0] for a, b in itertools.pairwise(boxes))
     feather = 0.1
     plan = make_plan([], boxes, (40, 40), images=1, guidance=False, feather=feather, prompts=count + 1)
     weights = blend_weights(plan, 40, 40)
