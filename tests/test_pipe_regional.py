@@ -381,8 +381,8 @@ def test_eval_identity_multi_reports_every_cast_size_and_variant(tmp_path, capsy
     assert "max_leak" in table and "regional+face" in table
     payload = json.loads(out.read_text())
     assert [(r["cast"], r["variant"]) for r in payload["rows"]] == [
-        (k, v) for k in (2, 3) for v in ("plain", "regional", "regional+face")]
-    assert len(payload["faces"]) == 3 * (2 * 2 + 3)  # windows of 2 (two groups) and of 3, one prompt
+        (k, v) for k in (2, 3) for v in ("plain", "regional-shared", "regional", "regional+face")]
+    assert len(payload["faces"]) == 4 * (2 * 2 + 3)  # windows of 2 (two groups) and of 3, one prompt
 
 
 @pytest.mark.slow
