@@ -71,7 +71,9 @@ class PanelResult:
             that they can be scored.
         image: the RGB image, ``width`` x ``height`` pixels.
         prompt: the prompt with real names (style and keywords applied).
-        bound_prompt: the same with signal words, as the text encoders saw it.
+        bound_prompt: the same with signal words, as the text encoders saw it (with per-character
+            prompts they saw :class:`PreparedPanel`'s ``background_prompt`` and
+            ``character_prompts`` instead).
         negative_prompt: the negative prompt used.
         seed: this candidate's seed (:func:`candidate_seed`).
         characters: the panel's cast, in binding order.
@@ -347,7 +349,10 @@ class PanelGenerator:
         it); an empty one is SDXL's zero conditioning. The tensors equal, bit for bit, what
         ``binder.encode(bound_prompt, cast, negative_prompt)`` returns in one call: diffusers
         encodes prompt and negative in separate encoder calls with the same tokenisation, and
-        the negative holds no signal words, so the cast's rows cannot reach it (tested).
+        the negative holds no signal words, so the cast's rows cannot reach it (tested). With
+        per-character prompts the positive is ``[background | character 1 | ...]`` (each encoded
+        apart, :func:`pipelines.character_prompts.encode_character_prompts`) and the negative is
+        tiled to the same length.
         """
         device = self.execution_device
         if panel.character_prompts:  # [background | character 1 | ...], each encoded apart
@@ -370,7 +375,8 @@ class PanelGenerator:
             lambda: self.binder.encode(text, (), do_classifier_free_guidance=False, device=device))
         # per-character prompts: the negative tiled to the same length (the unconditional rows
         # attend to its first copy only, see pipelines.regional)
-        return replace(positive, negative_prompt_embeds=negative.prompt_embeds.repeat(1, prompts, 1),
+        negative_embeds = negative.prompt_embeds if prompts == 1 else negative.prompt_embeds.repeat(1, prompts, 1)
+        return replace(positive, negative_prompt_embeds=negative_embeds,
                        negative_pooled_prompt_embeds=negative.pooled_prompt_embeds)
 
     def draw(self, request: ComicRequest, panel: PreparedPanel,
