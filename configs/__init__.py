@@ -124,6 +124,9 @@ class TrainConfig:
     UNet runs in; ``weights`` casts them to the UNet weights' dtype, as the official code does
     under mixed precision. ``celebrity_names``: the names whose statistics AdaIN uses,
     ``official`` (the official code's 326) or ``extended`` (this project's earlier 477).
+    ``z0_weighting``: what the loss's z0 branch divides latents by, ``official`` (0.18215, the
+    official SD2.1 code's relative weighting of the two branches) or ``vae`` (the VAE's own
+    factor, 0.13025 on SDXL: the z0 branch weighs 1.96x more; :func:`stableidentity.loss.z0_divisor`).
     """
 
     steps: int = 450
@@ -153,6 +156,7 @@ class TrainConfig:
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     mlp_dtype: Literal["float32", "weights"] = "float32"
     celebrity_names: Literal["official", "extended"] = "official"
+    z0_weighting: Literal["official", "vae"] = "official"
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,11 @@ class GenerationConfig:
 
     Several people in one panel (docs/PANELS.md): ``regional_attention`` confines each
     character's signal words to its place in the UNet's cross-attention (panels with two or more
-    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel.
+    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel
+    (each place ramps in from 0 at its inner edges to 1 at this distance inside them);
+    ``character_prompts``: with regional attention, encode a prompt per character and a
+    background prompt separately and blend them per region (no identity can leak through the
+    causal text encoders); off: one shared prompt whose signal words are masked by a logit bias.
     ``face_pass`` redraws each detected face with its character's signal words (SDXL
     inpainting, same weights): crop ``face_pass_margin`` x the face size around it, upscale to
     ``face_pass_size`` pixels, denoise with ``face_pass_strength`` (0-1), paste back feathered.
@@ -183,6 +191,7 @@ class GenerationConfig:
     prompt_cache_size: int = 32
     regional_attention: bool = True
     region_feather: float = 0.05
+    character_prompts: bool = True
     face_pass: bool = True
     face_pass_strength: float = 0.4
     face_pass_margin: float = 0.35

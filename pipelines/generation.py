@@ -37,6 +37,7 @@ from PIL import Image
 from configs import load_limits
 from pipelines.binding import (SIGNAL_WORD, BindingError, IdentityLike, PromptCache, PromptEmbeddings,
                                SignalWordBinder, bind_text, cast_key, signal_pair)
+from pipelines.character_prompts import character_prompts, encode_character_prompts
 from pipelines.face_pass import (FaceEdit, FaceJob, IdentityMatcher, face_prompt, match_faces,
                                  redraw_faces, usable_faces)
 from pipelines.layout import Box, PageStyle, detect_faces, render_pages
@@ -70,7 +71,9 @@ class PanelResult:
             that they can be scored.
         image: the RGB image, ``width`` x ``height`` pixels.
         prompt: the prompt with real names (style and keywords applied).
-        bound_prompt: the same with signal words, as the text encoders saw it.
+        bound_prompt: the same with signal words, as the text encoders saw it (with per-character
+            prompts they saw :class:`PreparedPanel`'s ``background_prompt`` and
+            ``character_prompts`` instead).
         negative_prompt: the negative prompt used.
         seed: this candidate's seed (:func:`candidate_seed`).
         characters: the panel's cast, in binding order.
@@ -97,10 +100,15 @@ class PanelResult:
 class PreparedPanel:
     """A validated panel, ready to draw: identities resolved, prompts composed and bound.
 
-    ``unnamed`` lists characters whose full name does not occur in the text: their identity
-    cannot appear in the panel (worth a warning to the user). ``regions`` holds each character's
-    place as a 0-1 box (own place, else the automatic layout by count and sentence order);
-    ``tokens`` the positions of each character's signal words in the encoded prompt.
+    ``cast`` and ``characters`` hold only the characters *named* in the text (after pronoun
+    resolution, which the story parser does); ``unnamed`` lists the characters listed for the
+    panel whose full name does not occur in it: they are left out of the binding, the regions
+    and the face pass, so their identity cannot appear (worth a warning to the user).
+    ``regions`` holds each character's place as a 0-1 box (own place, else the automatic layout
+    by count and sentence order); ``tokens`` the positions of each character's signal words in
+    the encoded prompt. With per-character prompts (regional, ``generation.character_prompts``,
+    two or more characters) ``background_prompt`` and ``character_prompts`` (one per character,
+    bound to ``v1* v2*``) are the styled prompts encoded apart (:mod:`pipelines.character_prompts`).
     """
 
     index: int
@@ -113,6 +121,23 @@ class PreparedPanel:
     unnamed: tuple[str, ...] = ()
     regions: tuple[Region, ...] = ()
     tokens: tuple[tuple[int, ...], ...] = ()
+    background_prompt: str = ""
+    character_prompts: tuple[str, ...] = ()
+
+
+def named_characters(text: str, characters: Sequence[str]) -> tuple[list[int], str]:
+    """Which listed characters ``text`` names, and ``text`` bound for those only.
+
+    Returns the indices (into ``characters``) of those whose full name occurs in ``text``, and
+    ``text`` with their names replaced by signal words numbered in that order (the first named
+    listed character gets ``v1* v2*``). Listed-but-unnamed characters are left out so they get
+    no signal words, no region and no face (BindingError as :func:`bind_text`).
+    """
+    bound = bind_text(text, list(characters))
+    named = [k for k in range(len(characters)) if signal_pair(k)[0] in bound]
+    if len(named) != len(characters):
+        bound = bind_text(text, [characters[k] for k in named])
+    return named, bound
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -288,23 +313,29 @@ class PanelGenerator:
                     raise type(exc)(f"{where}: {exc}") from None
                 cast.append(identity)
             try:
-                bound = bind_text(panel.text, list(panel.characters))
+                named, bound = named_characters(panel.text, panel.characters)
             except BindingError as exc:
                 raise BindingError(f"{where}: {exc}") from None
+            characters = tuple(panel.characters[k] for k in named)
+            cast = [cast[k] for k in named]
+            places = [p for k, p in enumerate(panel.places) if k in named]
             prompt, negative = self.styles.compose(panel.text, request.style, keywords,
                                                    request.negative_prompt or "")
             bound_prompt, _ = self.styles.compose(bound, request.style, keywords)
             first_words = [signal_pair(k)[0] for k in range(len(cast))]
-            regions = panel_regions(panel.places, len(cast), sentence_order(bound, len(cast), first_words))
-            prepared.append(PreparedPanel(index=i, cast=tuple(cast), prompt=prompt,
-                                          bound_prompt=bound_prompt, negative_prompt=negative,
-                                          seed=request.panel_seed(i),
-                                          characters=tuple(panel.characters),
-                                          unnamed=tuple(name for k, name in enumerate(panel.characters)
-                                                        if signal_pair(k)[0] not in bound),
-                                          regions=tuple(regions),
-                                          tokens=tuple(self.binder.signal_positions(bound_prompt, len(cast)))
-                                          if len(cast) > 1 else ()))
+            regions = panel_regions(places, len(cast), sentence_order(bound, len(cast), first_words))
+            separate = request.regional and self.config.generation.character_prompts and len(cast) > 1
+            split = character_prompts(panel.text, characters) if separate else None
+            prepared.append(PreparedPanel(
+                index=i, cast=tuple(cast), prompt=prompt, bound_prompt=bound_prompt,
+                negative_prompt=negative, seed=request.panel_seed(i), characters=characters,
+                unnamed=tuple(name for name in panel.characters if name not in characters),
+                regions=tuple(regions),
+                tokens=tuple(self.binder.signal_positions(bound_prompt, len(cast))) if len(cast) > 1 else (),
+                background_prompt=self.styles.compose(split.background, request.style, keywords)[0]
+                if split else "",
+                character_prompts=tuple(self.styles.compose(text, request.style, keywords)[0]
+                                        for text in split.characters) if split else ()))
         return request, prepared
 
     # ------------------------------------------------------------------ drawing
@@ -318,15 +349,23 @@ class PanelGenerator:
         it); an empty one is SDXL's zero conditioning. The tensors equal, bit for bit, what
         ``binder.encode(bound_prompt, cast, negative_prompt)`` returns in one call: diffusers
         encodes prompt and negative in separate encoder calls with the same tokenisation, and
-        the negative holds no signal words, so the cast's rows cannot reach it (tested).
+        the negative holds no signal words, so the cast's rows cannot reach it (tested). With
+        per-character prompts the positive is ``[background | character 1 | ...]`` (each encoded
+        apart, :func:`pipelines.character_prompts.encode_character_prompts`) and the negative is
+        tiled to the same length.
         """
         device = self.execution_device
-        positive = self.prompt_cache.get(
-            ("prompt", panel.bound_prompt, cast_key(panel.cast)),
-            lambda: self.binder.encode(panel.bound_prompt, panel.cast,
-                                       do_classifier_free_guidance=False, device=device))
+        if panel.character_prompts:  # [background | character 1 | ...], each encoded apart
+            positive = encode_character_prompts(self.binder, self.prompt_cache, panel.background_prompt,
+                                                panel.character_prompts, panel.cast, device)
+        else:
+            positive = self.prompt_cache.get(
+                ("prompt", panel.bound_prompt, cast_key(panel.cast)),
+                lambda: self.binder.encode(panel.bound_prompt, panel.cast,
+                                           do_classifier_free_guidance=False, device=device))
         if not guidance:
             return positive
+        prompts = 1 + len(panel.character_prompts) if panel.character_prompts else 1
         text = panel.negative_prompt
         if not text.strip():  # as the pipeline does for a missing negative (force_zeros_for_empty_prompt)
             return replace(positive, negative_prompt_embeds=torch.zeros_like(positive.prompt_embeds),
@@ -334,7 +373,10 @@ class PanelGenerator:
         negative = self.prompt_cache.get(
             ("negative", text),
             lambda: self.binder.encode(text, (), do_classifier_free_guidance=False, device=device))
-        return replace(positive, negative_prompt_embeds=negative.prompt_embeds,
+        # per-character prompts: the negative tiled to the same length (the unconditional rows
+        # attend to its first copy only, see pipelines.regional)
+        negative_embeds = negative.prompt_embeds if prompts == 1 else negative.prompt_embeds.repeat(1, prompts, 1)
+        return replace(positive, negative_prompt_embeds=negative_embeds,
                        negative_pooled_prompt_embeds=negative.pooled_prompt_embeds)
 
     def draw(self, request: ComicRequest, panel: PreparedPanel,
@@ -363,9 +405,11 @@ class PanelGenerator:
             embeddings = self.prompt_embeddings(panel, cfg)
             if processor is not None:
                 factor = pipe.vae_scale_factor
+                prompts = 1 + len(panel.character_prompts) if panel.character_prompts else 0
                 plan = make_plan(panel.tokens, panel.regions, (request.height // factor, request.width // factor),
                                  images=n, guidance=cfg, feather=self.config.generation.region_feather,
-                                 sequence_length=embeddings.prompt_embeds.shape[1])
+                                 sequence_length=embeddings.prompt_embeds.shape[1] // max(1, prompts),
+                                 prompts=prompts)
                 processor.set_plan(plan, unet_levels(pipe.unet), self.execution_device, pipe.unet.dtype)
             try:
                 output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,

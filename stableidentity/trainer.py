@@ -68,7 +68,7 @@ from stableidentity.conditioning import (SDXLConditioning, TokenizedPrompts, add
 from faces.face_prep import AlignedFace, FacePrepError, LoadedPhoto, PhotoInput, load_photo
 from faces.photo_check import check_photo
 from stableidentity.identity_encoder import identity_features
-from stableidentity.loss import LossTerms, add_noise, two_phase_loss
+from stableidentity.loss import LossTerms, add_noise, two_phase_loss, z0_divisor
 from stableidentity.masks import FaceMasks, face_masks
 from stableidentity.mlp import IdentityMLP
 from stableidentity.templates import TEMPLATES
@@ -413,7 +413,8 @@ class StableIdentityTrainer:
                               face_mask=sample.face_mask, hair_mask=sample.hair_mask,
                               alphas_cumprod=self.alphas_cumprod, alpha=cfg.alpha,
                               num_train_timesteps=self.num_train_timesteps, hair_weight=cfg.hair_weight,
-                              vae_scaling_factor=self.components.vae.config.scaling_factor)
+                              vae_scaling_factor=z0_divisor(cfg.z0_weighting,
+                                                            self.components.vae.config.scaling_factor))
 
     def queue_step(self, *, sample: TrainingSample | None = None, timesteps: torch.Tensor | None = None,
                    noise: torch.Tensor | None = None, template_index: int | None = None) -> torch.Tensor:
