@@ -33,9 +33,10 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from configs import Limits
@@ -105,10 +106,10 @@ class LinearCase:
     measures its algorithm, not how early a cap stops it."""
 
     n: int
-    make: Callable[[int, Path, "Limits"], Callable[[], str]]
+    make: Callable[[int, Path, Limits], Callable[[], str]]
 
 
-def lifted_limits() -> "Limits":
+def lifted_limits() -> Limits:
     """The shipped limits with the byte and entry caps lifted (depth and pixels kept)."""
     from configs import load_limits
 
@@ -117,8 +118,8 @@ def lifted_limits() -> "Limits":
 
 
 def _outcome(call: Callable[[], object]) -> str:
-    from pipelines.project import ProjectError
     from core.safe_read import ReadRefused
+    from pipelines.project import ProjectError
 
     try:
         return f"read: {type(call()).__name__}"
@@ -126,8 +127,8 @@ def _outcome(call: Callable[[], object]) -> str:
         return str(exc)
 
 
-def _json_case(text: Callable[[int], bytes]) -> Callable[[int, Path, "Limits"], Callable[[], str]]:
-    def make(n: int, folder: Path, limits: "Limits") -> Callable[[], str]:
+def _json_case(text: Callable[[int], bytes]) -> Callable[[int, Path, Limits], Callable[[], str]]:
+    def make(n: int, folder: Path, limits: Limits) -> Callable[[], str]:
         from core.safe_read import loads_json
 
         data = text(n)
@@ -143,16 +144,17 @@ def escaped_quote_zip(path: Path, n: int) -> Path:
     return path
 
 
-def _escaped_quote_zip(n: int, folder: Path, limits: "Limits") -> Callable[[], str]:
+def _escaped_quote_zip(n: int, folder: Path, limits: Limits) -> Callable[[], str]:
     from pipelines.project import load_project
 
     path = escaped_quote_zip(folder / f"quotes-{n}.zip", n)
     return lambda: _outcome(lambda: load_project(path, limits))
 
 
-def _forged_zip(n: int, folder: Path, limits: "Limits") -> Callable[[], str]:
-    from core.safe_read import zip_directory
+def _forged_zip(n: int, folder: Path, limits: Limits) -> Callable[[], str]:
     from hostile import forged_count_zip
+
+    from core.safe_read import zip_directory
 
     path = forged_count_zip(folder / f"forged-{n}.zip", n)
 
@@ -162,8 +164,8 @@ def _forged_zip(n: int, folder: Path, limits: "Limits") -> Callable[[], str]:
     return walk
 
 
-def _saved_pictures(call_of: Callable[[int, Path], Path]) -> Callable[[int, Path, "Limits"], Callable[[], str]]:
-    def make(n: int, folder: Path, limits: "Limits") -> Callable[[], str]:
+def _saved_pictures(call_of: Callable[[int, Path], Path]) -> Callable[[int, Path, Limits], Callable[[], str]]:
+    def make(n: int, folder: Path, limits: Limits) -> Callable[[], str]:
         from pipelines.export import read_saved_images
 
         path = call_of(n, folder)
@@ -184,7 +186,7 @@ def _bomb_picture(n: int, folder: Path) -> Path:
 def _wide_picture(n: int, folder: Path) -> Path:
     from hostile import huge_png, saved_comic_zip
 
-    side = int(round(n ** 0.5))
+    side = round(n ** 0.5)
     return saved_comic_zip(folder / f"wide-{n}.zip", {"panels/panel_01.png": huge_png(side, side)})
 
 
@@ -224,7 +226,7 @@ def linear_report(scale: float = 1.0, names: list[str] | None = None) -> dict[st
                 continue
             n = max(1, int(case.n * scale))
             small, large = case.make(n, Path(tmp), limits), case.make(4 * n, Path(tmp), limits)
-            t_small, line = _best_of(small)
+            t_small, _ = _best_of(small)
             t_large, line_large = _best_of(large)
             ratio = max(t_large, TIME_FLOOR_S) / max(t_small, TIME_FLOOR_S)
             results[name] = {"n": n, "seconds_n": t_small, "seconds_4n": t_large, "ratio": ratio,
@@ -251,9 +253,8 @@ def saved_comic_cases(folder: Path) -> dict[str, Path]:
     """name -> a saved comic.zip (a valid project.json plus one picture)."""
     import io
 
-    from PIL import Image
-
     from hostile import huge_png, saved_comic_zip
+    from PIL import Image
 
     small = io.BytesIO()
     Image.new("RGB", (64, 64), "red").save(small, format="PNG")
@@ -269,7 +270,7 @@ def saved_comic_cases(folder: Path) -> dict[str, Path]:
 
 def open_saved(path: Path) -> dict:
     """Open a saved comic (project, then its pictures) in a fresh process: seconds and peak MB."""
-    done = subprocess.run([sys.executable, "-c", _OPENER, str(path)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", _OPENER, str(path)], check=False, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         return {"code": done.returncode, "seconds": 0.0, "pictures": 0, "peak_mb": 0.0,
@@ -281,7 +282,7 @@ def saved_comic_report(folder: Path) -> dict[str, dict]:
     """Growth of peak memory (MB) of each hostile saved comic over the baseline, same run."""
     results = {name: open_saved(path) for name, path in saved_comic_cases(folder).items()}
     base = results["baseline (64x64 picture)"]["peak_mb"]
-    for name, r in results.items():
+    for r in results.values():
         r["growth_mb"] = r["peak_mb"] - base
         r["ok"] = r["code"] == 0 and (r["growth_mb"] < MAX_GROWTH_MB)
     return results

@@ -248,7 +248,7 @@ def loads_json(data: bytes | str, source: str, limits: Limits) -> Any:
             raise ReadRefused(f"{source}: not UTF-8 text") from None
     else:
         text = data
-    depth = json_depth(text)
+    depth = json_depth(data if isinstance(data, (bytes, bytearray)) else text)
     if depth > limits.json_depth:
         raise ReadRefused(limits.refusal(f"{source}: JSON nesting {depth}", "json_depth"))
 

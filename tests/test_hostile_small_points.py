@@ -182,7 +182,7 @@ def _vectors():
 def test_names_that_read_the_same_are_refused_naming_the_existing_identity(tmp_path):
     from identities.confusables import confusable_with, skeleton
 
-    assert skeleton("Аda") == skeleton("Ada") and "\u0410" in "Аda"
+    assert skeleton("\u0410da") == skeleton("Ada") != skeleton("Ava")
     assert confusable_with("José", ["Jose"]) is None and confusable_with("李小龙", ["Bruce Lee"]) is None
     library = IdentityLibrary(tmp_path / "lib")
     library.add("Ada Lovelace", *_vectors())
