@@ -204,3 +204,16 @@ def test_training_refuses_a_confusable_name_before_the_photo_is_read(studio, tmp
     with pytest.raises(IdentityExists, match="reads the same as the existing identity 'Ada Lovelace'"):
         studio.training.check(str(tmp_path / "never-read.png"), "\u0410da Lovelace", "she", True,
                               steps=3)
+
+
+def test_the_app_opens_a_saved_comic_with_hostile_pictures_without_decoding_them(studio, tmp_path):
+    """Issue 23: a 1 GiB panel (a 1 MB zip) and a 1-bit 9000x9000 panel are skipped (their
+    memory is measured by bench/bench_hostile.py); the project opens to be drawn again."""
+    from hostile import huge_png
+
+    for path in (saved_comic_zip(tmp_path / "gib.zip", bomb=("panels/panel_01.png", 1 << 30)),
+                 saved_comic_zip(tmp_path / "wide.zip", {"panels/panel_01.png": huge_png(9000, 9000)})):
+        session = Session()
+        restored = studio.open_project(session, str(path))
+        assert session.comic is None and "press **Generate** to draw it again" in restored.info
+        assert session.restored is not None and session.restored.title == "A day"
