@@ -252,10 +252,11 @@ def available_presets() -> list[str]:
 
 def preset_path(preset: str) -> Path:
     """Path of a shipped preset by name; ConfigError naming the choices if unknown."""
-    path = CONFIG_DIR / f"{preset}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown preset '{preset}' (choose from: {', '.join(available_presets())})")
-    return path
+    known = available_presets()
+    if preset not in known:  # checked before any path join: a name like '../x' never reaches disk
+        shown = ascii(str(preset)[:80])[1:-1]
+        raise ConfigError(f"unknown preset '{shown}' (choose from: {', '.join(known)})")
+    return CONFIG_DIR / f"{preset}.yaml"
 
 
 def load_config(preset: str | None = None, path: str | os.PathLike[str] | None = None) -> AppConfig:
@@ -371,8 +372,13 @@ class Limits:
     upload_bytes: int
     photo_bytes: int
     photo_pixels: int
+    photo_work_pixels: int
     zip_members: int
+    zip_directory_bytes: int
     zip_read_bytes: int
+    picture_bytes: int
+    picture_pixels: int
+    saved_pixels: int
     json_bytes: int
     json_depth: int
     json_number_chars: int

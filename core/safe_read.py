@@ -3,11 +3,13 @@
 Every read here has a cap from ``configs/limits.yaml`` that holds whatever the file claims:
 
 * :func:`read_capped` reads at most ``cap + 1`` bytes of a file, so a 5 GB file costs ``cap``;
-* :func:`open_zip` counts a zip's entries from its end record before :mod:`zipfile` parses the
-  central directory, and :func:`read_member` checks an entry's declared size, then streams it in
+* :func:`open_zip` walks a zip's central directory itself before :mod:`zipfile` parses it: the
+  directory's size is checked against ``zip_directory_bytes`` and its entries are counted one by
+  one up to ``zip_members`` (the end record's own count is never trusted), and :func:`read_member` checks an entry's declared size, then streams it in
   64 KiB chunks and stops as soon as the actual size passes the cap or the zip's total budget
   (a zip bomb's ``project.json`` stops after ``json_bytes``, not after 5 GB);
-* :func:`loads_json` checks size and nesting depth before parsing (no RecursionError), refuses
+* :func:`loads_json` checks size and nesting depth before parsing (no RecursionError; the depth
+  scan is one linear pass, whatever the strings hold), refuses
   NaN / Infinity, numbers longer than ``json_number_chars`` and numbers that overflow to infinity.
 
 Every refusal is a :class:`ReadRefused` (a ``ValueError``) with one line naming the file and the
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -33,8 +35,10 @@ CHUNK = 64 * 1024
 #: What :mod:`zipfile` raises for damaged, encrypted or exotic archives and entries.
 ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError,
               EOFError, zlib.error, ValueError, OSError)
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+#: A central directory entry: signature, fixed part (46 bytes) with name/extra/comment lengths.
+_CD_SIGNATURE = b"PK\x01\x02"
+_CD_FIXED = 46
+_CD_LENGTHS = struct.Struct("<HHH")  # at offset 28: file name, extra field, comment lengths
 
 
 class ReadRefused(ValueError):
@@ -74,29 +78,73 @@ def _read_stream(handle: BinaryIO, cap: int, what: str, key: str, limits: Limits
 
 
 def zip_entry_count(handle: BinaryIO) -> int | None:
-    """Entries a zip declares in its end-of-central-directory record (zip64 aware), or None."""
+    """Entries a zip declares in its end-of-central-directory record (zip64 aware), or None.
+
+    Only a claim: :func:`open_zip` counts the entries by walking the directory instead."""
+    record = _end_record(handle)
+    return None if record is None else int(record[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]
+
+
+def _end_record(handle: BinaryIO) -> list | None:
     try:
         record = zipfile._EndRecData(handle)  # type: ignore[attr-defined]  # stable since 2.x
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, struct.error):
         return None
-    if not record:
-        return None
-    return int(record[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]
+    return record or None
+
+
+def zip_directory(handle: BinaryIO, source: str, limits: Limits) -> int:
+    """Count a zip's entries by walking its central directory, with bounded work.
+
+    The directory's size (from the end record, as :mod:`zipfile` will use it) must be at most
+    ``limits.zip_directory_bytes``; it is read once and its entries are walked header by header
+    (46 bytes plus the name, extra and comment lengths each declares), stopping at the first
+    entry past ``limits.zip_members``. A forged end record that claims 5 entries over 1.5 million
+    real ones is thus refused after reading 2 MiB, not after building 1.5 million ZipInfos.
+
+    Returns:
+        The number of entries in the directory.
+    Raises:
+        ReadRefused: not a zip, a directory over ``zip_directory_bytes`` or ``zip_members``.
+    """
+    record = _end_record(handle)
+    if record is None:
+        raise ReadRefused(f"{source}: not a readable zip file")
+    size = int(record[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
+    if size > limits.zip_directory_bytes:
+        raise ReadRefused(limits.refusal(f"{source}: a {size:,}-byte zip directory",
+                                         "zip_directory_bytes"))
+    # Where zipfile looks for the directory: the end record's position minus its size (data
+    # prepended to the archive, as in self-extracting zips, shifts every offset alike).
+    start = int(record[zipfile._ECD_LOCATION]) - size  # type: ignore[attr-defined]
+    if record[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:  # type: ignore[attr-defined]
+        start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator  # type: ignore[attr-defined]
+    if start < 0:
+        raise ReadRefused(f"{source}: not a readable zip file (bad directory offset)")
+    handle.seek(start)
+    directory = handle.read(size)
+    count, at = 0, 0
+    while at + _CD_FIXED <= len(directory):
+        if directory[at:at + 4] != _CD_SIGNATURE:
+            break  # zipfile raises BadZipFile here; it is not our count to refuse
+        count += 1
+        if count > limits.zip_members:
+            raise ReadRefused(limits.refusal(f"{source}: more than {limits.zip_members:,} zip "
+                                             "entries", "zip_members"))
+        name, extra, comment = _CD_LENGTHS.unpack_from(directory, at + 28)
+        at += _CD_FIXED + name + extra + comment
+    return count
 
 
 def open_zip(path: str | Path, limits: Limits) -> zipfile.ZipFile:
-    """``zipfile.ZipFile(path)`` once its entry count is within ``limits.zip_members``.
+    """``zipfile.ZipFile(path)`` once :func:`zip_directory` has bounded its directory.
 
     Raises:
-        ReadRefused: too many entries, or not a readable zip.
+        ReadRefused: too many entries, too big a directory, or not a readable zip.
     """
     path = Path(path)
     with open(path, "rb") as handle:
-        count = zip_entry_count(handle)
-    if count is None:
-        raise ReadRefused(f"{path.name}: not a readable zip file")
-    if count > limits.zip_members:
-        raise ReadRefused(limits.refusal(f"{path.name}: {count:,} zip entries", "zip_members"))
+        zip_directory(handle, path.name, limits)
     try:
         return zipfile.ZipFile(path)
     except ZIP_ERRORS as exc:
@@ -149,17 +197,38 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, key: 
 # ----------------------------------------------------------------------------- JSON
 
 
-def json_depth(text: str) -> int:
+_STRUCTURE = bytes(range(256)).translate(None, b'"[]{}')  # every byte but these five
+_DEPTH_CHUNK = 1 << 18
+
+
+def json_depth(text: str | bytes) -> int:
     """Deepest nesting of arrays/objects in JSON ``text`` (brackets inside strings ignored).
 
-    Linear time, no recursion: strings are removed, then the bracket sequence is summed.
+    Linear time and no backtracking whatever the strings hold (a run of escaped quotes costs one
+    pass, not one pass per quote), no recursion, memory bounded by a 256 KiB chunk:
+
+    1. on the UTF-8 bytes (JSON's structural characters are ASCII and no multi-byte UTF-8
+       sequence contains an ASCII byte), escape pairs are blanked left to right: ``\\\\``
+       first, then ``\\"``, so every quote left is a string delimiter;
+    2. all bytes but ``" [ ] { }`` are dropped (``bytes.translate``);
+    3. in chunks, a bracket counts when an even number of quotes precedes it, and the running
+       sum of +1 (opening) / -1 (closing) gives the depth.
     """
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    if not brackets:
-        return 0
-    codes = np.frombuffer(brackets.encode("ascii"), dtype=np.uint8)
-    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
-    return int(np.cumsum(steps).max())
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    marks = data.replace(b"\\\\", b"__").replace(b'\\"', b"__").translate(None, _STRUCTURE)
+    deepest, depth, quotes = 0, 0, 0
+    for start in range(0, len(marks), _DEPTH_CHUNK):
+        codes = np.frombuffer(marks, dtype=np.uint8, count=min(_DEPTH_CHUNK, len(marks) - start),
+                              offset=start)
+        quote = codes == ord('"')
+        before = (quotes + np.cumsum(quote, dtype=np.int64)) - quote  # quotes strictly before
+        outside = before % 2 == 0
+        steps = np.where(outside & ((codes == ord("[")) | (codes == ord("{"))), 1,
+                         np.where(outside & ((codes == ord("]")) | (codes == ord("}"))), -1, 0))
+        running = depth + np.cumsum(steps, dtype=np.int64)
+        deepest = max(deepest, int(running.max()))
+        depth, quotes = int(running[-1]), quotes + int(quote.sum())
+    return deepest
 
 
 def loads_json(data: bytes | str, source: str, limits: Limits) -> Any:
@@ -179,7 +248,7 @@ def loads_json(data: bytes | str, source: str, limits: Limits) -> Any:
             raise ReadRefused(f"{source}: not UTF-8 text") from None
     else:
         text = data
-    depth = json_depth(text)
+    depth = json_depth(data if isinstance(data, (bytes, bytearray)) else text)
     if depth > limits.json_depth:
         raise ReadRefused(limits.refusal(f"{source}: JSON nesting {depth}", "json_depth"))
 
@@ -207,4 +276,4 @@ def loads_json(data: bytes | str, source: str, limits: Limits) -> Any:
 
 
 __all__ = ["CHUNK", "ReadRefused", "ZIP_ERRORS", "ZipBudget", "json_depth", "loads_json",
-           "open_zip", "read_capped", "read_member", "zip_entry_count"]
+           "open_zip", "read_capped", "read_member", "zip_directory", "zip_entry_count"]

@@ -5,7 +5,8 @@ This is the one place a photo file becomes pixels, for training (:mod:`stableide
 
 * the file is read with a cap (``photo_bytes`` in ``configs/limits.yaml``) and opened only with
   the decoders of :data:`FORMATS`; its pixel count (``photo_pixels``) is checked from the header
-  before any pixel is decoded;
+  before any pixel is decoded, and a photo over ``photo_work_pixels`` is downscaled to that size
+  (JPEGs decoded at a reduced scale) before face detection sees it;
 * :func:`to_rgb8` applies the EXIF orientation and converts every mode to uint8 RGB: 16-bit and
   32-bit grayscale are *scaled* to 0-255 (not clipped), CMYK, palette, bilevel and YCbCr are
   converted, and transparency (RGBA, LA, PA, palette with a transparent colour) is composited
@@ -17,6 +18,7 @@ Every failure is a :class:`PhotoError` (a ``ValueError``) with one line for the 
 from __future__ import annotations
 
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +151,8 @@ def read_photo_bytes(photo: str | os.PathLike | bytes | bytearray | memoryview,
 
 def decode_photo(raw: bytes, limits: Limits | None = None) -> np.ndarray:
     """Photo file bytes -> RGB uint8, opening only :data:`FORMATS` and checking the pixel count
-    (``photo_pixels``) before decoding."""
+    (``photo_pixels``) before decoding; photos over ``photo_work_pixels`` come back downscaled
+    to at most that many pixels (JPEGs are decoded at a reduced scale to start with)."""
     limits = limits or load_limits()
     Image.init()  # registers every decoder named in FORMATS (idempotent)
     try:
@@ -158,14 +161,31 @@ def decode_photo(raw: bytes, limits: Limits | None = None) -> np.ndarray:
             if width * height > limits.photo_pixels:
                 raise PhotoError(limits.refusal(f"the photo ({width}x{height} pixels)",
                                                 "photo_pixels", limits.photo_pixels))
+            work = limits.photo_work_pixels
+            if width * height > work:  # JPEG decodes at 1/2..1/8 scale: less memory and time
+                scale = math.sqrt(work / (width * height))
+                image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
             image.load()
-            return to_rgb8(image)
+            return fit_pixels(to_rgb8(image), work)
     except Image.DecompressionBombError:
         raise PhotoError(limits.refusal("the photo", "photo_pixels")) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         if isinstance(exc, PhotoError):
             raise
         raise PhotoError(f"the file is not a readable image; upload {FORMAT_TEXT}") from None
+
+
+def fit_pixels(rgb: np.ndarray, pixels: int) -> np.ndarray:
+    """``rgb`` (H, W, 3 uint8) downscaled (box filter, aspect kept) to at most ``pixels``
+    pixels (``photo_work_pixels``: face detection and alignment on a 49-megapixel photo cost
+    ~0.8 GB each, on 4 megapixels ~60 MB); returned as it is when already small enough."""
+    height, width = rgb.shape[:2]
+    if height * width <= pixels:
+        return rgb
+    scale = math.sqrt(pixels / (height * width))
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    small = Image.fromarray(rgb).resize(size, Image.Resampling.BOX)
+    return np.ascontiguousarray(np.asarray(small, dtype=np.uint8))
 
 
 def load_photo(photo: PhotoInput, limits: Limits | None = None) -> LoadedPhoto:
@@ -190,4 +210,4 @@ def load_photo(photo: PhotoInput, limits: Limits | None = None) -> LoadedPhoto:
 
 
 __all__ = ["FORMATS", "LoadedPhoto", "PhotoError", "PhotoInput", "array_to_rgb8", "decode_photo",
-           "load_photo", "read_photo_bytes", "scale_to_8bit", "to_rgb8"]
+           "fit_pixels", "load_photo", "read_photo_bytes", "scale_to_8bit", "to_rgb8"]

@@ -442,6 +442,19 @@ class IdentityLibrary:
         """Names of the readable identities, sorted."""
         return [identity.name for identity in self.list()]
 
+    def refuse_confusable(self, name: str, besides: str | None = None) -> None:
+        """IdentityExists when ``name`` reads the same as another identity's name (Unicode's
+        confusables skeleton, :mod:`identities.confusables`: "Аda Lovelace" with a Cyrillic А
+        beside "Ada Lovelace"); ``besides`` (the identity being renamed) is not compared."""
+        from identities.confusables import confusable_with
+
+        others = [e.name for e in self._scan() if e.name is not None
+                  and (besides is None or name_key(e.name) != name_key(besides))]
+        similar = confusable_with(name, others)
+        if similar is not None:
+            raise IdentityExists(f"{show(name)} reads the same as the existing identity "
+                                 f"{show(similar)}; choose another name")
+
     def _find(self, name: str) -> _Entry | None:
         """The entry (readable or damaged) whose name matches ``name``."""
         key = name_key(name)
@@ -563,6 +576,7 @@ class IdentityLibrary:
             if existing is not None and not overwrite:
                 raise IdentityExists(f"an identity named {show(existing.name or name)} already "
                                      "exists; choose another name or overwrite it")
+            self.refuse_confusable(name)
             dest = existing.folder if existing is not None else self._new_folder(name)
             staged = self._aside(_TMP, dest)
             try:
@@ -592,6 +606,7 @@ class IdentityLibrary:
             identity = self.get(old)
             if name_key(new) != name_key(identity.name) and self._find(new) is not None:
                 raise IdentityExists(f"an identity named {show(new)} already exists")
+            self.refuse_confusable(new, besides=identity.name)
             meta = dict(identity.metadata, name=new)
             folder = identity.folder
             staged = folder / f"{_TMP_FILE}{uuid.uuid4().hex[:12]}-{IDENTITY_FILE}"

@@ -115,10 +115,13 @@ def generate(args: argparse.Namespace) -> int:
     from pipelines.request_limits import check_request
 
     request, title, project = _request(args)
+    limits = load_limits()
+    if len(title) > limits.title_chars:
+        raise UsageError(limits.refusal(f"--title ({len(title):,} characters)", "title_chars"))
     out = ensure_writable(args.out)
     preset = args.preset or (project.preset if project is not None and args.config is None else None)
     config = load_config(preset=preset, path=args.config)
-    check_request(request.resolved(config), load_limits(), config.name)  # before any model loads
+    check_request(request.resolved(config), limits, config.name)  # before any model loads
     limit = config.generation.max_identities_per_panel
     for i, panel in enumerate(request.panels):
         if len(panel.characters) > limit:

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
+from configs import Limits
 from core.files import FILE_MODE, write_bytes_atomic
 from pipelines.project import PROJECT_FILE, Project, identity_bytes, identity_filename
 
@@ -170,26 +171,42 @@ _PANEL_RE = re.compile(r"panels/panel_(\d{2,3})(?:_c(\d{1,2}))?\.png")
 _PAGE_RE = re.compile(r"pages/page_(\d{1,3})\.png")
 
 
-def read_saved_images(path: str | Path, choices: Sequence[int], max_images: int = 400) -> SavedImages:
+def read_saved_images(path: str | Path, choices: Sequence[int], max_images: int = 400,
+                      limits: Limits | None = None) -> SavedImages:
     """The panel, candidate and page images of a project zip written by :func:`export_comic`.
 
-    Files that are not such images, or that cannot be decoded, are skipped (the project still
-    opens; the comic is then drawn again by Generate). At most ``max_images`` are read.
+    Every read is bounded (``configs/limits.yaml``): the zip's directory (``zip_directory_bytes``,
+    ``zip_members``), each picture's unpacked bytes (``picture_bytes``) within the zip's budget
+    (``zip_read_bytes``), and each picture's pixels from its header before decoding
+    (``picture_pixels``; all pictures together ``saved_pixels``). Files that are not such images,
+    or that are refused or cannot be decoded, are skipped (the project still opens; the comic is
+    then drawn again by Generate). At most ``max_images`` are read.
     """
+    from configs import load_limits
+    from core.pictures import PixelBudget, decode_picture
+    from core.safe_read import ReadRefused, ZipBudget, open_zip, read_member
+
+    limits = limits or load_limits()
     panels: dict[tuple[int, int], Image.Image] = {}
     pages: dict[int, Image.Image] = {}
     if not zipfile.is_zipfile(path):
         return SavedImages({}, [])
-    with zipfile.ZipFile(path) as archive:
+    source = Path(path).name
+    try:
+        archive = open_zip(path, limits)
+    except ReadRefused:
+        return SavedImages({}, [])
+    budget, pixels = ZipBudget(limits.zip_read_bytes), PixelBudget(limits.saved_pixels)
+    with archive:
         for info in archive.infolist()[:max_images * 2]:
             panel, page = _PANEL_RE.fullmatch(info.filename), _PAGE_RE.fullmatch(info.filename)
             if not (panel or page) or len(panels) + len(pages) >= max_images:
                 continue
             try:
-                with Image.open(io.BytesIO(archive.read(info))) as image:
-                    image.load()
-                    picture = image.convert("RGB")
-            except Exception:  # noqa: BLE001 - a damaged picture is skipped, not fatal
+                data = read_member(archive, info, limits.picture_bytes, "picture_bytes", budget,
+                                   limits, source)
+                picture = decode_picture(data, f"{source}:{info.filename}", limits, pixels)
+            except ReadRefused:  # too big, damaged or over a budget: skipped, not fatal
                 continue
             if page:
                 pages[int(page.group(1))] = picture

@@ -132,9 +132,11 @@ def _row_index(rows: Sequence[Row], row: Any, what: str) -> int:
     """0-based index of the 1-based ``row``; PanelTableError if it is not a row of the table."""
     if not rows:
         raise PanelTableError(f"the panel list is empty: there is no row to {what}")
+    from core.numbers import NotAWholeNumber, whole_number
+
     try:
-        number = int(float(row))
-    except (TypeError, ValueError):
+        number = whole_number(row, "the row")
+    except NotAWholeNumber:
         raise PanelTableError(f"give the number of the row to {what} (1 to {len(rows)})") from None
     if not 1 <= number <= len(rows):
         raise PanelTableError(f"row {number} does not exist; the table has rows 1 to {len(rows)}")

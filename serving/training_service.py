@@ -167,6 +167,7 @@ class TrainingService:
         if clean_name in library:
             raise IdentityExists(f"an identity named {show(clean_name)} already exists; choose "
                                  "another name or delete the old one from the library first")
+        library.refuse_confusable(clean_name)
         if name_key(clean_name) in self.busy_names(owner):
             raise TrainingInputError(f"{show(clean_name)} is already being trained; wait for that "
                                      "job to finish")

@@ -189,11 +189,13 @@ class DrawingSteps:
         if seed in (None, ""):
             new_seed = secrets.randbelow(MAX_UI_SEED + 1)
         else:
+            from core.numbers import NotAWholeNumber, whole_number
+
             try:
-                new_seed = int(float(seed))
-            except (TypeError, ValueError):
-                raise StudioError("the new seed must be a whole number (or blank for a random one)") from None
-            if not 0 <= new_seed <= MAX_UI_SEED or float(seed) != new_seed:
+                new_seed = whole_number(seed, "the new seed")
+            except NotAWholeNumber as exc:
+                raise StudioError(f"{exc} (or blank for a random one)") from None
+            if not 0 <= new_seed <= MAX_UI_SEED:
                 raise StudioError(f"the new seed must be a whole number from 0 to {MAX_UI_SEED}")
         table = normalise_rows(rows)
         panel = comic.request.panels[index]

@@ -60,13 +60,15 @@ def user_message(exc: BaseException) -> str:
 
 def zero_based(number: Any, count: int, what: str, range_text: str) -> int:
     """A 1-based number typed by the user -> a 0-based index below ``count`` (StudioError if not)."""
+    from core.numbers import NotAWholeNumber, whole_number
+
     try:
-        value = float(number)
-    except (TypeError, ValueError):
+        value = whole_number(number, f"the {what} number")
+    except NotAWholeNumber:
         raise StudioError(f"give a {what} number from 1 to {count}") from None
-    if value != int(value) or not 1 <= value <= count:
-        raise StudioError(f"{what} {number} does not exist; {range_text} 1 to {count}")
-    return int(value) - 1
+    if not 1 <= value <= count:
+        raise StudioError(f"{what} {value} does not exist; {range_text} 1 to {count}")
+    return value - 1
 
 
 __all__ = ['ModelsUnavailable', 'StudioError', 'user_message', 'zero_based']

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,8 @@ class RequestSteps:
                       height: Any, candidates: Any, title: str | None,
                       face_pass: bool | None = None) -> StyleSettings:
         """The Style and settings step's inputs as :class:`StyleSettings`, checked against
-        ``configs/limits.yaml`` (finite numbers, steps, sizes for this preset, guidance);
+        ``configs/limits.yaml`` (finite numbers, steps, sizes for this preset, guidance, the
+        title's ``title_chars``);
         ``face_pass`` None -> the preset's ``generation.face_pass``."""
         from configs import load_limits
         from pipelines.request_limits import check_guidance, check_size
@@ -54,6 +55,13 @@ class RequestSteps:
                 raise StudioError(limits.refusal(f"{label} {int(result)}", key, high))
             return int(result)
 
+        def text_title(value: str | None) -> str:
+            shown = " ".join((value or "").split())
+            if len(shown) > limits.title_chars:
+                raise StudioError(limits.refusal(f"the title ({len(shown):,} characters)",
+                                                 "title_chars"))
+            return (value or "").strip()
+
         def size(value: Any, label: str) -> int:
             return check_size(label, whole(value, label, 1, 2**62, "max_side"), limits,
                               self.config.name)
@@ -66,7 +74,7 @@ class RequestSteps:
             guidance=check_guidance(number(guidance, "guidance"), limits),
             width=size(width, "the width"), height=size(height, "the height"),
             candidates=whole(candidates, "candidates per panel", 1, limits.candidates, "candidates"),
-            title=(title or "").strip(),
+            title=text_title(title),
             face_pass=self.config.generation.face_pass if face_pass is None else bool(face_pass))
 
     def build_request(self, session: Session, rows: Any, settings: StyleSettings) -> ComicRequest:
@@ -116,14 +124,17 @@ class RequestSteps:
                                    "them on the Characters step or change the sentence")
         return replace(panel, characters=tuple(names))
 
-    def identities_for(self, session: Session, names: Sequence[str]) -> dict[str, Any]:
-        """name -> identity for ``names``: the library first, then an opened project's zip."""
+    def identities_for(self, session: Session, names: Sequence[str],
+                       embedded: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """name -> identity for ``names``: the library first, then an opened project's zip
+        (``embedded``, default the session's; a project being opened passes its own)."""
         found: dict[str, Any] = {}
+        inside = session.embedded if embedded is None else embedded
         for name in names:
             try:
                 found[name] = self.catalog_for(session).get(name)
             except LibraryError as exc:
-                embedded = find_name(session.embedded, name)
+                embedded = find_name(inside, name)
                 if embedded is None:
                     raise UnknownCharacter(f"character '{name}': {exc}") from None
                 found[name] = embedded

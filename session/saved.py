@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.panel_table import rows_from_panels
 from pipelines.project import (Project,
-                               ProjectError, load_project)
+                               ProjectError, UnknownCharacter, load_project)
 from serving.saved_comics import ComicNotFound, SavedComic
 from identities.names import LibraryError
 from session.errors import ModelsUnavailable, StudioError
@@ -95,23 +95,21 @@ class SavedComicSteps:
         except ProjectError as exc:
             raise ProjectError(str(exc).replace(str(path), shown)) from None
         request = project.request
-        session.embedded = dict(project.identities)
-        session.restored = project
-        session.comic = None
-        session.story = project.story
+        embedded = dict(project.identities)
+        # Everything is checked and built before the session changes: a failure below leaves the
+        # session's comic, cast and story as they were (all-or-nothing).
+        catalog = self.catalog_for(session)
         cast: list[str] = []
         warnings: list[str] = []
         for name in project.cast:
-            catalog = self.catalog_for(session)
             if name in catalog:
                 cast.append(catalog.get(name).name)
-            elif find_name(session.embedded, name) is not None:
-                cast.append(find_name(session.embedded, name).name)  # type: ignore[union-attr]
+            elif find_name(embedded, name) is not None:
+                cast.append(find_name(embedded, name).name)  # type: ignore[union-attr]
             else:
                 cast.append(name)
                 warnings.append(f"'{name}' is neither in the library nor in the project file; "
                                 "train that identity before generating")
-        session.cast = cast
         if project.preset and project.preset != self.config.name:
             warnings.append(f"the project was drawn with the '{project.preset}' preset and this app "
                             f"runs '{self.config.name}': the pictures will differ")
@@ -125,33 +123,45 @@ class SavedComicSteps:
             width=request.width or gen.width, height=request.height or gen.height,
             candidates=request.candidates or gen.candidates, title=project.title,
             face_pass=gen.face_pass if request.face_pass is None else request.face_pass)
-        embedded = f", {len(project.identities)} identities inside" if project.identities else ""
-        session.comic = self._saved_comic(session, project, path)
+        comic, identities = self._saved_comic(session, project, path, embedded)
+        session.embedded = embedded
+        session.restored = project
+        session.story = project.story
+        session.cast = cast
+        session.comic = comic
+        if comic is not None:
+            try:
+                self._finish(session, identities or {}, comic, keep=False)  # opened, not new
+            except (ModelsUnavailable, OSError):
+                comic.files = [str(path)]
+        embedded_text = f", {len(project.identities)} identities inside" if project.identities else ""
         shown_now = ("its pages and panels are shown below; **Generate** draws it again"
                      if session.comic is not None else "press **Generate** to draw it again")
-        info = f"Opened **{shown}**: {len(request.panels)} panels{embedded}; {shown_now}."
+        info = f"Opened **{shown}**: {len(request.panels)} panels{embedded_text}; {shown_now}."
         return RestoredProject(rows=rows_from_panels(request.panels), settings=settings, cast=cast,
                                info=info, warnings=tuple(warnings), story=project.story)
 
-    def _saved_comic(self, session: Session, project: Project, path: str) -> Comic | None:
-        """The comic a project zip carries (every panel's candidates and the pages), or None
-        when the file holds no complete set of pictures."""
+    def _saved_comic(self, session: Session, project: Project, path: str,
+                     embedded: dict[str, Any]) -> tuple[Comic | None, dict[str, Any] | None]:
+        """(the comic a project zip carries, every panel's candidates and the pages, or None
+        when the file holds no complete set of pictures; the cast's identities, or None when one
+        is in neither the library nor ``embedded``). Changes nothing in ``session``."""
         from pipelines.export import read_saved_images
         from pipelines.generation import PanelResult, candidate_seed
 
         request = project.request
         choices = list(project.choices or (0,) * len(request.panels))
-        saved = read_saved_images(path, choices)
         try:
-            identities = self.identities_for(session, request.cast_names())
-        except LibraryError:
+            identities = self.identities_for(session, request.cast_names(), embedded)
+        except (LibraryError, UnknownCharacter):
             identities = None
+        saved = read_saved_images(path, choices)
         panels = []
         for i, spec in enumerate(request.panels):
             count = sum(1 for (j, _) in saved.panels if j == i)
             if count == 0 or any((i, c) not in saved.panels for c in range(count)) \
                     or choices[i] >= count:
-                return None
+                return None, identities
             results = [PanelResult(index=i, candidate=c, image=saved.panels[(i, c)], prompt=spec.text,
                                    bound_prompt="", negative_prompt=request.negative_prompt or "",
                                    seed=candidate_seed(request.panel_seed(i), c),
@@ -160,12 +170,8 @@ class SavedComicSteps:
                 else [None] * count
             panels.append(DrawnPanel(text=spec.text, results=results, scores=scores,
                                      chosen=choices[i]))
-        comic = Comic(request=request, title=project.title, panels=panels, pages=saved.pages)
-        try:
-            self._finish(session, identities or {}, comic, keep=False)  # opened, not new
-        except (ModelsUnavailable, OSError):
-            comic.files = [str(path)]
-        return comic
+        return Comic(request=request, title=project.title, panels=panels,
+                     pages=saved.pages), identities
 
 
 __all__ = ['SavedComicSteps']

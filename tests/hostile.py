@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
@@ -55,6 +56,47 @@ def zip_bomb(path: Path, member: str = "project.json", size: int = 5 << 30,
         central += name + extra
         out.write(central)
         out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), directory_at, 0))
+    return path
+
+
+def forged_count_zip(path: Path, entries: int, claimed: int = 5) -> Path:
+    """A zip with ``entries`` empty members whose end record claims only ``claimed`` entries."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for i in range(entries):
+            archive.writestr(f"p/{i:07d}", b"")
+    data = bytearray(path.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 8, claimed, claimed)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def huge_png(width: int, height: int, bit_depth: int = 1) -> bytes:
+    """A valid grayscale PNG of ``width`` x ``height`` zero pixels, made without allocating them
+    (rows are deflated one by one): a 1-bit 9000 x 9000 picture is about 10 KB."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = bytes(1 + (width * bit_depth + 7) // 8)   # filter byte 0 + packed zero samples
+    compressor, parts = zlib.compressobj(9), []
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts))
+            + chunk(b"IEND", b""))
+
+
+def saved_comic_zip(path: Path, pictures: dict[str, bytes] | None = None,
+                    bomb: tuple[str, int] | None = None) -> Path:
+    """A saved comic.zip: a valid project.json plus ``pictures`` (zip path -> bytes) and, with
+    ``bomb=(member, size)``, a :func:`zip_bomb` member inflating to ``size`` zero bytes."""
+    if bomb is not None:
+        zip_bomb(path, member=bomb[0], size=bomb[1])
+    with zipfile.ZipFile(path, "a" if bomb is not None else "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("project.json", json.dumps(valid_project(1)))
+        for name, data in (pictures or {}).items():
+            archive.writestr(name, data)
     return path
 
 

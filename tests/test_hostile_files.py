@@ -27,7 +27,7 @@ from pipelines.project import (ComicRequest, EmbeddedIdentity, PanelSpec, Projec
 from core.safe_read import ReadRefused, loads_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hostile import valid_project, zip_bomb  # noqa: E402
+from hostile import forged_count_zip, huge_png, saved_comic_zip, valid_project, zip_bomb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITS = load_limits()
@@ -99,6 +99,52 @@ def test_a_zip_with_too_many_entries_is_refused_before_parsing_its_directory(tmp
             archive.writestr(f"p/{i}", b"")
     with pytest.raises(ProjectError, match=r"zip entries is over the limit of 5000 \(limits.yaml: zip_members\)"):
         load_project(path)
+
+
+def test_a_zip_whose_end_record_understates_its_entries_is_refused_by_the_real_count(tmp_path):
+    """The end record claims 5 entries; the directory walk counts the real ones (issue 23)."""
+    from core.safe_read import zip_entry_count
+
+    path = forged_count_zip(tmp_path / "forged.zip", LIMITS.zip_members + 1)
+    with open(path, "rb") as handle:
+        assert zip_entry_count(handle) == 5
+    with pytest.raises(ProjectError, match=r"more than 5,000 zip entries is over the limit of 5000 "
+                                           r"\(limits.yaml: zip_members\)"):
+        load_project(path)
+
+
+def test_a_zip_directory_over_its_byte_limit_is_refused_before_it_is_walked(tmp_path):
+    path = forged_count_zip(tmp_path / "big.zip", 40_000)   # ~2.2 MB of directory, 5 claimed
+    with pytest.raises(ProjectError, match=r"zip directory is over the limit of 2,097,152 "
+                                           r"\(limits.yaml: zip_directory_bytes\)"):
+        load_project(path)
+
+
+def test_saved_comic_pictures_are_read_within_their_limits(tmp_path):
+    """A 1 GiB picture is refused from its declared size, a 9000x9000 one from its header; the
+    project and the valid page still open (the comic is then drawn again by Generate)."""
+    from core.pictures import PixelBudget, decode_picture
+    from pipelines.export import read_saved_images
+
+    page = tmp_path / "page.png"
+    Image.new("RGB", (32, 24), "white").save(page)
+    wide = saved_comic_zip(tmp_path / "wide.zip", {"panels/panel_01.png": huge_png(9000, 9000),
+                                                   "pages/page_1.png": page.read_bytes()})
+    saved = read_saved_images(wide, [0])
+    assert saved.panels == {} and [p.size for p in saved.pages] == [(32, 24)]
+    bomb = saved_comic_zip(tmp_path / "bomb.zip", bomb=("panels/panel_01.png", 1 << 30))
+    assert bomb.stat().st_size < 2 << 20 and read_saved_images(bomb, [0]).panels == {}
+    assert load_project(bomb).title == "A day"
+    with pytest.raises(ReadRefused, match=r"x.png \(9000x9000 pixels\) is over the limit of "
+                                          r"16,777,216 \(limits.yaml: picture_pixels\)"):
+        decode_picture(huge_png(9000, 9000), "x.png", LIMITS)
+    budget = PixelBudget(32 * 24 + 10)
+    decode_picture(page.read_bytes(), "a.png", LIMITS, budget)
+    assert budget.left == 10
+    with pytest.raises(ReadRefused, match=r"saved_pixels"):
+        decode_picture(page.read_bytes(), "b.png", LIMITS, budget)
+    with pytest.raises(ReadRefused, match=r"^c.png: not a readable PNG picture"):
+        decode_picture(b"GIF89a" + bytes(40), "c.png", LIMITS)
 
 
 def test_the_cli_refuses_a_zip_bomb_in_one_line(bomb, tmp_path):
