@@ -117,6 +117,8 @@ class TrainConfig:
     UNet runs in; ``weights`` casts them to the UNet weights' dtype, as the official code does
     under mixed precision. ``celebrity_names``: the names whose statistics AdaIN uses,
     ``official`` (the official code's 326) or ``extended`` (this project's earlier 477).
+    ``fast_step``: ``auto`` (on for CUDA), ``on`` or ``off``: each step as one static-buffer
+    function, captured as a CUDA graph on CUDA (:mod:`stableidentity.fast_step`).
     """
 
     steps: int = 450
@@ -146,6 +148,7 @@ class TrainConfig:
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     mlp_dtype: Literal["float32", "weights"] = "float32"
     celebrity_names: Literal["official", "extended"] = "official"
+    fast_step: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,8 @@ def _coerce(hint: Any, value: Any, key: str, file: Path) -> Any:
         hint = next(a for a in args if a is not type(None))
         origin, args = get_origin(hint), get_args(hint)
     if origin is Literal:
+        if isinstance(value, bool) and "on" in args and "off" in args:
+            value = "on" if value else "off"  # YAML 1.1 reads unquoted on/off (and true/false) as booleans
         if value not in args:
             choices = ", ".join(str(a) for a in args)
             raise ConfigError(f"{file}: '{key}' is {value!r}; choose one of: {choices}")
