@@ -35,8 +35,8 @@ Not used with a float16 UNet pass: its GradScaler reads ``found_inf`` back to th
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -218,7 +218,7 @@ class FastStep:
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         trainer.optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # panels may run beside it
             loss = self.forward_backward()
         with torch.no_grad():
             for p, value in zip(params, saved):

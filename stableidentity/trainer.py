@@ -67,11 +67,11 @@ import torch.nn.functional as F
 from stableidentity.adain import CelebStats, adain, celeb_stats
 from stableidentity.augment import AugmentSettings, augment, masks_to_latent
 from stableidentity.celebrities import celebrity_names
-from stableidentity.fast_step import fast_step_for
 from stableidentity.conditioning import (SDXLConditioning, TokenizedPrompts, add_time_ids,
                                          sdxl_conditioning, tokenize_templates)
 from faces.face_prep import (AlignedFace, FacePrepError, LoadedPhoto, PhotoInput, load_photo,
                                       prepare_face)
+from stableidentity.fast_step import fast_step_for
 from stableidentity.identity_encoder import identity_features
 from stableidentity.loss import LossTerms, add_noise, two_phase_loss
 from stableidentity.masks import FaceMasks, face_masks
