@@ -124,10 +124,10 @@ def budget_table(speeds: GPUSpeeds, steps: int = 450, panels: int = 4) -> str:
     """The Markdown table of docs/APP.md: per visitor quota, what the measured speeds and the
     targets buy (identities of ``steps`` steps, comics of ``panels`` panels)."""
     target = speeds.with_targets()
-    rows = ["| visitor (GPU time a day) | measured: identities | measured: 4-panel comics | "
-            "measured: 2 identities + a comic | targets: identities | targets: 4-panel comics | "
-            "targets: 2 identities + a comic |",
-            "|---|---|---|---|---|---|---|"]
+    header = ("| visitor (GPU time a day) | measured: identities | measured: 4-panel comics | "
+              "measured: 2 identities + a comic | targets: identities | targets: 4-panel comics | "
+              "targets: 2 identities + a comic |")
+    rows = [header, "|---|---|---|---|---|---|---|"]
     for name, quota in speeds.quotas_s.items():
         now, goal = speeds.visitor_plan(quota, steps, panels), target.visitor_plan(quota, steps, panels)
         rows.append(f"| {name} ({quota} s) | {now.identities} ({now.identity_s} s each) | "

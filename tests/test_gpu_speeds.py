@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 from configs import ConfigError
-from serving.gpu_speeds import SPEED_KEYS, SPEEDS_PATH, budget_table, default_speeds, load_speeds
+from serving.gpu_speeds import (
+    SPEED_KEYS,
+    SPEEDS_PATH,
+    budget_table,
+    default_speeds,
+    load_speeds,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
