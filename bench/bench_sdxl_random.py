@@ -35,8 +35,11 @@ SDPA attention and the preset's defaults), with the config key each maps to:
 (``runtime.attention: default``: diffusers' ``AttnProcessor``; plus transformers' eager attention
 in the text encoders, which has no config key), ``channels-last`` (``runtime.channels_last``, UNet
 and VAE), ``vae-tiling`` (``runtime.vae_tiling``, panel), ``cpu-offload`` (``runtime.cpu_offload``,
-panel, CUDA only), ``compile`` (``runtime.compile``, ``torch.compile`` of the UNet in place with
-``--compile-mode`` as ``runtime.compile_mode``; the warm-up column then holds the compile time),
+panel, CUDA only), ``compile`` (``runtime.compile: on`` with ``compile_scope: whole``,
+``torch.compile`` of the UNet in place with ``--compile-mode`` as ``runtime.compile_mode``; the
+warm-up column then holds the compile time), ``compile-regional`` (``compile_scope: regional``:
+only the UNet's repeated blocks, panel), ``fast-step`` (``train.fast_step: on``: the static-buffer
+step, a CUDA graph on CUDA; the baseline runs ``fast_step: off``),
 ``grad-ckpt`` (``train.gradient_checkpointing``), ``no-autocast`` (``train.mixed_precision: no``),
 ``augment-fresh`` (``train.augment_pool: 0``); the last two need the app's trainer.
 
@@ -73,11 +76,11 @@ from stableidentity.mlp import IdentityMLP  # noqa: E402  (the app's MLP, offici
 
 SECTIONS = ("flops", "panel", "train")
 PANEL_VARIANTS = ("baseline", "bf16", "fp16", "fp32", "attn-default", "channels-last",
-                  "vae-tiling", "cpu-offload", "compile")
+                  "vae-tiling", "cpu-offload", "compile", "compile-regional")
 TRAIN_VARIANTS = ("baseline", "bf16", "fp16", "fp32", "attn-default", "channels-last",
-                  "grad-ckpt", "no-autocast", "augment-fresh", "compile")
+                  "grad-ckpt", "no-autocast", "augment-fresh", "compile", "fast-step")
 #: train variants that only the app's trainer has (the faithful step has no such switch)
-TRAINER_ONLY = ("no-autocast", "augment-fresh")
+TRAINER_ONLY = ("no-autocast", "augment-fresh", "fast-step")
 ALL_VARIANTS = tuple(dict.fromkeys(PANEL_VARIANTS + TRAIN_VARIANTS))
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
           "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
@@ -100,6 +103,8 @@ class Variant:
     cpu_offload: bool = False
     grad_ckpt: bool = False
     compile: bool = False
+    compile_scope: str = "regional"  # runtime.compile_scope: regional | whole
+    fast_step: str = "off"           # train.fast_step (the baseline is the eager step)
     mixed_precision: str = "auto"    # train.mixed_precision
     augment_pool: int | None = None  # train.augment_pool (None: the preset's)
 
@@ -108,7 +113,8 @@ class Variant:
                 "attention": self.attention, "channels_last": self.channels_last,
                 "vae_tiling": self.vae_tiling, "cpu_offload": self.cpu_offload,
                 "grad_ckpt": self.grad_ckpt, "compile": self.compile,
-                "mixed_precision": self.mixed_precision, "augment_pool": self.augment_pool}
+                "compile_scope": self.compile_scope if self.compile else None,
+                "fast_step": self.fast_step, "mixed_precision": self.mixed_precision, "augment_pool": self.augment_pool}
 
     def config(self, base: Any, compile_mode: str | None = None) -> Any:
         """``base`` (an AppConfig) with this variant's switches in ``runtime`` and ``train``:
@@ -116,10 +122,10 @@ class Variant:
         runtime = dataclasses.replace(
             base.runtime, dtype=str(self.dtype).removeprefix("torch."), attention=self.attention,
             channels_last=self.channels_last, vae_tiling=self.vae_tiling,
-            cpu_offload=self.cpu_offload, compile=self.compile,
-            compile_mode=compile_mode or base.runtime.compile_mode)
+            cpu_offload=self.cpu_offload, compile="on" if self.compile else "off",
+            compile_scope=self.compile_scope, compile_mode=compile_mode or base.runtime.compile_mode)
         train = dataclasses.replace(base.train, gradient_checkpointing=self.grad_ckpt,
-                                    mixed_precision=self.mixed_precision)
+                                    mixed_precision=self.mixed_precision, fast_step=self.fast_step)
         if self.augment_pool is not None:
             train = dataclasses.replace(train, augment_pool=self.augment_pool)
         return base.replace(runtime=runtime, train=train)
@@ -132,7 +138,9 @@ def make_variant(name: str, base_dtype: torch.dtype) -> Variant:
     flags = {"baseline": {}, "attn-default": {"attention": "default"},
              "channels-last": {"channels_last": True}, "vae-tiling": {"vae_tiling": True},
              "cpu-offload": {"cpu_offload": True}, "grad-ckpt": {"grad_ckpt": True},
-             "compile": {"compile": True}, "no-autocast": {"mixed_precision": "no"},
+             "compile": {"compile": True, "compile_scope": "whole"},
+             "no-autocast": {"mixed_precision": "no"}, "compile-regional": {"compile": True},
+             "fast-step": {"fast_step": "on"},
              "augment-fresh": {"augment_pool": 0}}
     if name not in flags:
         raise ValueError(f"unknown variant {name!r}")

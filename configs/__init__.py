@@ -63,8 +63,11 @@ class RuntimeConfig:
     """Device, precision, memory and speed switches (docs/PERFORMANCE.md).
 
     ``channels_last`` and ``compile`` act on the shared UNet (and channels-last on the VAE) once,
-    when the components load; ``compile`` wraps the UNet's call in ``torch.compile`` (lazily: the
-    first call of each input shape compiles), ``compile_mode`` is passed to it. ``memory_check``:
+    when the components load; ``compile`` (``auto``: on for CUDA, off elsewhere; ``on``;
+    ``off``; YAML true/false read as on/off) wraps in ``torch.compile`` the UNet's repeated blocks
+    (``compile_scope: regional``, diffusers' regional compilation) or its whole call
+    (``whole``), lazily: the first call of each input shape compiles; ``compile_mode`` is passed
+    to it (:mod:`models.compilation`). ``memory_check``:
     before a hub preset loads, refuse in one line when its estimated memory need exceeds what the
     device has (:mod:`models.memory`).
     ``overlap_training``: training steps run beside panel drawing on one device instead of
@@ -79,7 +82,8 @@ class RuntimeConfig:
     vae_slicing: bool = True
     attention: Literal["sdpa", "default"] = "sdpa"
     channels_last: bool = False
-    compile: bool = False
+    compile: Literal["auto", "on", "off"] = "auto"
+    compile_scope: Literal["regional", "whole"] = "regional"
     compile_mode: Literal["default", "reduce-overhead", "max-autotune",
                           "max-autotune-no-cudagraphs"] = "default"
     memory_check: bool = True

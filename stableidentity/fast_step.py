@@ -24,7 +24,9 @@ small and tested (tests/test_si_fast_step.py):
   capture).
 * **Channels-last UNet on CUDA**: cuDNN convolutions run NHWC without layout conversions (10% of
   the GPU time of an eager step). The shared UNet is switched once, as ``runtime.channels_last``
-  does; panels draw with it unchanged.
+  does; panels draw with it unchanged. A captured graph reads the weights' storage: when a
+  shared weight's storage changes (another part switches the memory format back), the next step
+  captures again instead of replaying on freed memory.
 * **Optimiser**: AdamW ``fused=True`` (and ``capturable=True`` on CUDA, so its step counter
   lives on the device); clipping uses ``clip_grad_norm_`` with no host read.
 
@@ -131,6 +133,7 @@ class FastStep:
         self.inputs: StaticInputs | None = None  # allocated by the first write (shapes of the run)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._loss: torch.Tensor | None = None
+        self._pointers: tuple[int, ...] = ()
 
     # ------------------------------------------------------------------ inputs
 
@@ -227,7 +230,12 @@ class FastStep:
                 for value in state.values():
                     if torch.is_tensor(value):
                         value.zero_()
-        self._graph, self._loss = graph, loss
+        self._graph, self._loss, self._pointers = graph, loss, self._weight_pointers()
+
+    def _weight_pointers(self) -> tuple[int, ...]:
+        """Storage addresses of the frozen weights a captured graph reads (a few thousand ints)."""
+        c = self.trainer.components
+        return tuple(p.data_ptr() for m in (c.text_encoder, c.text_encoder_2, c.unet) for p in m.parameters())
 
     def __call__(self, sample: Sample, timesteps: torch.Tensor, noise: torch.Tensor,
                  template_index: int) -> torch.Tensor:
@@ -236,6 +244,10 @@ class FastStep:
         self.write(sample, timesteps, noise, template_index)
         if not self.capture:
             return self._eager()
+        if self._graph is not None and self._weight_pointers() != self._pointers:
+            # the shared weights moved (e.g. a generator switched the UNet's memory format back):
+            # the graph would read freed memory, so capture again on the new storage
+            self._graph = None
         if self._graph is None:
             self._capture()
         self._graph.replay()
