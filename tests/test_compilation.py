@@ -104,3 +104,22 @@ def test_artifacts_round_trip_and_bad_files_only_cost_a_compile(tmp_path):
     assert calls == [1] and seconds >= 0
     saved = save_compile_artifacts(tmp_path)
     assert saved is None or (saved.is_file() and load_compile_artifacts(tmp_path))
+
+
+@pytest.mark.parametrize(("switch", "warmed"), [("auto", False), ("off", False), ("on", True)])
+def test_studio_warms_up_when_the_resolved_switch_compiles(tiny_config, monkeypatch, tmp_path, switch, warmed):
+    """The Studio's start-up warm-up follows runtime.compile as resolved for the device (auto:
+    not on this CPU), with the kept artefacts loaded first."""
+    from session import studio
+
+    for name in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    monkeypatch.setenv("COMIC_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(PanelGenerator, "warm_up", lambda self, *a, **k: calls.append(self.compiles) or 0.0)
+    loaded = []
+    monkeypatch.setattr("models.compilation.load_compile_artifacts", lambda folder=None: loaded.append(1) or False)
+    config = tiny_config.replace(runtime=dataclasses.replace(tiny_config.runtime, compile=switch))
+    components, message = studio._load_models(config)
+    assert message is None and components is not None
+    assert calls == ([True] if warmed else []) and loaded == ([1] if warmed else [])
