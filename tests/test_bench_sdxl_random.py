@@ -192,8 +192,9 @@ def test_gpu_check_script_rehearses_on_cpu(tmp_path):
     proc = subprocess.run(["bash", str(root / "bench" / "gpu_check.sh")], env=env, cwd=root,
                           capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["env.txt", "fake_hub.txt", "loader.json", "log.txt",
-                                                     "panel.json", "summary.txt", "train.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["env.txt", "faces.json", "fake_hub.txt", "h200.json",
+                                                     "loader.json", "log.txt", "panel.json", "profile.json",
+                                                     "summary.txt", "train.json"]
     loader = json.loads((out / "loader.json").read_text())
     assert loader["settings"]["arch"] == "preset" and loader["settings"]["build_s"] > 0
     assert {r["section"] for r in loader["rows"] if r["status"] == "ok"} == {"panel", "train"}
@@ -203,3 +204,11 @@ def test_gpu_check_script_rehearses_on_cpu(tmp_path):
     assert all(r["seconds"] > 0 for r in panel["rows"] if r["section"] == "panel" and r["status"] == "ok")
     summary = (out / "summary.txt").read_text()
     assert "panel s baseline" in summary and "identity s baseline" in summary
+    profile = json.loads((out / "profile.json").read_text())
+    assert {r["variant"] for r in profile["rows"] if r["status"] == "ok"} == {"baseline", "fast-step"}
+    assert all(r["wall_ms_per_step"] > 0 and r["gpu_busy_ms_per_step"] is None for r in profile["rows"])
+    h200 = json.loads((out / "h200.json").read_text())
+    assert h200["train_variant"] == "fast-step" and h200["identity_s"] > h200["train_step_s"] > 0
+    assert h200["panel_variant"] == "baseline"  # compile-regional is left out of a CPU dry run
+    assert h200["face_pass_s"] > 0 and h200["regional_ratio"] > 0 and h200["commit"]
+    assert not h200["meets"]["peak_gib"]  # no CUDA peak on a CPU: never counted as met

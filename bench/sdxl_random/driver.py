@@ -18,8 +18,10 @@ from bench import common
 from bench.arch import ARCH_CHOICES, build_arch
 from bench.sdxl_random.flops import _meta_modules, count_flops
 from bench.sdxl_random.panel import run_panel_variant
+from bench.sdxl_random.profiling import run_profile_variant
 from bench.sdxl_random.summary import (
     PANEL_COLUMNS,
+    PROFILE_COLUMNS,
     TRAIN_COLUMNS,
     summarize,
     summary_table,
@@ -59,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--identity-steps", type=int, default=500, help="steps of one identity (projection)")
     p.add_argument("--train-steps", type=int, default=None, help="timed training steps per variant")
     p.add_argument("--train-warmup", type=int, default=None, help="untimed training steps first")
+    p.add_argument("--profile-steps", type=int, default=10, help="training steps under torch.profiler")
     p.add_argument("--repeats", type=int, default=None, help="timed panels per variant")
     p.add_argument("--train-impl", choices=["auto", "step", "trainer"], default="auto",
                    help="trainer: stableidentity.trainer.StableIdentityTrainer.step (the app's "
@@ -166,11 +169,11 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     def emit(row: dict[str, Any]) -> None:
         results.rows.append(row)
         save()
-        cols = PANEL_COLUMNS if row["section"] == "panel" else TRAIN_COLUMNS
+        cols = {"panel": PANEL_COLUMNS, "profile": PROFILE_COLUMNS}.get(row["section"], TRAIN_COLUMNS)
         print(" | ".join(f"{c}={common.format_value(row.get(c))}" for c in cols), flush=True)
 
     components = None
-    if "panel" in plan.sections or "train" in plan.sections or args.arch == "preset":
+    if {"panel", "train", "profile"} & set(plan.sections) or args.arch == "preset":
         build_s, components = common.time_once(
             lambda: build_arch(args.arch, plan.device, plan.dtype, preset=args.preset,
                                seed=args.seed), plan.device)
@@ -194,15 +197,16 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         save()
 
     trainer_cls = None
-    if "train" in plan.sections and args.train_impl in ("auto", "trainer"):
+    trains = "train" in plan.sections or "profile" in plan.sections
+    if trains and args.train_impl in ("auto", "trainer"):
         trainer_cls, trainer_why = real_trainer()
         if trainer_cls is None and args.train_impl == "trainer":
             raise SystemExit(f"error: --train-impl trainer: {trainer_why}")
         results.notes.append(f"train: {trainer_why}" if trainer_cls else
                              f"train: faithful step ({trainer_why})")
-    elif "train" in plan.sections:
+    elif trains:
         results.notes.append("train: faithful step (--train-impl step)")
-    for section in ("panel", "train"):
+    for section in ("panel", "train", "profile"):
         if section not in plan.sections:
             continue
         for name in plan.variants:
@@ -216,11 +220,19 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             if why:
                 emit(row | {"status": f"skipped: {why}"})
                 continue
+            if section == "profile" and trainer_cls is None:
+                emit(row | {"status": "skipped: the profile runs the app's trainer"})
+                continue
             if section == "train" and trainer_cls is None and name in TRAINER_ONLY:
                 emit(row | {"status": "skipped: only the app's trainer has this switch"})
                 continue
             try:
-                if section == "panel":
+                measured = None
+                if section == "profile":
+                    row |= {"resolution": plan.train_size}
+                    row |= run_profile_variant(trainer_cls, components, variant, plan.train_size,
+                                               args.profile_steps, plan.train_warmup, args.seed)
+                elif section == "panel":
                     row |= {"size": plan.panel_size, "steps": plan.panel_steps,
                             "guidance": plan.guidance}
                     row |= run_panel_variant(components, variant, plan.panel_size, plan.panel_steps,

@@ -11,6 +11,8 @@ from bench import common
 
 PANEL_COLUMNS = ("section", "variant", "dtype", "status", "seconds", "warmup_s", "peak_gib",
                  "floor_s", "floor_frac")
+PROFILE_COLUMNS = ("section", "variant", "dtype", "status", "wall_ms_per_step", "cpu_op_ms_per_step",
+                   "gpu_busy_ms_per_step", "kernels_per_step", "aten_to_per_step")
 TRAIN_COLUMNS = ("section", "variant", "dtype", "status", "step_s", "identity_s", "peak_gib",
                  "floor_s", "floor_frac")
 
@@ -22,7 +24,7 @@ def summary_table(result: dict[str, Any]) -> str:
     flops = [r for r in rows if r["section"] == "flops"]
     if flops:
         parts.append(common.format_table(flops, ("part", "tflop", "floor_s")))
-    for section, cols in (("panel", PANEL_COLUMNS), ("train", TRAIN_COLUMNS)):
+    for section, cols in (("panel", PANEL_COLUMNS), ("train", TRAIN_COLUMNS), ("profile", PROFILE_COLUMNS)):
         sel = [r for r in rows if r["section"] == section]
         if sel:
             parts.append(common.format_table(sel, cols[1:]))

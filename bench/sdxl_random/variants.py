@@ -12,13 +12,15 @@ from typing import Any
 import torch
 from torch import nn
 
-SECTIONS = ("flops", "panel", "train")
+SECTIONS = ("flops", "panel", "train", "profile")
 PANEL_VARIANTS = ("baseline", "bf16", "fp16", "fp32", "attn-default", "channels-last",
                   "vae-tiling", "cpu-offload", "compile", "compile-regional")
 TRAIN_VARIANTS = ("baseline", "bf16", "fp16", "fp32", "attn-default", "channels-last",
                   "grad-ckpt", "no-autocast", "augment-fresh", "compile", "fast-step")
 #: train variants that only the app's trainer has (the faithful step has no such switch)
 TRAINER_ONLY = ("no-autocast", "augment-fresh", "fast-step")
+#: variants of the profile section: the eager step against the fast step
+PROFILE_VARIANTS = ("baseline", "fast-step")
 ALL_VARIANTS = tuple(dict.fromkeys(PANEL_VARIANTS + TRAIN_VARIANTS))
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
           "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
@@ -88,7 +90,8 @@ def make_variant(name: str, base_dtype: torch.dtype) -> Variant:
 def skip_reason(variant: Variant, section: str, device: torch.device, smoke: bool,
                 explicit: bool) -> str | None:
     """Why ``variant`` is not run in ``section`` here (None: run it)."""
-    if variant.name not in (PANEL_VARIANTS if section == "panel" else TRAIN_VARIANTS):
+    names = {"panel": PANEL_VARIANTS, "profile": PROFILE_VARIANTS}.get(section, TRAIN_VARIANTS)
+    if variant.name not in names:
         return f"not a {section} variant"
     if variant.cpu_offload and device.type != "cuda":
         return "model CPU offload needs an accelerator"
