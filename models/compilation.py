@@ -1,7 +1,7 @@
 """``runtime.compile``: when to compile, what (regional), and where the compiled code is kept.
 
 * **When** (:func:`resolve_compile`): ``auto`` compiles on CUDA and not on a CPU (Inductor takes
-  minutes there for little gain); ``on`` / ``off`` force it. YAML's unquoted ``true``/``false``
+  minutes there for little gain) nor on a ZeroGPU Space (docs/APP.md says why); ``on`` / ``off`` force it. YAML's unquoted ``true``/``false``
   (and ``on``/``off``) read as ``on``/``off``, so older presets keep working.
 * **What** (``runtime.compile_scope``): ``regional`` (default) compiles only the UNet's repeated
   blocks, the ones diffusers lists in ``UNet2DConditionModel._repeated_blocks``
@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 
 import torch
@@ -38,13 +38,20 @@ COMPILE_CACHE = "compile"
 ARTIFACTS_FILE = "artifacts.bin"
 
 
-def resolve_compile(choice: str | bool, device: torch.device | str) -> bool:
-    """Whether ``runtime.compile`` compiles on ``device``: ``auto`` -> CUDA only; ``on``/``off``
-    (or True/False) as said. Raises ValueError (one line) on anything else."""
+#: The variable ZeroGPU Spaces set (as ``serving.zero_gpu.ZERO_GPU_ENV``; read here, a floor below).
+ZERO_GPU_ENV = "SPACES_ZERO_GPU"
+
+
+def resolve_compile(choice: str | bool, device: torch.device | str,
+                    environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``runtime.compile`` compiles on ``device``: ``auto`` -> CUDA only, and not on a
+    ZeroGPU Space (each request's short-lived GPU worker would compile again: docs/APP.md);
+    ``on``/``off`` (or True/False) as said. Raises ValueError (one line) on anything else."""
     if isinstance(choice, bool):
         return choice
     if choice == "auto":
-        return torch.device(device).type == "cuda"
+        zero_gpu = (os.environ if environ is None else environ).get(ZERO_GPU_ENV, "").strip().lower()
+        return torch.device(device).type == "cuda" and zero_gpu not in ("1", "t", "true")
     if choice in ("on", "off"):
         return choice == "on"
     raise ValueError(f"runtime.compile must be auto, on or off, got {choice!r}")
@@ -128,5 +135,5 @@ def warm_compiled(warm_up: Callable[[], object], folder: Path | None = None) -> 
     return time.perf_counter() - start
 
 
-__all__ = ["ARTIFACTS_FILE", "COMPILE_CACHE", "compile_cache_folder", "load_compile_artifacts",
+__all__ = ["ARTIFACTS_FILE", "COMPILE_CACHE", "ZERO_GPU_ENV", "compile_cache_folder", "load_compile_artifacts",
            "repeated_blocks", "resolve_compile", "save_compile_artifacts", "use_compile_cache", "warm_compiled"]

@@ -27,7 +27,9 @@ from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec
 
 
 def test_switch_resolution():
-    assert resolve_compile("auto", "cuda") and not resolve_compile("auto", "cpu")
+    assert resolve_compile("auto", "cuda", {}) and not resolve_compile("auto", "cpu", {})
+    assert not resolve_compile("auto", "cuda", {"SPACES_ZERO_GPU": "true"})  # per-request workers
+    assert resolve_compile("on", "cuda", {"SPACES_ZERO_GPU": "true"})
     assert resolve_compile("on", "cpu") and not resolve_compile("off", "cuda")
     assert resolve_compile(True, "cpu") and not resolve_compile(False, "cuda")
     with pytest.raises(ValueError, match="auto, on or off"):
