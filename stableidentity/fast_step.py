@@ -30,6 +30,10 @@ small and tested (tests/test_si_fast_step.py):
 * **Optimiser**: AdamW ``fused=True`` (and ``capturable=True`` on CUDA, so its step counter
   lives on the device); clipping uses ``clip_grad_norm_`` with no host read.
 
+Should capture fail (an operation in the step that a CUDA graph cannot hold), the step logs one
+warning and runs the same static-buffer function eagerly from then on; the parameters and the
+optimiser state are restored first, so training continues where it was.
+
 Not used with a float16 UNet pass: its GradScaler reads ``found_inf`` back to the host every step
 (``auto`` falls back to the eager step; ``on`` is refused with one line).
 """
@@ -37,6 +41,7 @@ Not used with a float16 UNet pass: its GradScaler reads ``found_inf`` back to th
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +56,8 @@ from stableidentity.loss import add_noise, two_phase_loss
 #: imports this module, and the folder has no import cycles)
 Trainer = Any
 Sample = Any
+
+logger = logging.getLogger(__name__)
 
 #: warm-up steps on a side stream before capture (CUDA graphs need allocations settled first)
 WARMUP_STEPS = 3
@@ -209,27 +216,30 @@ class FastStep:
 
     def _capture(self) -> None:
         """Warm up on a side stream, capture one step, then restore the parameters and optimiser
-        state the warm-up changed, so the first real step starts where the eager path would."""
+        state the warm-up changed, so the first real step starts where the eager path would
+        (restored on failure too)."""
         trainer = self.trainer
         params = trainer.trainable_parameters()
         saved = [p.detach().clone() for p in params]
-        stream = torch.cuda.Stream(self.device)
-        stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(stream):
-            for _ in range(WARMUP_STEPS):
-                self._eager()
-        torch.cuda.current_stream(self.device).wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        trainer.optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # panels may run beside it
-            loss = self.forward_backward()
-        with torch.no_grad():
-            for p, value in zip(params, saved):
-                p.copy_(value)
-            for state in trainer.optimizer.state.values():
-                for value in state.values():
-                    if torch.is_tensor(value):
-                        value.zero_()
+        try:
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):
+                for _ in range(WARMUP_STEPS):
+                    self._eager()
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            trainer.optimizer.zero_grad(set_to_none=True)
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # panels may run beside it
+                loss = self.forward_backward()
+        finally:
+            with torch.no_grad():
+                for p, value in zip(params, saved):
+                    p.copy_(value)
+                for state in trainer.optimizer.state.values():
+                    for value in state.values():
+                        if torch.is_tensor(value):
+                            value.zero_()
         self._graph, self._loss, self._pointers = graph, loss, self._weight_pointers()
 
     def _weight_pointers(self) -> tuple[int, ...]:
@@ -249,7 +259,15 @@ class FastStep:
             # the graph would read freed memory, so capture again on the new storage
             self._graph = None
         if self._graph is None:
-            self._capture()
+            try:
+                self._capture()
+            except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still trains
+                # (a genuine fault of the step itself raises again from the eager call below)
+                logger.warning("train.fast_step: CUDA graph capture failed (%s); running the "
+                               "static-buffer step without a graph", " ".join(str(exc).split())[:300])
+                self.capture = False
+                self.trainer.optimizer.zero_grad(set_to_none=True)
+                return self._eager()
         self._graph.replay()
         return self._loss.clone()  # the static loss is overwritten by the next replay
 

@@ -25,9 +25,10 @@ def _check_folder(tmp_path, gpu="NVIDIA H200", fast_ok=True):
          "peak_gib": 9.6}], machine=machine)
     _write(tmp_path, "train", [
         {"section": "train", "variant": "baseline", "status": "ok", "step_s": 0.35, "setup_s": 2.0,
-         "pool_fill_s": 1.0, "peak_gib": 8.8},
+         "pool_fill_s": 1.0, "peak_gib": 8.8, "warmup_losses": [0.5, 0.25, 1.0]},
         {"section": "train", "variant": "fast-step", "status": "ok" if fast_ok else "error: boom",
-         "step_s": 0.03, "setup_s": 2.0, "pool_fill_s": 1.0, "peak_gib": 10.5}], machine=machine)
+         "step_s": 0.03, "setup_s": 2.0, "pool_fill_s": 1.0, "peak_gib": 10.5,
+         "warmup_losses": [0.5, 0.26, 1.0]}], machine=machine)
     _write(tmp_path, "profile", [
         {"section": "profile", "variant": "baseline", "status": "ok", "wall_ms_per_step": 400.0,
          "gpu_busy_ms_per_step": 76.0, "kernels_per_step": 16000.0}])
@@ -43,6 +44,7 @@ def test_collect_takes_the_cuda_defaults_rows(tmp_path):
     assert (result["face_pass_s"], result["regional_ratio"], result["commit"]) == (0.45, 1.02, "abc123")
     assert result["profile"]["baseline"]["kernels_per_step"] == 16000.0
     assert all(result["meets"].values())
+    assert result["fast_step_loss_max_rel_diff"] == pytest.approx(0.04)
 
 
 def test_collect_falls_back_to_the_baseline_and_never_meets_what_is_missing(tmp_path):
@@ -50,6 +52,7 @@ def test_collect_falls_back_to_the_baseline_and_never_meets_what_is_missing(tmp_
     (tmp_path / "faces.json").unlink()
     result = h200.collect(tmp_path)
     assert result["train_variant"] == "baseline" and result["train_step_s"] == 0.35
+    assert result["fast_step_loss_max_rel_diff"] is None  # the fast row failed
     assert result["face_pass_s"] is None and not result["meets"]["face_pass_s"]
     assert not result["meets"]["identity_s"]  # 3 + 450 x 0.35 s
 

@@ -212,3 +212,4 @@ def test_gpu_check_script_rehearses_on_cpu(tmp_path):
     assert h200["panel_variant"] == "baseline"  # compile-regional is left out of a CPU dry run
     assert h200["face_pass_s"] > 0 and h200["regional_ratio"] > 0 and h200["commit"]
     assert not h200["meets"]["peak_gib"]  # no CUDA peak on a CPU: never counted as met
+    assert h200["fast_step_loss_max_rel_diff"] < 1e-3  # fast vs eager step, same seed, float32 CPU

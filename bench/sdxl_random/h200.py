@@ -14,7 +14,9 @@ numbers from another GPU or a CPU rehearsal never pose as H200 measurements.
 Keys: ``identity_s`` (setup + pool fill + 450 steps), ``train_step_s``, ``panel_s`` (1024², 30
 steps), ``panel_warmup_s`` (the panel's warm-up, compile included), ``face_pass_s`` (per face),
 ``regional_ratio`` (two identities, regional / plain), ``peak_gib`` (the largest of the chosen
-rows), ``date``, ``commit``, ``gpu``, and the goals they are checked against.
+rows), ``date``, ``commit``, ``gpu``, the goals they are checked against, and
+``fast_step_loss_max_rel_diff`` (the fast step's warm-up losses against the eager step's, same
+seed: the numerics check of the CUDA graph on the real model).
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ def _pick(rows: list[dict[str, Any]], section: str, preferred: str, key: str) ->
     return None
 
 
+def _loss_diff(rows: list[dict[str, Any]]) -> float | None:
+    """Largest relative difference between the fast step's and the eager step's warm-up losses
+    (same seed, same draws), or None when either is missing."""
+    found = {r.get("variant"): r.get("warmup_losses") for r in rows
+             if r.get("section") == "train" and r.get("status") == "ok" and r.get("warmup_losses")}
+    fast, eager = found.get("fast-step"), found.get("baseline")
+    if not fast or not eager or len(fast) != len(eager):
+        return None
+    return max(abs(a - b) / max(abs(b), 1e-8) for a, b in zip(fast, eager))
+
+
 def collect(out: Path, commit: str | None = None) -> dict[str, Any]:
     """The h200.json dict from a GPU check's folder (missing parts are None)."""
     data = {name: _load(out / f"{name}.json") for name in ("panel", "train", "profile", "faces")}
@@ -76,6 +89,7 @@ def collect(out: Path, commit: str | None = None) -> dict[str, Any]:
         "gpu": machine.get("gpu"), "date": machine.get("date_utc") or time.strftime("%Y-%m-%d %H:%M:%S"),
         "commit": commit, "goals": GOALS,
     }
+    result["fast_step_loss_max_rel_diff"] = _loss_diff(rows)
     result["meets"] = {k: result[k] is not None and result[k] <= goal for k, goal in GOALS.items()}
     return result
 

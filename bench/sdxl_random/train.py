@@ -260,7 +260,7 @@ def run_trainer_variant(trainer_cls: type, components: Any, variant: Variant, re
                 fill_s, _ = common.time_once(lambda: [trainer.next_view() for _ in range(pool)], device)
             elif warmup_steps:  # keep the fresh-augmentation chunks aligned with the VAE batches
                 warmup_steps = -(-warmup_steps // prefetch) * prefetch
-            warm, _ = common.time_once(lambda: trainer.run(warmup_steps), device) \
+            warm, warm_losses = common.time_once(lambda: trainer.run(warmup_steps), device) \
                 if warmup_steps else (0.0, None)
             weights = common.allocated_gib(device)
             common.reset_peak_memory(device)
@@ -274,7 +274,9 @@ def run_trainer_variant(trainer_cls: type, components: Any, variant: Variant, re
                     "weights_gib": weights, "peak_gib": common.peak_memory_gib(device),
                     "gradient_checkpointing": bool(components.unet.is_gradient_checkpointing),
                     "autocast": str(getattr(trainer, "autocast_dtype", None)).removeprefix("torch."),
-                    "train_augment_pool": pool}
+                    "train_augment_pool": pool,
+                    # same seed, same draws in every variant: comparable step for step (fast vs eager)
+                    "warmup_losses": warm_losses}
     finally:
         apply_runtime_switches(components.unet, components.vae, components.config.runtime)
         if components.unet.is_gradient_checkpointing:
