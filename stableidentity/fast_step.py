@@ -44,7 +44,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -52,10 +52,8 @@ from stableidentity.adain import adain
 from stableidentity.conditioning import encode_with_signal_embeddings
 from stableidentity.loss import add_noise, two_phase_loss
 
-#: ``stableidentity.trainer.StableIdentityTrainer`` / ``TrainingSample`` (not imported: the trainer
-#: imports this module, and the folder has no import cycles)
-Trainer = Any
-Sample = Any
+if TYPE_CHECKING:  # annotations only (the trainer imports this module)
+    from stableidentity.trainer import StableIdentityTrainer, TrainingSample
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +116,7 @@ class FastStep:
         capture: capture a CUDA graph (default: when the trainer's device is CUDA).
     """
 
-    def __init__(self, trainer: Trainer, *, capture: bool | None = None) -> None:
+    def __init__(self, trainer: StableIdentityTrainer, *, capture: bool | None = None) -> None:
         self.trainer = trainer
         self.device = trainer.device
         self.capture = self.device.type == "cuda" if capture is None else bool(capture)
@@ -144,7 +142,7 @@ class FastStep:
 
     # ------------------------------------------------------------------ inputs
 
-    def write(self, sample: Sample, timesteps: torch.Tensor, noise: torch.Tensor,
+    def write(self, sample: TrainingSample, timesteps: torch.Tensor, noise: torch.Tensor,
               template_index: int) -> None:
         """Copy one step's inputs into the static buffers (device copies, no host sync)."""
         trainer, prompts = self.trainer, self.trainer.prompts
@@ -247,7 +245,7 @@ class FastStep:
         c = self.trainer.components
         return tuple(p.data_ptr() for m in (c.text_encoder, c.text_encoder_2, c.unet) for p in m.parameters())
 
-    def __call__(self, sample: Sample, timesteps: torch.Tensor, noise: torch.Tensor,
+    def __call__(self, sample: TrainingSample, timesteps: torch.Tensor, noise: torch.Tensor,
                  template_index: int) -> torch.Tensor:
         """One optimisation step; returns its loss as a fresh detached 0-d tensor (reading it waits
         for the step)."""
@@ -272,7 +270,7 @@ class FastStep:
         return self._loss.clone()  # the static loss is overwritten by the next replay
 
 
-def fast_step_for(trainer: Trainer, choice: str, scaled: bool
+def fast_step_for(trainer: StableIdentityTrainer, choice: str, scaled: bool
                   ) -> Callable[..., torch.Tensor] | None:
     """A :class:`FastStep` for ``trainer`` when ``choice`` (``train.fast_step``) resolves on, else None."""
     return FastStep(trainer) if resolve_fast_step(choice, trainer.device, scaled) else None
