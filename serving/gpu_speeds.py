@@ -32,6 +32,9 @@ from configs import CONFIG_DIR, ConfigError
 
 #: The speeds file shipped with the app.
 SPEEDS_PATH = CONFIG_DIR / "speeds.yaml"
+#: Sampling steps and pixels of the panel ``panel_s`` was measured on (1024², 30 steps).
+PANEL_STEPS = 30
+PANEL_PIXELS = 1024 * 1024
 #: The speeds every duration needs (seconds on a full H200).
 SPEED_KEYS = ("train_step_s", "train_setup_s", "panel_s", "face_pass_s", "drawing_setup_s")
 
@@ -92,10 +95,17 @@ class GPUSpeeds:
         """Seconds per training step on a ZeroGPU slice."""
         return self.train_step_s.value * self.train_factor
 
-    def seconds_per_panel(self, face_pass: bool = True) -> float:
-        """Seconds per panel image on a ZeroGPU slice, with ``faces_per_panel`` face redraws."""
+    def seconds_per_panel(self, face_pass: bool = True, steps: int = PANEL_STEPS,
+                          pixels: int = PANEL_PIXELS) -> float:
+        """Seconds per panel image on a ZeroGPU slice, with ``faces_per_panel`` face redraws.
+
+        ``panel_s`` was measured at :data:`PANEL_STEPS` steps and :data:`PANEL_PIXELS` pixels; the
+        drawing scales with steps and (at least) with the pixel count (attention grows faster,
+        so larger panels are not under-asked; smaller ones are asked for at 1024²'s rate).
+        """
+        scale = max(1, steps) / PANEL_STEPS * max(1.0, pixels / PANEL_PIXELS)
         faces = self.faces_per_panel * self.face_pass_s.value if face_pass else 0.0
-        return (self.panel_s.value + faces) * self.panel_factor
+        return (self.panel_s.value * scale + faces) * self.panel_factor
 
     def _duration(self, seconds: float) -> int:
         return int(min(self.max_call_s, max(self.min_call_s, math.ceil(seconds * self.margin))))
@@ -106,10 +116,13 @@ class GPUSpeeds:
         per_step = self.seconds_per_step() if seconds_per_step is None else max(0.0, seconds_per_step)
         return self._duration(self.train_setup_s.value + max(0, steps) * per_step)
 
-    def drawing_duration_s(self, panels: int, candidates: int = 1, face_pass: bool = True) -> int:
-        """GPU seconds to ask for drawing ``panels`` x ``candidates`` images."""
+    def drawing_duration_s(self, panels: int, candidates: int = 1, face_pass: bool = True,
+                           steps: int = PANEL_STEPS, pixels: int = PANEL_PIXELS) -> int:
+        """GPU seconds to ask for drawing ``panels`` x ``candidates`` images of ``steps`` steps and
+        ``pixels`` pixels each."""
         images = max(1, panels) * max(1, candidates)
-        return self._duration(self.drawing_setup_s.value + images * self.seconds_per_panel(face_pass))
+        per_image = self.seconds_per_panel(face_pass, steps, pixels)
+        return self._duration(self.drawing_setup_s.value + images * per_image)
 
     def visitor_plan(self, quota_s: int, steps: int = 450, panels: int = 4) -> VisitorPlan:
         """What ``quota_s`` GPU seconds a day buy: identities of ``steps`` steps, comics of
@@ -186,5 +199,5 @@ def default_speeds() -> GPUSpeeds:
     return load_speeds()
 
 
-__all__ = ["SPEEDS_PATH", "SPEED_KEYS", "GPUSpeeds", "Speed", "VisitorPlan", "budget_table",
+__all__ = ["PANEL_PIXELS", "PANEL_STEPS", "SPEEDS_PATH", "SPEED_KEYS", "GPUSpeeds", "Speed", "VisitorPlan", "budget_table",
            "default_speeds", "load_speeds"]

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from serving.gpu_speeds import GPUSpeeds, default_speeds
+from serving.gpu_speeds import PANEL_PIXELS, PANEL_STEPS, GPUSpeeds, default_speeds
 from serving.jobs import JobProgress
 from identities.names import LibraryError
 
@@ -80,10 +80,12 @@ def training_duration_s(steps: int, seconds_per_step: float | None = None, *,
 
 
 def drawing_duration_s(panels: int, candidates: int = 1, *, face_pass: bool = True,
+                       steps: int = PANEL_STEPS, pixels: int = PANEL_PIXELS,
                        speeds: GPUSpeeds | None = None) -> int:
-    """GPU seconds to ask for when drawing ``panels`` x ``candidates`` images, from the measured
-    panel and face-pass speeds (:meth:`serving.gpu_speeds.GPUSpeeds.drawing_duration_s`)."""
-    return (speeds or default_speeds()).drawing_duration_s(panels, candidates, face_pass)
+    """GPU seconds to ask for when drawing ``panels`` x ``candidates`` images of ``steps`` steps
+    and ``pixels`` pixels, from the measured panel and face-pass speeds
+    (:meth:`serving.gpu_speeds.GPUSpeeds.drawing_duration_s`)."""
+    return (speeds or default_speeds()).drawing_duration_s(panels, candidates, face_pass, steps, pixels)
 
 
 class StepSpeed:

@@ -70,3 +70,12 @@ def test_bad_speeds_file_is_one_line(tmp_path, edit, message):
 def test_every_speed_says_where_it_comes_from():
     speeds = default_speeds()
     assert all(getattr(speeds, key).source for key in SPEED_KEYS)
+
+
+def test_panel_seconds_scale_with_steps_and_size():
+    speeds = default_speeds()
+    base = speeds.seconds_per_panel(face_pass=False)
+    assert speeds.seconds_per_panel(face_pass=False, steps=15) == pytest.approx(base / 2)
+    assert speeds.seconds_per_panel(face_pass=False, pixels=2048 * 1024) == pytest.approx(base * 2)
+    assert speeds.seconds_per_panel(face_pass=False, pixels=512 * 512) == pytest.approx(base)  # never less
+    assert speeds.drawing_duration_s(8, 2, steps=60) > speeds.drawing_duration_s(8, 2)

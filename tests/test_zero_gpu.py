@@ -234,7 +234,7 @@ def test_on_zero_gpu_every_model_call_runs_inside_spaces_gpu(standin_spaces, tin
         drawn = list(_handler(demo, "generate")(session, rows, *settings))
         session = drawn[-1][-1]
         assert session.comic is not None and len(session.comic.panels[0].results) == 2
-        assert ("generate", drawing_duration_s(1, 2)) in standin_spaces.CALLS
+        assert ("generate", drawing_duration_s(1, 2, steps=2, pixels=64 * 64)) in standin_spaces.CALLS
         list(_handler(demo, "redraw")(session, rows, 1, "5"))
     finally:
         hook.remove()
