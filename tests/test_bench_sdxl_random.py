@@ -163,7 +163,7 @@ def test_summarize_checks_the_targets(tmp_path):
     rows = [{"section": "panel", "variant": "baseline", "dtype": "bfloat16", "status": "ok",
              "seconds": 3.1, "peak_gib": 9.0},
             {"section": "panel", "variant": "compile", "dtype": "bfloat16", "status": "ok",
-             "seconds": 1.7, "peak_gib": 9.5},
+             "seconds": 1.4, "peak_gib": 9.5},
             {"section": "train", "variant": "baseline", "dtype": "bfloat16", "status": "ok",
              "step_s": 0.05, "identity_s": 25.0, "peak_gib": 12.0}]
     path = tmp_path / "r.json"
@@ -171,8 +171,8 @@ def test_summarize_checks_the_targets(tmp_path):
                                 "rows": rows}))
     text = bench.summarize([str(path)])
     assert "NVIDIA H200" in text
-    assert "panel s baseline [baseline, bfloat16]: 3.100 (target <= 2: MISSES)" in text
-    assert "panel s best [compile, bfloat16]: 1.700 (target <= 2: MEETS)" in text
+    assert "panel s baseline [baseline, bfloat16]: 3.100 (target <= 1.5: MISSES)" in text
+    assert "panel s best [compile, bfloat16]: 1.400 (target <= 1.5: MEETS)" in text
     assert "identity s baseline [baseline, bfloat16]: 25.000 (target <= 20: MISSES); peak 12.88 GB" in text
 
 
