@@ -27,8 +27,8 @@
 #             ~7 GB of disk, ~6 GB of RAM, about 110 s on the H200; kept for a rerun on a warm machine)
 #   loader    bench_sdxl_random --arch preset --preset sdxl on that cache: the preset's own loader
 #             builds the components on CUDA, then one panel and a few training steps (~40 s)
-#   faces     bench/bench_panel.py --preset sdxl on that cache: regional / plain with two
-#             identities and the face pass per face (the app's defaults, runtime.compile included)
+#   faces     bench/bench_panel.py --preset sdxl --compile off on that cache: regional / plain with
+#             two identities and the face pass per face (eager, as measured last round)
 #   panel     flops + panels: baseline (eager) and compile-regional (the CUDA default; its warm-up
 #             column is the compile time)
 #   train     training steps: baseline (eager) and fast-step (train.fast_step, CUDA graph)
@@ -80,7 +80,7 @@ LOADER_ARGS="--arch preset --preset sdxl --device cuda --dtype bf16"
 FAKE_HUB="${FAKE_HUB:-/tmp/comic_fake_hub}"
 FAKE_HUB_SIZE="--full-size"
 SECTIONS="${GPU_CHECK_SECTIONS:-fake_hub loader faces panel train profile}"
-FACES_ARGS="--preset sdxl --iters 2 --warmup 1"
+FACES_ARGS="--preset sdxl --iters 2 --warmup 1 --compile off"  # eager: comparable to the last round, no compile in its budget
 PANEL_VARIANTS="baseline,compile-regional"
 if [ "${GPU_CHECK_DRY_RUN:-0}" = "1" ]; then
     ARCH_ARGS="--arch preset --preset tiny --device cpu --dtype fp32 --smoke --threads 1"
