@@ -223,7 +223,7 @@ _NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale", "face_pass_mar
 
 
 #: YAML files in ``configs/`` that are tables, not presets.
-NOT_PRESETS = frozenset({"limits", "safety", "styles"})
+NOT_PRESETS = frozenset({"limits", "safety", "speeds", "styles"})
 
 
 def available_presets() -> list[str]:

@@ -79,3 +79,9 @@ def test_panel_seconds_scale_with_steps_and_size():
     assert speeds.seconds_per_panel(face_pass=False, pixels=2048 * 1024) == pytest.approx(base * 2)
     assert speeds.seconds_per_panel(face_pass=False, pixels=512 * 512) == pytest.approx(base)  # never less
     assert speeds.drawing_duration_s(8, 2, steps=60) > speeds.drawing_duration_s(8, 2)
+
+
+def test_the_speeds_file_is_not_a_preset():
+    from configs import available_presets
+
+    assert "speeds" not in available_presets()
