@@ -18,9 +18,10 @@ Usage (repository root)::
     python -m bench.eval_identity --preset sdxl --library embeddings --json out/eval.json
     python -m bench.eval_identity --preset sdxl --library embeddings --multi   # 2 and 3 people
 
-``--multi`` draws panels with 2 and 3 identities plain, with regional attention, and with
-regional attention + the face pass, and reports per face its similarity to its own identity and
-the largest similarity to another cast member (the leak); see :mod:`bench.eval_multi`.
+``--multi`` draws panels with 2 and 3 identities plain, with the earlier shared-prompt regional
+attention, with per-character prompts, and with per-character prompts + the face pass, and
+reports per face its similarity to its own identity and the largest similarity to another cast
+member (the leak); see :mod:`bench.eval_multi`.
 
 With the tiny preset and an empty library, a seeded random demo identity (reference photo: the
 astronaut in scikit-image) is used, so the harness always runs end to end; tiny draws noise, so
@@ -402,7 +403,7 @@ def run_multi(args: argparse.Namespace, config: AppConfig, components: Any, simi
     import numpy as np
 
     from bench.eval_multi import evaluate_multi, summarise_multi
-    from pipelines.generation import panel_generator
+    from pipelines.generation import PanelGenerator, panel_generator
     from faces.similarity import NoFaceFound
 
     notes = []
@@ -424,9 +425,12 @@ def run_multi(args: argparse.Namespace, config: AppConfig, components: Any, simi
         except NoFaceFound:
             raise EvalError(f"{identity.name}: no face found in the reference crop") from None
     start = time.perf_counter()
+    generation = dataclasses.replace(config.generation, character_prompts=False)
+    shared = PanelGenerator(dataclasses.replace(components, config=config.replace(generation=generation)))
     records = evaluate_multi(panel_generator(components), similarity, identities, np.stack(references),
                              seed=args.seed, steps=args.steps, prompts_per_size=args.limit,
-                             save_dir=Path(args.save_images) if args.save_images else None, log=log)
+                             save_dir=Path(args.save_images) if args.save_images else None, log=log,
+                             shared_generator=shared)
     if config.model.kind == "tiny":
         notes.append("tiny preset: random weights draw noise, so no faces are expected")
     results = Results(bench="eval_identity_multi", machine=machine_info(components.device), settings={
@@ -435,7 +439,8 @@ def run_multi(args: argparse.Namespace, config: AppConfig, components: Any, simi
         "steps": args.steps or config.generation.steps, "width": config.generation.width,
         "height": config.generation.height, "recognizer": similarity.recognizer.name,
         "face_pass_strength": config.generation.face_pass_strength,
-        "region_feather": config.generation.region_feather, "wall_s": time.perf_counter() - start})
+        "region_feather": config.generation.region_feather,
+        "character_prompts": config.generation.character_prompts, "wall_s": time.perf_counter() - start})
     for row in summarise_multi(records):
         results.add(**row)
     results.notes.extend(notes)

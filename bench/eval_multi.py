@@ -2,11 +2,14 @@
 
 ``python -m bench.eval_identity --multi`` runs this. For every group of 2 and of 3 identities
 (consecutive windows over the identity list) and every multi-person prompt, the same panel (same
-seed) is drawn three ways:
+seed) is drawn four ways:
 
 * ``plain`` — all signal words in one prompt, no regions, no face pass (the seed's behaviour);
-* ``regional`` — regional cross-attention (:mod:`pipelines.regional`), no face pass;
-* ``regional+face`` — regional attention, then the identity face pass (:mod:`pipelines.face_pass`).
+* ``regional-shared`` — the earlier regional attention: one shared prompt, each character's
+  signal words masked outside its place (``generation.character_prompts: false``), no face pass;
+* ``regional`` — per-character prompts composited in cross-attention (:mod:`pipelines.regional`,
+  :mod:`pipelines.character_prompts`), no face pass;
+* ``regional+face`` — per-character prompts, then the identity face pass (:mod:`pipelines.face_pass`).
 
 Every face found is matched to the cast (Hungarian assignment on face similarity,
 :func:`faces.similarity.assign_faces`) and reports ``own`` — the cosine similarity to
@@ -34,6 +37,7 @@ MULTI_PROMPTS: dict[int, tuple[str, ...]] = {
 }
 VARIANTS: dict[str, dict[str, bool]] = {
     "plain": {"regional": False, "face_pass": False},
+    "regional-shared": {"regional": True, "face_pass": False, "character_prompts": False},
     "regional": {"regional": True, "face_pass": False},
     "regional+face": {"regional": True, "face_pass": True},
 }
@@ -71,13 +75,18 @@ def score_cast(similarity: Any, image: Any, references: np.ndarray) -> list[tupl
 def evaluate_multi(generator: Any, similarity: Any, identities: Sequence[Any], references: np.ndarray,
                    *, seed: int, steps: int | None, prompts_per_size: int | None = None,
                    sizes: Sequence[int] = (2, 3), save_dir: Path | None = None,
-                   log: Callable[[str], None] = lambda line: None) -> list[FaceRecord]:
+                   log: Callable[[str], None] = lambda line: None,
+                   shared_generator: Any = None) -> list[FaceRecord]:
     """Draw every (group, prompt, variant) panel and score each cast member's face.
 
     Args:
+        generator: draws every variant but ``regional-shared`` (its preset's
+            ``generation.character_prompts`` should be on).
         identities: ``IdentityLike`` objects (name, clip_l, clip_g); ``references`` their
             reference embeddings (len(identities), D), same order.
         seed: panel ``k`` of a group uses ``seed + k`` in every variant (same noise).
+        shared_generator: a generator on the same components with ``character_prompts`` off
+            for the ``regional-shared`` variant (None: that variant is skipped).
     """
     from pipelines.face_pass import IdentityMatcher
     from pipelines.generation import ComicRequest, PanelSpec
@@ -94,15 +103,19 @@ def evaluate_multi(generator: Any, similarity: Any, identities: Sequence[Any], r
             matcher = IdentityMatcher(similarity, {n: group_refs[k] for k, n in enumerate(names)})
             panels = tuple(PanelSpec(p.format(*names), tuple(names)) for p in prompts)
             for variant, switches in VARIANTS.items():
+                switches = dict(switches)
+                drawer = generator if switches.pop("character_prompts", True) else shared_generator
+                if drawer is None:
+                    continue
                 request = ComicRequest(panels=panels, seed=seed, steps=steps, candidates=1, **switches)
-                for result in generator.generate(request, {i.name: i for i in group}, matcher=matcher):
+                for result in drawer.generate(request, {i.name: i for i in group}, matcher=matcher):
                     scores = score_cast(similarity, result.image, group_refs)
                     for name, (own, leak) in zip(names, scores):
                         records.append(FaceRecord(size, variant, prompts[result.index], name, own, leak))
                     if save_dir is not None:
                         save_dir.mkdir(parents=True, exist_ok=True)
                         result.image.save(save_dir / f"multi{size}_g{start}_p{result.index}_{variant}.png")
-                    log(f"{size} people | {variant:13s} | {panels[result.index].text} | " + ", ".join(
+                    log(f"{size} people | {variant:15s} | {panels[result.index].text} | " + ", ".join(
                         f"{n} {_fmt(o)}/{_fmt(l)}" for n, (o, l) in zip(names, scores)))
     return records
 

@@ -92,7 +92,12 @@ class RuntimeConfig:
 
 @dataclass(frozen=True)
 class FaceConfig:
-    """Face detection/alignment, parsing and recognition."""
+    """Face detection/alignment, parsing and recognition.
+
+    Counting faces in a training photo (:func:`faces.photo_check.count_faces`): a detection counts
+    when its score is at least ``min_detection_score`` (detector units; dlib HOG) and its box at
+    least ``min_face_size`` pixels on its longer side.
+    """
 
     detector: Literal["dlib", "retinaface"] = "dlib"
     parser: Literal["bisenet"] = "bisenet"
@@ -100,6 +105,8 @@ class FaceConfig:
     insightface_model: str = "buffalo_l"
     aligned_size: int = 512
     min_image_size: int = 64
+    min_detection_score: float = 0.3
+    min_face_size: int = 20
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,9 @@ class TrainConfig:
     UNet runs in; ``weights`` casts them to the UNet weights' dtype, as the official code does
     under mixed precision. ``celebrity_names``: the names whose statistics AdaIN uses,
     ``official`` (the official code's 326) or ``extended`` (this project's earlier 477).
+    ``z0_weighting``: what the loss's z0 branch divides latents by, ``official`` (0.18215, the
+    official SD2.1 code's relative weighting of the two branches) or ``vae`` (the VAE's own
+    factor, 0.13025 on SDXL: the z0 branch weighs 1.96x more; :func:`stableidentity.loss.z0_divisor`).
     ``fast_step``: ``auto`` (on for CUDA), ``on`` or ``off``: each step as one static-buffer
     function, captured as a CUDA graph on CUDA (:mod:`stableidentity.fast_step`).
     """
@@ -152,6 +162,7 @@ class TrainConfig:
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     mlp_dtype: Literal["float32", "weights"] = "float32"
     celebrity_names: Literal["official", "extended"] = "official"
+    z0_weighting: Literal["official", "vae"] = "official"
     fast_step: Literal["auto", "on", "off"] = "auto"
 
 
@@ -161,10 +172,19 @@ class GenerationConfig:
 
     Several people in one panel (docs/PANELS.md): ``regional_attention`` confines each
     character's signal words to its place in the UNet's cross-attention (panels with two or more
-    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel.
+    characters); ``region_feather``: soft edge width of the places, in 0-1 units of the panel
+    (each place ramps in from 0 at its inner edges to 1 at this distance inside them);
+    ``character_prompts``: with regional attention, encode a prompt per character and a
+    background prompt separately and blend them per region (no identity can leak through the
+    causal text encoders); off: one shared prompt whose signal words are masked by a logit bias.
     ``face_pass`` redraws each detected face with its character's signal words (SDXL
     inpainting, same weights): crop ``face_pass_margin`` x the face size around it, upscale to
     ``face_pass_size`` pixels, denoise with ``face_pass_strength`` (0-1), paste back feathered.
+    Only faces with a detector score >= ``face_pass_min_score`` and a box side >=
+    ``face_pass_min_size`` pixels are redrawn, and, when matched by identity, only faces whose
+    cosine similarity to their character is >= ``face_pass_min_similarity``; the others are left
+    as drawn. ``face_pass_context``: the face prompt keeps the panel's sentence (other characters
+    removed) after the close-up words. All faces of a panel are redrawn in one batched call.
     """
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
@@ -178,10 +198,15 @@ class GenerationConfig:
     prompt_cache_size: int = 32
     regional_attention: bool = True
     region_feather: float = 0.05
+    character_prompts: bool = True
     face_pass: bool = True
     face_pass_strength: float = 0.4
     face_pass_margin: float = 0.35
-    face_pass_size: int = 1024
+    face_pass_size: int = 768
+    face_pass_min_score: float = 0.3
+    face_pass_min_size: int = 24
+    face_pass_min_similarity: float = 0.3
+    face_pass_context: bool = True
 
 
 @dataclass(frozen=True)
@@ -214,7 +239,7 @@ class AppConfig:
 _POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "mlp_hidden_factor",
                   "num_train_timesteps", "width", "height", "candidates", "max_identities_per_panel",
                   "aligned_size", "min_image_size", "face_pass_size"}
-_NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size"}
+_NON_NEGATIVE_INTS = {"augment_pool", "prompt_cache_size", "min_face_size", "face_pass_min_size"}
 _POSITIVE_FLOATS = {"learning_rate", "lr_multiplier", "mlp_init_std", "grad_clip", "adam_epsilon",
                     "timeout_s"}
 _UNIT_INTERVAL = {"alpha", "adam_beta1", "adam_beta2", "augment_crop_p", "augment_paste_p",

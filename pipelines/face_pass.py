@@ -2,18 +2,26 @@
 
 A small face in a wide shot keeps little of its identity, and with several people the faces may
 still borrow from each other. The pass (what ADetailer does for AUTOMATIC1111, with our signal
-words):
+words; every choice in ``docs/PANELS.md``):
 
-1. faces are detected in the drawn panel and matched to the panel's characters: by face
-   similarity to each identity's reference (the Hungarian assignment of
-   :func:`faces.similarity.assign_faces`) when a recogniser and references are given,
-   else by place: the same assignment on the closeness of each face to each character's region;
-2. each matched face is cropped square with a margin (:func:`crop_box`), upscaled to the model's
-   size, and redrawn by SDXL inpainting built from the same components
-   (``StableDiffusionXLInpaintPipeline.from_pipe``, no new weights) with that character's signal
-   words and the panel's style, at ``face_pass_strength``;
-3. the result is scaled back and pasted with a feathered mask that is zero on the crop's border
-   (:func:`paste_alpha`): every pixel outside the crops is unchanged, bit for bit.
+1. faces are detected in the drawn panel; only those with a detector score of at least
+   ``generation.face_pass_min_score`` and a box of at least ``face_pass_min_size`` pixels are
+   considered (:func:`usable_faces`: weak false detections and tiny background faces are left as
+   drawn). They are matched to the panel's characters: by face similarity to each identity's
+   reference (the Hungarian assignment of :func:`faces.similarity.assign_faces`) when a
+   recogniser and references are given, and then only pairs with a cosine of at least
+   ``face_pass_min_similarity`` get an identity (a bystander stays as drawn); else by place: the
+   same assignment on the closeness of each face to each character's region;
+2. each matched face is cropped square with a margin (:func:`crop_box`, shifted inward at the
+   panel's borders), upscaled to ``face_pass_size``, and all faces of the panel are redrawn in
+   ONE batched SDXL inpainting call built from the same components
+   (``StableDiffusionXLInpaintPipeline.from_pipe``, no new weights), each with its character's
+   signal words, the panel's sentence without the other characters (:func:`face_prompt`) and
+   the panel's style, at ``face_pass_strength``;
+3. diffusers binarises ``mask_image``, so the pipeline gets the soft mask's whole support
+   (every pixel it may change) and the soft mask itself (:func:`face_mask`: 1 on the face box,
+   linear to 0 at every crop side inside the panel, centred on the FACE, not the crop) blends
+   the redrawn crop back here: every pixel outside the crops is unchanged, bit for bit.
 
 :func:`redraw_faces` takes explicit jobs (boxes already matched), so it can be tested and reused
 without a detector; :func:`match_faces` does the matching.
@@ -21,6 +29,7 @@ without a detector; :func:`match_faces` does the matching.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -44,12 +53,14 @@ class FaceJob:
         name: the character's full name.
         box: the detected face (x0, y0, x1, y1) in panel pixels.
         matched_by: ``"similarity"`` (recogniser + Hungarian) or ``"place"`` (region order).
+        similarity: the face's cosine similarity to the character's reference (by similarity).
     """
 
     character: int
     name: str
     box: FaceBox
     matched_by: str = "place"
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -122,9 +133,41 @@ def identity_matcher(face_config: Any, detector: Any, identities: Mapping[str, A
 # ----------------------------------------------------------------------------- matching
 
 
+def usable_faces(faces: Sequence[Any], min_score: float, min_size: float) -> list[int]:
+    """Indices of the detections the pass may redraw: detector score >= ``min_score`` and box
+    side (the longer one, pixels) >= ``min_size``. ``faces``: objects with ``box`` and ``score``
+    (:class:`faces.face_detection.DetectedFace`)."""
+    return [i for i, f in enumerate(faces)
+            if f.score >= min_score and max(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= min_size]
+
+
+_CONNECTOR = r"(?:\s*,\s*|\s+(?:and|with|&)\s+)"
+
+
+def panel_context(sentence: str, others: Sequence[str]) -> str:
+    """The panel's sentence without the other characters' full names (and the ``and``/``with``/
+    comma that joined each to the rest): ``"Ada Lovelace and Alan Turing laugh, wearing
+    glasses"`` without Alan Turing -> ``"Ada Lovelace laugh, wearing glasses"``. Whole words,
+    case-insensitive, possessive ``'s`` removed with the name."""
+    text = " ".join(sentence.split())
+    for other in sorted(others, key=len, reverse=True):
+        name = r"\s+".join(re.escape(part) for part in other.split())
+        word = rf"(?<![\w'\u2019-]){name}(?:['\u2019]s)?(?![\w-])"
+        text = re.sub(rf"{_CONNECTOR}{word}|{word}{_CONNECTOR}|{word}", "", text, flags=re.IGNORECASE)
+    return " ".join(text.split()).strip(" ,;")
+
+
+def face_prompt(name: str, sentence: str = "", others: Sequence[str] = ()) -> str:
+    """The face crop's prompt: :data:`FACE_PROMPT` for ``name``, then the panel's context
+    (:func:`panel_context`: expression, glasses, clothes) when ``sentence`` is given."""
+    context = panel_context(sentence, others) if sentence else ""
+    return f"{FACE_PROMPT.format(name)}, {context}" if context else FACE_PROMPT.format(name)
+
+
 def match_faces(boxes: Sequence[FaceBox], names: Sequence[str], regions: Sequence[Region],
                 size: tuple[int, int], embeddings: np.ndarray | None = None,
-                references: Mapping[str, np.ndarray] | None = None) -> list[FaceJob]:
+                references: Mapping[str, np.ndarray] | None = None,
+                min_similarity: float | None = None) -> list[FaceJob]:
     """Assign detected faces to characters; characters without a face get no job.
 
     Args:
@@ -133,6 +176,8 @@ def match_faces(boxes: Sequence[FaceBox], names: Sequence[str], regions: Sequenc
         size: (width, height) of the panel in pixels.
         embeddings: (F, D) face embeddings, with ``references`` (name -> (D,)) for every name:
             match by similarity (Hungarian, maximum total cosine similarity).
+        min_similarity: with similarity matching, a pair below this cosine gets no job (the
+            face is left as drawn); None keeps every pair.
     Returns:
         jobs sorted by character index.
     """
@@ -140,16 +185,19 @@ def match_faces(boxes: Sequence[FaceBox], names: Sequence[str], regions: Sequenc
         return []
     if embeddings is not None and references is not None and all(n in references for n in names):
         reference_matrix = np.stack([np.asarray(references[n], np.float32).reshape(-1) for n in names])
-        matched, how = assign_faces(cosine_matrix(reference_matrix, embeddings)), "similarity"
-    else:
-        width, height = size
-        centres = np.array([((b[0] + b[2]) / 2 / width, (b[1] + b[3]) / 2 / height) for b in boxes])
-        places = np.array([((r[0] + r[2]) / 2, (r[1] + r[3]) / 2) for r in regions])
-        distance = np.linalg.norm(places[:, None, :] - centres[None, :, :], axis=-1)
-        matched, how = assign_faces(-distance), "place"
+        cosine = cosine_matrix(reference_matrix, embeddings)
+        matched = assign_faces(cosine)
+        jobs = [FaceJob(character=i, name=names[i], box=tuple(float(v) for v in boxes[j]),  # type: ignore[arg-type]
+                        matched_by="similarity", similarity=float(cosine[i, j]))
+                for i, j in enumerate(matched) if j is not None]
+        return [job for job in jobs if min_similarity is None or job.similarity >= min_similarity]  # type: ignore[operator]
+    width, height = size
+    centres = np.array([((b[0] + b[2]) / 2 / width, (b[1] + b[3]) / 2 / height) for b in boxes])
+    places = np.array([((r[0] + r[2]) / 2, (r[1] + r[3]) / 2) for r in regions])
+    distance = np.linalg.norm(places[:, None, :] - centres[None, :, :], axis=-1)
     return [FaceJob(character=i, name=names[i], box=tuple(float(v) for v in boxes[j]),  # type: ignore[arg-type]
-                    matched_by=how)
-            for i, j in enumerate(matched) if j is not None]
+                    matched_by="place")
+            for i, j in enumerate(assign_faces(-distance)) if j is not None]
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -167,57 +215,90 @@ def crop_box(box: FaceBox, margin: float, width: int, height: int) -> tuple[int,
     return left, top, left + side, top + side
 
 
-def paste_alpha(side: int, face_fraction: float) -> np.ndarray:
-    """The paste mask of a square crop: float32 (side, side) in [0, 1].
+def face_mask(side: int, face: FaceBox, borders: tuple[bool, bool, bool, bool] = (False,) * 4) -> np.ndarray:
+    """The soft mask of a square crop, centred on the face: float32 (side, side) in [0, 1].
 
-    1 on the central ``face_fraction`` of the crop (the face), falling linearly to 0 towards
-    the border; the outermost ring of pixels is exactly 0, so the crop's border and everything
-    outside it keep their pixels.
+    1 on the face box, falling linearly to 0 towards each side of the crop; the outermost row or
+    column on a side inside the panel is exactly 0, so the crop's border and everything outside
+    it keep their pixels. A side that lies on the panel's own border (``borders``: left, top,
+    right, bottom) has nothing outside to match, so the mask stays 1 up to it: a face at the
+    panel's edge is redrawn whole.
+
+    Args:
+        side: the crop's side in pixels.
+        face: the face box in crop pixels (x0, y0, x1, y1); it may lie off the crop's centre
+            (crops are shifted inward at the panel's borders).
+        borders: which crop sides lie on the panel's border.
     """
-    centre = (side - 1) / 2
-    core = face_fraction * side / 2
-    ramp = max(centre - core, 1.0)
-    distance = np.abs(np.arange(side, dtype=np.float32) - centre)
-    axis = np.clip((centre - distance) / ramp, 0.0, 1.0)
-    axis[[0, -1]] = 0.0
-    return np.minimum(axis[:, None], axis[None, :]).astype(np.float32)
+    left, top, right, bottom = borders
+    return np.minimum(_ramp(side, face[1], face[3], top, bottom)[:, None],
+                      _ramp(side, face[0], face[2], left, right)[None, :]).astype(np.float32)
+
+
+def _ramp(side: int, low: float, high: float, open_low: bool, open_high: bool) -> np.ndarray:
+    """One axis of :func:`face_mask`: float32 (side,), 1 on [low, high], linear to 0 at each end
+    that is not open."""
+    last = side - 1
+    low, high = min(max(low, 0.0), last), min(max(high, 0.0), last)
+    position = np.arange(side, dtype=np.float32)
+    axis = np.ones(side, dtype=np.float32)
+    if not open_low:
+        axis = np.minimum(axis, np.clip(position / max(low, 1.0), 0.0, 1.0))
+        axis[0] = 0.0
+    if not open_high:
+        axis = np.minimum(axis, np.clip((last - position) / max(last - high, 1.0), 0.0, 1.0))
+        axis[-1] = 0.0
+    return axis
+
+
+def paste_alpha(side: int, face_fraction: float) -> np.ndarray:
+    """:func:`face_mask` for a face of ``face_fraction`` x ``side`` centred in a crop inside the
+    panel: float32 (side, side), 1 on the face, 0 on the crop's outermost ring."""
+    centre, half = (side - 1) / 2, face_fraction * side / 2
+    return face_mask(side, (centre - half, centre - half, centre + half, centre + half))
 
 
 # ----------------------------------------------------------------------------- redrawing
 
 
-Inpaint = Callable[[Image.Image, Image.Image, FaceJob, int], Image.Image]
+Inpaint = Callable[[list[Image.Image], list[Image.Image], list[FaceJob], list[int]], list[Image.Image]]
 
 
 def redraw_faces(image: Image.Image, jobs: Sequence[FaceJob], inpaint: Inpaint, *, margin: float,
                  size: int, seed: int) -> tuple[Image.Image, list[FaceEdit]]:
-    """Redraw every job's face; pixels outside the crops are unchanged.
+    """Redraw every job's face in one ``inpaint`` call; pixels outside the crops are unchanged.
 
     Args:
         image: the drawn panel (RGB).
         jobs: matched faces (:func:`match_faces` or explicit boxes).
-        inpaint: ``(crop, mask, job, seed) -> image``: redraws a ``size`` x ``size`` crop where
-            the mask (L, white = redraw) says; :meth:`FacePass.inpaint` on SDXL.
+        inpaint: ``(crops, masks, jobs, seeds) -> images``: redraws a batch of ``size`` x
+            ``size`` crops where each mask (L, white = may change) says; one output per crop, in
+            order (:meth:`pipelines.generation.PanelGenerator.inpaint_faces` on SDXL).
         margin: context around the face per side, as a fraction of the face size.
-        size: the model's working size in pixels (crops are upscaled to it).
+        size: the model's working size in pixels (crops are resized to it).
         seed: the panel candidate's seed; face ``k`` uses ``seed + 7919 * (k + 1)``.
     Returns:
-        the new image and one :class:`FaceEdit` per job, in job order.
+        the new image and one :class:`FaceEdit` per job, in job order. Every crop is cut from
+        the drawn panel; overlapping crops are blended in job order.
     """
     out = np.asarray(image.convert("RGB")).copy()
     height, width = out.shape[:2]
-    edits = []
+    crops, masks, alphas, boxes, seeds = [], [], [], [], []
     for k, job in enumerate(jobs):
         x0, y0, x1, y1 = crop_box(job.box, margin, width, height)
+        face = (job.box[0] - x0, job.box[1] - y0, job.box[2] - x0, job.box[3] - y0)
+        alpha = face_mask(x1 - x0, face, (x0 == 0, y0 == 0, x1 == width, y1 == height))
+        support = Image.fromarray(np.where(alpha > 0, 255, 0).astype(np.uint8), "L")
+        crops.append(Image.fromarray(out[y0:y1, x0:x1]).resize((size, size), Image.LANCZOS))
+        masks.append(support.resize((size, size), Image.NEAREST))  # binary: diffusers binarises
+        alphas.append(alpha)
+        boxes.append((x0, y0, x1, y1))
+        seeds.append(seed + FACE_SEED_STRIDE * (k + 1))
+    redrawn = inpaint(crops, masks, list(jobs), seeds) if jobs else []
+    edits = []
+    for job, (x0, y0, x1, y1), alpha, face_seed, face in zip(jobs, boxes, alphas, seeds, redrawn):
         side = x1 - x0
-        face_side = max(job.box[2] - job.box[0], job.box[3] - job.box[1])
-        alpha = paste_alpha(side, min(1.0, face_side / side))
-        crop = Image.fromarray(out[y0:y1, x0:x1])
-        mask = Image.fromarray((alpha * 255).round().astype(np.uint8), "L")
-        face_seed = seed + FACE_SEED_STRIDE * (k + 1)
-        redrawn = inpaint(crop.resize((size, size), Image.LANCZOS), mask.resize((size, size), Image.BILINEAR),
-                          job, face_seed)
-        back = np.asarray(redrawn.convert("RGB").resize((side, side), Image.LANCZOS), dtype=np.float32)
+        back = np.asarray(face.convert("RGB").resize((side, side), Image.LANCZOS), dtype=np.float32)
         region = out[y0:y1, x0:x1].astype(np.float32)
         blended = region * (1 - alpha[..., None]) + back * alpha[..., None]
         out[y0:y1, x0:x1] = np.where(alpha[..., None] > 0, np.clip(blended.round(), 0, 255),
@@ -227,5 +308,6 @@ def redraw_faces(image: Image.Image, jobs: Sequence[FaceJob], inpaint: Inpaint, 
     return Image.fromarray(out), edits
 
 
-__all__ = ["FACE_PROMPT", "FaceEdit", "FaceJob", "IdentityMatcher", "crop_box", "identity_matcher", "faces_caption", "match_faces",
-           "paste_alpha", "redraw_faces"]
+__all__ = ["FACE_PROMPT", "FaceEdit", "FaceJob", "IdentityMatcher", "crop_box", "face_mask", "face_prompt",
+           "faces_caption", "identity_matcher", "match_faces", "panel_context", "paste_alpha",
+           "redraw_faces", "usable_faces"]

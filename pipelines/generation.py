@@ -35,17 +35,40 @@ from diffusers import StableDiffusionXLPipeline
 from PIL import Image
 
 from configs import load_limits
-from pipelines.binding import (SIGNAL_WORD, BindingError, IdentityLike, PromptCache, PromptEmbeddings,
-                               SignalWordBinder, bind_text, cast_key, signal_pair)
-from pipelines.face_pass import (FACE_PROMPT, FaceEdit, FaceJob, IdentityMatcher, match_faces,
-                                 redraw_faces)
-from pipelines.layout import Box, PageStyle, detect_faces, render_pages
 from models.compilation import resolve_compile
 from models.loading import apply_runtime_switches
-from pipelines.regional import RegionalAttnProcessor, make_plan, regional_unet, unet_levels
+from pipelines.binding import (
+    SIGNAL_WORD,
+    BindingError,
+    IdentityLike,
+    PromptCache,
+    PromptEmbeddings,
+    SignalWordBinder,
+    bind_text,
+    cast_key,
+    signal_pair,
+)
+from pipelines.character_prompts import character_prompts, encode_character_prompts
+from pipelines.face_pass import FaceEdit, IdentityMatcher
+from pipelines.layout import Box, PageStyle, detect_faces, render_pages
+from pipelines.panel_faces import FacePassSteps
+from pipelines.project import (
+    ComicRequest,
+    GenerationError,
+    IdentitySource,
+    PanelSpec,
+    Project,
+    UnknownCharacter,
+    lookup_identity,
+    panels_from_json,
+)
+from pipelines.regional import (
+    RegionalAttnProcessor,
+    make_plan,
+    regional_unet,
+    unet_levels,
+)
 from pipelines.regions import Region, panel_regions, sentence_order
-from pipelines.project import (ComicRequest, GenerationError, IdentitySource, PanelSpec, Project,
-                               UnknownCharacter, lookup_identity, panels_from_json)
 from pipelines.request_limits import check_request
 from pipelines.styles import StyleBook, StyleError, load_style_book
 
@@ -71,7 +94,9 @@ class PanelResult:
             that they can be scored.
         image: the RGB image, ``width`` x ``height`` pixels.
         prompt: the prompt with real names (style and keywords applied).
-        bound_prompt: the same with signal words, as the text encoders saw it.
+        bound_prompt: the same with signal words, as the text encoders saw it (with per-character
+            prompts they saw :class:`PreparedPanel`'s ``background_prompt`` and
+            ``character_prompts`` instead).
         negative_prompt: the negative prompt used.
         seed: this candidate's seed (:func:`candidate_seed`).
         characters: the panel's cast, in binding order.
@@ -98,10 +123,15 @@ class PanelResult:
 class PreparedPanel:
     """A validated panel, ready to draw: identities resolved, prompts composed and bound.
 
-    ``unnamed`` lists characters whose full name does not occur in the text: their identity
-    cannot appear in the panel (worth a warning to the user). ``regions`` holds each character's
-    place as a 0-1 box (own place, else the automatic layout by count and sentence order);
-    ``tokens`` the positions of each character's signal words in the encoded prompt.
+    ``cast`` and ``characters`` hold only the characters *named* in the text (after pronoun
+    resolution, which the story parser does); ``unnamed`` lists the characters listed for the
+    panel whose full name does not occur in it: they are left out of the binding, the regions
+    and the face pass, so their identity cannot appear (worth a warning to the user).
+    ``regions`` holds each character's place as a 0-1 box (own place, else the automatic layout
+    by count and sentence order); ``tokens`` the positions of each character's signal words in
+    the encoded prompt. With per-character prompts (regional, ``generation.character_prompts``,
+    two or more characters) ``background_prompt`` and ``character_prompts`` (one per character,
+    bound to ``v1* v2*``) are the styled prompts encoded apart (:mod:`pipelines.character_prompts`).
     """
 
     index: int
@@ -114,6 +144,23 @@ class PreparedPanel:
     unnamed: tuple[str, ...] = ()
     regions: tuple[Region, ...] = ()
     tokens: tuple[tuple[int, ...], ...] = ()
+    background_prompt: str = ""
+    character_prompts: tuple[str, ...] = ()
+
+
+def named_characters(text: str, characters: Sequence[str]) -> tuple[list[int], str]:
+    """Which listed characters ``text`` names, and ``text`` bound for those only.
+
+    Returns the indices (into ``characters``) of those whose full name occurs in ``text``, and
+    ``text`` with their names replaced by signal words numbered in that order (the first named
+    listed character gets ``v1* v2*``). Listed-but-unnamed characters are left out so they get
+    no signal words, no region and no face (BindingError as :func:`bind_text`).
+    """
+    bound = bind_text(text, list(characters))
+    named = [k for k in range(len(characters)) if signal_pair(k)[0] in bound]
+    if len(named) != len(characters):
+        bound = bind_text(text, [characters[k] for k in named])
+    return named, bound
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -141,7 +188,7 @@ def apply_memory_switches(pipe: StableDiffusionXLPipeline, runtime, device: torc
             logger.info("runtime.cpu_offload ignored: model CPU offload needs a CUDA device")
 
 
-class PanelGenerator:
+class PanelGenerator(FacePassSteps):
     """Draws panels for one Components; build with :func:`panel_generator` (cached).
 
     Attributes:
@@ -291,23 +338,29 @@ class PanelGenerator:
                     raise type(exc)(f"{where}: {exc}") from None
                 cast.append(identity)
             try:
-                bound = bind_text(panel.text, list(panel.characters))
+                named, bound = named_characters(panel.text, panel.characters)
             except BindingError as exc:
                 raise BindingError(f"{where}: {exc}") from None
+            characters = tuple(panel.characters[k] for k in named)
+            cast = [cast[k] for k in named]
+            places = [p for k, p in enumerate(panel.places) if k in named]
             prompt, negative = self.styles.compose(panel.text, request.style, keywords,
                                                    request.negative_prompt or "")
             bound_prompt, _ = self.styles.compose(bound, request.style, keywords)
             first_words = [signal_pair(k)[0] for k in range(len(cast))]
-            regions = panel_regions(panel.places, len(cast), sentence_order(bound, len(cast), first_words))
-            prepared.append(PreparedPanel(index=i, cast=tuple(cast), prompt=prompt,
-                                          bound_prompt=bound_prompt, negative_prompt=negative,
-                                          seed=request.panel_seed(i),
-                                          characters=tuple(panel.characters),
-                                          unnamed=tuple(name for k, name in enumerate(panel.characters)
-                                                        if signal_pair(k)[0] not in bound),
-                                          regions=tuple(regions),
-                                          tokens=tuple(self.binder.signal_positions(bound_prompt, len(cast)))
-                                          if len(cast) > 1 else ()))
+            regions = panel_regions(places, len(cast), sentence_order(bound, len(cast), first_words))
+            separate = request.regional and self.config.generation.character_prompts and len(cast) > 1
+            split = character_prompts(panel.text, characters) if separate else None
+            prepared.append(PreparedPanel(
+                index=i, cast=tuple(cast), prompt=prompt, bound_prompt=bound_prompt,
+                negative_prompt=negative, seed=request.panel_seed(i), characters=characters,
+                unnamed=tuple(name for name in panel.characters if name not in characters),
+                regions=tuple(regions),
+                tokens=tuple(self.binder.signal_positions(bound_prompt, len(cast))) if len(cast) > 1 else (),
+                background_prompt=self.styles.compose(split.background, request.style, keywords)[0]
+                if split else "",
+                character_prompts=tuple(self.styles.compose(text, request.style, keywords)[0]
+                                        for text in split.characters) if split else ()))
         return request, prepared
 
     # ------------------------------------------------------------------ drawing
@@ -321,15 +374,23 @@ class PanelGenerator:
         it); an empty one is SDXL's zero conditioning. The tensors equal, bit for bit, what
         ``binder.encode(bound_prompt, cast, negative_prompt)`` returns in one call: diffusers
         encodes prompt and negative in separate encoder calls with the same tokenisation, and
-        the negative holds no signal words, so the cast's rows cannot reach it (tested).
+        the negative holds no signal words, so the cast's rows cannot reach it (tested). With
+        per-character prompts the positive is ``[background | character 1 | ...]`` (each encoded
+        apart, :func:`pipelines.character_prompts.encode_character_prompts`) and the negative is
+        tiled to the same length.
         """
         device = self.execution_device
-        positive = self.prompt_cache.get(
-            ("prompt", panel.bound_prompt, cast_key(panel.cast)),
-            lambda: self.binder.encode(panel.bound_prompt, panel.cast,
-                                       do_classifier_free_guidance=False, device=device))
+        if panel.character_prompts:  # [background | character 1 | ...], each encoded apart
+            positive = encode_character_prompts(self.binder, self.prompt_cache, panel.background_prompt,
+                                                panel.character_prompts, panel.cast, device)
+        else:
+            positive = self.prompt_cache.get(
+                ("prompt", panel.bound_prompt, cast_key(panel.cast)),
+                lambda: self.binder.encode(panel.bound_prompt, panel.cast,
+                                           do_classifier_free_guidance=False, device=device))
         if not guidance:
             return positive
+        prompts = 1 + len(panel.character_prompts) if panel.character_prompts else 1
         text = panel.negative_prompt
         if not text.strip():  # as the pipeline does for a missing negative (force_zeros_for_empty_prompt)
             return replace(positive, negative_prompt_embeds=torch.zeros_like(positive.prompt_embeds),
@@ -337,7 +398,10 @@ class PanelGenerator:
         negative = self.prompt_cache.get(
             ("negative", text),
             lambda: self.binder.encode(text, (), do_classifier_free_guidance=False, device=device))
-        return replace(positive, negative_prompt_embeds=negative.prompt_embeds,
+        # per-character prompts: the negative tiled to the same length (the unconditional rows
+        # attend to its first copy only, see pipelines.regional)
+        negative_embeds = negative.prompt_embeds if prompts == 1 else negative.prompt_embeds.repeat(1, prompts, 1)
+        return replace(positive, negative_prompt_embeds=negative_embeds,
                        negative_pooled_prompt_embeds=negative.pooled_prompt_embeds)
 
     def draw(self, request: ComicRequest, panel: PreparedPanel,
@@ -366,9 +430,11 @@ class PanelGenerator:
             embeddings = self.prompt_embeddings(panel, cfg)
             if processor is not None:
                 factor = pipe.vae_scale_factor
+                prompts = 1 + len(panel.character_prompts) if panel.character_prompts else 0
                 plan = make_plan(panel.tokens, panel.regions, (request.height // factor, request.width // factor),
                                  images=n, guidance=cfg, feather=self.config.generation.region_feather,
-                                 sequence_length=embeddings.prompt_embeds.shape[1])
+                                 sequence_length=embeddings.prompt_embeds.shape[1] // max(1, prompts),
+                                 prompts=prompts)
                 processor.set_plan(plan, unet_levels(pipe.unet), self.execution_device, pipe.unet.dtype)
             try:
                 output = pipe(**embeddings.as_kwargs(), num_inference_steps=request.steps,
@@ -390,71 +456,6 @@ class PanelGenerator:
                             characters=panel.characters, seconds=seconds, regional=regional,
                             faces=edits[c])
                 for c, image in enumerate(images)]
-
-    # ------------------------------------------------------------------ face pass
-
-    def find_faces(self, request: ComicRequest, panel: PreparedPanel, image: Image.Image,
-                   matcher: IdentityMatcher | None = None) -> list[FaceJob]:
-        """Detect the faces of a drawn panel and match them to its characters (by identity with
-        ``matcher``, else by place); [] without a detector or a face."""
-        import numpy as np
-
-        rgb = np.asarray(image.convert("RGB"))
-        names = list(panel.characters)
-        regions = list(panel.regions) or panel_regions((), len(names))
-        if matcher is not None:  # detector and recogniser lock themselves
-            faces, embeddings = matcher.similarity.embed_faces(rgb)
-        elif self.face_detector is not None:
-            faces, embeddings = self.face_detector.detect(rgb), None
-        else:
-            return []
-        return match_faces([f.box for f in faces], names, regions, image.size, embeddings,
-                           matcher.references if matcher is not None else None)
-
-    def face_pass(self, request: ComicRequest, panel: PreparedPanel, image: Image.Image, seed: int,
-                  matcher: IdentityMatcher | None = None, jobs: list[FaceJob] | None = None
-                  ) -> tuple[Image.Image, list[FaceEdit]]:
-        """Redraw the panel's matched faces (:mod:`pipelines.face_pass`); ``jobs`` given skips
-        detection. Returns the image (the same object when nothing was redrawn) and the edits."""
-        gen = self.config.generation
-        if gen.face_pass_strength <= 0:
-            return image, []
-        if jobs is None:
-            jobs = self.find_faces(request, panel, image, matcher)
-        if not jobs:
-            return image, []
-        factor = self.pipe.vae_scale_factor
-        size = max(factor, gen.face_pass_size - gen.face_pass_size % factor)  # a multiple of it
-
-        def inpaint(crop: Image.Image, mask: Image.Image, job: FaceJob, face_seed: int) -> Image.Image:
-            return self.inpaint_face(request, panel, crop, mask, job, face_seed)
-
-        return redraw_faces(image, jobs, inpaint, margin=gen.face_pass_margin, size=size, seed=seed)
-
-    def inpaint_face(self, request: ComicRequest, panel: PreparedPanel, crop: Image.Image,
-                     mask: Image.Image, job: FaceJob, seed: int) -> Image.Image:
-        """One face crop redrawn by SDXL inpainting with ``job``'s character's signal words and
-        the panel's style (steps: the request's, at least enough for one denoising step)."""
-        import math
-
-        keywords = self.styles.keyword_list(request.keywords)
-        name = panel.characters[job.character]
-        text = FACE_PROMPT.format(name)
-        prompt, _ = self.styles.compose(text, request.style, keywords)
-        bound, _ = self.styles.compose(bind_text(text, [name]), request.style, keywords)
-        face = PreparedPanel(index=panel.index, cast=(panel.cast[job.character],), prompt=prompt,
-                             bound_prompt=bound, negative_prompt=panel.negative_prompt, seed=seed,
-                             characters=(name,))
-        pipe = self._inpaint_pipe()
-        guidance = float(request.guidance_scale)
-        cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
-        strength = self.config.generation.face_pass_strength
-        steps = max(int(request.steps), math.ceil(1 / strength))
-        output = pipe(**self.prompt_embeddings(face, cfg).as_kwargs(), image=crop, mask_image=mask,
-                      strength=strength, num_inference_steps=steps, guidance_scale=guidance,
-                      width=crop.width, height=crop.height,
-                      generator=torch.Generator().manual_seed(seed), output_type="pil")
-        return output.images[0]
 
     def warm_up(self, width: int | None = None, height: int | None = None, candidates: int | None = None,
                 guidance_scale: float | None = None) -> float:

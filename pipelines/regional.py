@@ -1,9 +1,26 @@
-"""Regional identity binding: each character's signal words act only inside its place.
+"""Regional identity binding: each character's identity acts only inside its place.
 
 With two or three characters in one prompt, every signal word's cross-attention reaches the whole
 picture and faces borrow from each other. :class:`RegionalAttnProcessor` replaces diffusers'
-``AttnProcessor2_0`` on the SDXL UNet's cross-attention layers (``attn2``) for such a panel and
-adds an additive bias to the attention logits of the conditional batch rows:
+``AttnProcessor2_0`` on the SDXL UNet's cross-attention layers (``attn2``) for such a panel. It
+has two modes, chosen by the :class:`RegionPlan`:
+
+**Per-character prompts** (``plan.prompts`` > 0, ``generation.character_prompts``, the default;
+the approach of diffusers' community regional-prompting pipeline). The conditioning holds
+``prompts`` = 1 + characters prompts of ``sequence_length`` tokens each, concatenated along the
+sequence: ``[background | character 1 | character 2 | ...]``, each encoded on its own
+(:mod:`pipelines.character_prompts`), so no prompt ever saw another character's rows. Each
+conditional image position attends to every prompt *separately* (one softmax per prompt) and the
+outputs are blended with the region weights: ``out = sum_i w_i * attn(q, prompt_i) +
+(1 - sum_i w_i) * attn(q, background)``, with ``w_i`` character ``i``'s feathered mask (scaled
+down where user-placed regions overlap so that the weights never sum over 1). The unconditional
+rows attend to the negative prompt (the first segment of the negative conditioning) exactly as
+plain attention does. Character 2's region therefore reads nothing that depends on character 1's
+rows (the leak test in ``tests/test_pipe_regional.py`` checks it bit for bit).
+
+**Shared prompt with a logit bias** (``plan.prompts`` == 0, ``generation.character_prompts:
+false``, the earlier code, kept for comparison). One prompt holds every character; an additive
+bias on the attention logits of the conditional rows confines the signal words:
 
 * image positions inside character ``i``'s region see ``i``'s signal tokens, weighted by the
   region's feathered mask (bias ``log m``, soft edges), and never another character's;
@@ -11,6 +28,13 @@ adds an additive bias to the attention logits of the conditional batch rows:
 * every other prompt token (start, the sentence, style words, padding) is seen everywhere;
 * the unconditional rows of classifier-free guidance (the negative prompt, which holds no signal
   words) get a zero bias: the same logits as without regions.
+
+This mode cannot isolate identities: CLIP's text encoders are causal, so every token after a
+character's signal words (the next character's own tokens, the end and padding tokens) and the
+pooled embedding depend on them.
+
+A call whose batch or conditioning length does not match the plan raises
+:class:`RegionalMismatch` (it never silently drops the regions).
 
 Masks are evaluated at each cross-attention resolution of the UNet (the latent grid and its
 halvings) from the 0-1 boxes of :mod:`pipelines.regions`: a cell is inside a region when its centre
@@ -48,13 +72,16 @@ class RegionPlan:
 
     Attributes:
         tokens: per character, the token positions of its signal words in the 77-token prompt
-            (:meth:`pipelines.binding.SignalWordBinder.signal_positions`).
+            (:meth:`pipelines.binding.SignalWordBinder.signal_positions`); unused (may be empty
+            groups) with per-character prompts.
         regions: per character, its box ``(x0, y0, x1, y1)`` in 0-1 units.
         latent_size: (height, width) of the latents (pixels / the VAE's scale factor).
         images: images per prompt (candidates) in the batch.
         guidance: True when the batch is [unconditional x images, conditional x images] (CFG).
         feather: soft edge width in 0-1 units of the panel (0: hard edges).
         sequence_length: tokens per prompt (77 on CLIP).
+        prompts: 0 for one shared prompt (logit bias); else the number of prompt segments in
+            the conditioning, background first then one per character (1 + characters).
     """
 
     tokens: tuple[tuple[int, ...], ...]
@@ -64,10 +91,22 @@ class RegionPlan:
     guidance: bool = True
     feather: float = 0.05
     sequence_length: int = 77
+    prompts: int = 0
 
     @property
     def batch(self) -> int:
         return self.images * (2 if self.guidance else 1)
+
+    @property
+    def conditioning_length(self) -> int:
+        """Tokens of the conditioning the UNet receives: ``prompts * sequence_length`` (or one
+        prompt's)."""
+        return self.sequence_length * max(1, self.prompts)
+
+
+class RegionalMismatch(RuntimeError):
+    """A cross-attention call that does not fit the panel's :class:`RegionPlan` (batch, image
+    positions or conditioning length): the regions would otherwise be silently dropped."""
 
 
 def region_weights(region: Region, height: int, width: int, feather: float) -> torch.Tensor:
@@ -110,6 +149,18 @@ def attention_bias(plan: RegionPlan, height: int, width: int) -> torch.Tensor:
     return torch.stack(rows)[:, None]
 
 
+def blend_weights(plan: RegionPlan, height: int, width: int) -> torch.Tensor:
+    """Per-prompt blend weights of one resolution: float32 (prompts, height*width).
+
+    Row ``1 + i`` is character ``i``'s feathered mask (:func:`region_weights`), divided by the
+    cell's total where overlapping user places sum over 1; row 0 (the background prompt) takes
+    the rest, ``1 - sum_i``. Every column sums to 1.
+    """
+    masks = torch.stack([region_weights(region, height, width, plan.feather) for region in plan.regions])
+    masks = masks / masks.sum(dim=0).clamp(min=1.0)
+    return torch.cat([(1.0 - masks.sum(dim=0)).clamp(min=0.0)[None], masks])
+
+
 def attention_resolutions(latent_size: tuple[int, int], levels: int) -> list[tuple[int, int]]:
     """(height, width) of the UNet's feature maps: the latent grid, then ceil-halved per level."""
     height, width = latent_size
@@ -121,15 +172,19 @@ def attention_resolutions(latent_size: tuple[int, int], levels: int) -> list[tup
 
 
 class RegionalAttnProcessor(AttnProcessor2_0):
-    """``AttnProcessor2_0`` with a per-resolution attention bias for cross-attention (see module).
+    """``AttnProcessor2_0`` with regions for cross-attention: per-prompt blending or a
+    per-resolution attention bias (see module).
 
-    Without a plan (:meth:`set_plan` not called, or :meth:`clear` after a call), or for calls it
-    has no bias for (other batch size or sequence length, self-attention, 4-d inputs, an explicit
-    attention mask), it runs ``AttnProcessor2_0`` unchanged.
+    Without a plan (:meth:`set_plan` not called, or :meth:`clear` after a call) it runs
+    ``AttnProcessor2_0`` unchanged. With a plan, a call it cannot apply the plan to (another
+    batch size, image resolution or conditioning length, no conditioning, an explicit attention
+    mask, spatial or group norm) raises :class:`RegionalMismatch`.
 
     Attributes:
         biases: sequence length of the image (height*width) -> bias (batch, 1, cells, tokens) on
-            the UNet's device and dtype.
+            the UNet's device and dtype (shared-prompt mode), or blend weights
+            (1, prompts, 1, cells, 1) (per-character prompts).
+        plan: the current plan (None without one).
         capture: None, or a list that receives, per biased call, a dict with ``cells`` (height*width)
             and ``probs`` float32 (batch, cells, tokens): the attention probabilities averaged
             over heads (debugging and tests; costs an extra softmax).
@@ -139,11 +194,20 @@ class RegionalAttnProcessor(AttnProcessor2_0):
         super().__init__()
         self.biases: dict[int, torch.Tensor] = {}
         self.capture: list[dict[str, Any]] | None = None
+        self.plan: RegionPlan | None = None
 
     def set_plan(self, plan: RegionPlan, levels: int, device: torch.device, dtype: torch.dtype) -> None:
-        """Build the bias of every resolution the UNet can attend at (before the pipeline call)."""
+        """Build the bias (or blend weights) of every resolution the UNet can attend at (before
+        the pipeline call)."""
+        if plan.prompts and plan.prompts != len(plan.regions) + 1:
+            raise RegionalMismatch(f"{plan.prompts} prompts for {len(plan.regions)} regions; "
+                                   "per-character prompts need the background and one per region")
         biases = {}
         for height, width in attention_resolutions(plan.latent_size, levels):
+            if plan.prompts:
+                weights = blend_weights(plan, height, width)
+                biases[height * width] = weights[None, :, None, :, None].to(device=device, dtype=dtype)
+                continue
             bias = attention_bias(plan, height, width)
             # rows padded to a multiple of 16 elements, then sliced back: the mask's row stride is
             # then aligned as CUDA's memory-efficient SDPA kernel wants, so it is not re-padded
@@ -153,22 +217,49 @@ class RegionalAttnProcessor(AttnProcessor2_0):
             padded[..., :tokens] = bias.to(device=device, dtype=dtype)
             biases[height * width] = padded[..., :tokens]
         self.biases = biases
+        self.plan = plan
 
     def clear(self) -> None:
         """Forget the plan: the processor behaves as ``AttnProcessor2_0`` again."""
         self.biases = {}
+        self.plan = None
+
+    def _checked(self, attn: Attention, hidden_states: torch.Tensor,
+                 encoder_hidden_states: torch.Tensor | None,
+                 attention_mask: torch.Tensor | None) -> tuple[RegionPlan, torch.Tensor]:
+        """The plan and this call's bias / weights; RegionalMismatch when the call does not fit."""
+        plan = self.plan
+        assert plan is not None
+        cells = hidden_states.shape[1] if hidden_states.ndim == 3 else None
+        bias = self.biases.get(cells) if cells is not None else None
+        problem = None
+        if bias is None:
+            problem = (f"image positions {tuple(hidden_states.shape[1:-1])} match no resolution of "
+                       f"the plan ({sorted(self.biases)})")
+        elif encoder_hidden_states is None:
+            problem = "the call has no text conditioning"
+        elif attention_mask is not None or attn.spatial_norm is not None or attn.group_norm is not None:
+            problem = "the call has an attention mask, spatial norm or group norm"
+        elif hidden_states.shape[0] != plan.batch or encoder_hidden_states.shape[0] != plan.batch:
+            problem = (f"batch {hidden_states.shape[0]} / conditioning batch "
+                       f"{encoder_hidden_states.shape[0]}, the plan expects {plan.batch}")
+        elif encoder_hidden_states.shape[1] != plan.conditioning_length:
+            problem = (f"conditioning of {encoder_hidden_states.shape[1]} tokens, the plan expects "
+                       f"{plan.conditioning_length} ({max(1, plan.prompts)} x {plan.sequence_length})")
+        if problem is not None:
+            raise RegionalMismatch(f"regional attention does not fit this call: {problem}")
+        return plan, bias  # type: ignore[return-value]
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor,
                  encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
                  *args, **kwargs) -> torch.Tensor:
-        bias = self.biases.get(hidden_states.shape[1]) if hidden_states.ndim == 3 else None
-        if (bias is None or encoder_hidden_states is None or attention_mask is not None
-                or attn.spatial_norm is not None or attn.group_norm is not None
-                or bias.shape[0] != hidden_states.shape[0]
-                or bias.shape[-1] != encoder_hidden_states.shape[1]):
+        if self.plan is None:
             return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb,
                                     *args, **kwargs)
+        plan, bias = self._checked(attn, hidden_states, encoder_hidden_states, attention_mask)
+        if plan.prompts:
+            return self._blend(attn, plan, bias, hidden_states, encoder_hidden_states)
         residual = hidden_states
         batch_size = hidden_states.shape[0]
         query = attn.to_q(hidden_states)
@@ -194,6 +285,57 @@ class RegionalAttnProcessor(AttnProcessor2_0):
         hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, attn.heads * head_dim)
         hidden_states = hidden_states.to(query.dtype)
         hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+    def _blend(self, attn: Attention, plan: RegionPlan, weights: torch.Tensor,
+               hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        """Per-character prompts: each conditional row attends to each prompt segment on its own
+        and blends the outputs with ``weights`` (1, prompts, 1, cells, 1); unconditional rows
+        attend to the first segment (the negative prompt) only.
+
+        Shapes: ``hidden_states`` (batch, cells, channels), ``encoder_hidden_states`` (batch,
+        prompts * sequence_length, width).
+        """
+        residual = hidden_states
+        batch, cells, _ = hidden_states.shape
+        prompts, length = plan.prompts, plan.sequence_length
+        uncond = plan.images if plan.guidance else 0
+        heads = attn.heads
+        query = attn.to_q(hidden_states)
+        head_dim = query.shape[-1] // heads
+        query = query.view(batch, cells, heads, head_dim).transpose(1, 2)  # (B, H, cells, d)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+
+        def keys_values(context: torch.Tensor, segments: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """(rows, segments * length, width) -> key, value (rows * segments, H, length, d)."""
+            if attn.norm_cross:
+                context = attn.norm_encoder_hidden_states(context)
+            rows = context.shape[0]
+            key, value = attn.to_k(context), attn.to_v(context)
+            key, value = (t.view(rows * segments, length, heads, head_dim).transpose(1, 2) for t in (key, value))
+            if attn.norm_k is not None:
+                key = attn.norm_k(key)
+            return key, value
+
+        outputs = []
+        if uncond:
+            key, value = keys_values(encoder_hidden_states[:uncond, :length], 1)
+            outputs.append(F.scaled_dot_product_attention(query[:uncond], key, value, dropout_p=0.0,
+                                                          is_causal=False))
+        rows = batch - uncond
+        key, value = keys_values(encoder_hidden_states[uncond:], prompts)
+        per_prompt = query[uncond:, None].expand(rows, prompts, heads, cells, head_dim)
+        per_prompt = per_prompt.reshape(rows * prompts, heads, cells, head_dim)
+        blended = F.scaled_dot_product_attention(per_prompt, key, value, dropout_p=0.0, is_causal=False)
+        blended = blended.view(rows, prompts, heads, cells, head_dim)
+        outputs.append((blended * weights.to(blended.dtype)).sum(dim=1))
+        hidden_states = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch, cells, heads * head_dim)
+        hidden_states = attn.to_out[0](hidden_states.to(query.dtype))
         hidden_states = attn.to_out[1](hidden_states)
         if attn.residual_connection:
             hidden_states = hidden_states + residual
@@ -265,15 +407,21 @@ def unet_levels(unet: Any) -> int:
 
 
 def make_plan(tokens: Sequence[Sequence[int]], regions: Sequence[Region], latent_size: tuple[int, int],
-              images: int, guidance: bool, feather: float, sequence_length: int = 77) -> RegionPlan:
-    """A :class:`RegionPlan` from plain sequences (one entry per character)."""
+              images: int, guidance: bool, feather: float, sequence_length: int = 77,
+              prompts: int = 0) -> RegionPlan:
+    """A :class:`RegionPlan` from plain sequences (one entry per character; ``tokens`` may be
+    empty with per-character prompts, ``prompts`` = 1 + characters)."""
+    if prompts and not tokens:
+        tokens = [()] * len(regions)
     if len(tokens) != len(regions):
         raise ValueError(f"{len(tokens)} token groups for {len(regions)} regions")
     return RegionPlan(tokens=tuple(tuple(int(p) for p in group) for group in tokens),
                       regions=tuple(tuple(float(v) for v in r) for r in regions),  # type: ignore[misc]
                       latent_size=(int(latent_size[0]), int(latent_size[1])), images=int(images),
-                      guidance=bool(guidance), feather=float(feather), sequence_length=int(sequence_length))
+                      guidance=bool(guidance), feather=float(feather), sequence_length=int(sequence_length),
+                      prompts=int(prompts))
 
 
-__all__ = ["RegionPlan", "RegionalAttnProcessor", "attention_bias", "attention_resolutions",
+__all__ = ["RegionPlan", "RegionalAttnProcessor", "RegionalMismatch", "attention_bias",
+           "attention_resolutions", "blend_weights",
            "cross_attention_names", "make_plan", "region_weights", "regional_unet", "unet_levels"]

@@ -9,8 +9,10 @@ A *place* is the region of the panel a character's identity is drawn in, as a bo
 * ``auto`` or nothing: the automatic layout.
 
 The automatic layout depends on the number of characters and their order in the sentence (the
-first named stands leftmost): one character takes the whole frame; two take the left and right
-bands (overlapping in the middle fifth); three take overlapping thirds (:func:`auto_places`).
+first named stands leftmost): one character takes the whole frame; ``n`` take ``n`` equal
+vertical bands that touch but never overlap (halves, thirds, ...; :func:`auto_places`). Soft
+edges come from regional attention's feather (``generation.region_feather``), which ramps each
+band in from its inner edges, so no cell is ever weighted by two automatic bands.
 Places are what regional attention (:mod:`pipelines.regional`) and the face pass
 (:mod:`pipelines.face_pass`) use to decide which face is whose.
 """
@@ -31,8 +33,8 @@ NAMED_PLACES: dict[str, Region] = {
 _ALIASES = {"centre": "center", "middle": "center", "": "auto", "automatic": "auto"}
 AUTO_LAYOUTS: dict[int, tuple[Region, ...]] = {
     1: (WHOLE,),
-    2: (NAMED_PLACES["left"], NAMED_PLACES["right"]),
-    3: ((0.0, 0.0, 0.4, 1.0), (0.3, 0.0, 0.7, 1.0), (0.6, 0.0, 1.0, 1.0)),
+    2: ((0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)),
+    3: ((0.0, 0.0, 1 / 3, 1.0), (1 / 3, 0.0, 2 / 3, 1.0), (2 / 3, 0.0, 1.0, 1.0)),
 }
 PLACE_SEPARATOR = ";"
 
@@ -118,7 +120,8 @@ def auto_places(count: int, sentence_order: Sequence[int] | None = None) -> list
     """The automatic layout: character ``i``'s box for ``count`` characters.
 
     Args:
-        count: characters in the panel (1 to 3 have layouts; more get equal overlapping bands).
+        count: characters in the panel (1 to 3 have layouts; more get equal bands, touching
+            and never overlapping, like those).
         sentence_order: the characters' indices in the order they are named in the sentence
             (leftmost first); None -> listing order.
     Returns:
@@ -127,7 +130,7 @@ def auto_places(count: int, sentence_order: Sequence[int] | None = None) -> list
     if count <= 0:
         return []
     layout = AUTO_LAYOUTS.get(count) or tuple(
-        (max(0.0, k / count - 0.05), 0.0, min(1.0, (k + 1) / count + 0.05), 1.0) for k in range(count))
+        (k / count, 0.0, (k + 1) / count, 1.0) for k in range(count))
     order = list(sentence_order) if sentence_order is not None else list(range(count))
     order += [i for i in range(count) if i not in order]
     boxes: list[Region] = [WHOLE] * count

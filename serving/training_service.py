@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from configs import load_limits
-from faces.face_prep import FacePrepError, load_photo, prepare_face
+from faces.face_prep import FacePrepError, load_photo
+from faces.photo_check import check_photo
 from faces.photos import FORMAT_TEXT, read_photo_bytes
 from serving.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
 from identities.library import IdentityExists, save_trained
@@ -51,8 +52,6 @@ logger = logging.getLogger(__name__)
 
 #: Most training steps a user may ask for (``configs/limits.yaml``: ``train_steps``).
 MAX_TRAIN_STEPS = load_limits().train_steps
-#: A second face at least this fraction of the largest one's size makes the photo ambiguous.
-SECOND_FACE_RATIO = 0.5
 PRONOUNS_MESSAGE = ("choose the person's pronouns (he, she or they): the story parser needs them "
                     "to tell who 'he', 'she' or 'they' is")
 #: Leading bytes of common picture formats the app cannot open, with their names (ISO media
@@ -199,10 +198,7 @@ class TrainingService:
         if not find_face:
             return raw, None
         components = self._components()
-        aligned = prepare_face(loaded, components.face_detector,
-                               min_image_size=components.config.face.min_image_size,
-                               size=components.config.face.aligned_size)
-        _check_one_face(loaded.rgb, aligned, components.face_detector)
+        aligned = check_photo(loaded, components.face_detector, components.config.face)
         return raw, aligned
 
     # ------------------------------------------------------------------ running
@@ -365,20 +361,6 @@ def _whole_number(value: object, label: str) -> int:
     if not number.is_integer():
         raise TrainingInputError(f"{label} must be a whole number, got {show(str(value))}")
     return int(number)
-
-
-def _check_one_face(rgb, aligned: "AlignedFace", detector) -> None:
-    """Refuse a photo with a second face almost as large as the chosen one."""
-    from faces.face_prep import detect_faces, face_size
-
-    if not any("faces found" in w for w in aligned.warnings):  # prepare_face saw one face
-        return
-    faces = detect_faces(rgb, detector)
-    sizes = sorted((face_size(f) for f in faces), reverse=True)
-    similar = sum(1 for size in sizes if size >= SECOND_FACE_RATIO * sizes[0])
-    if similar > 1:
-        raise FacePrepError(f"the photo shows {similar} faces; upload (or crop to) a photo of one "
-                            "person")
 
 
 def _duration(seconds: float) -> str:

@@ -50,7 +50,7 @@ import torch
 
 from stableidentity.adain import adain
 from stableidentity.conditioning import encode_with_signal_embeddings
-from stableidentity.loss import add_noise, two_phase_loss
+from stableidentity.loss import add_noise, two_phase_loss, z0_divisor
 
 if TYPE_CHECKING:  # annotations only (the trainer imports this module)
     from stableidentity.trainer import StableIdentityTrainer, TrainingSample
@@ -201,7 +201,7 @@ class FastStep:
                                timesteps=x.timesteps, face_mask=x.face_mask, hair_mask=x.hair_mask,
                                alphas_cumprod=trainer.alphas_cumprod, alpha=cfg.alpha,
                                num_train_timesteps=trainer.num_train_timesteps, hair_weight=cfg.hair_weight,
-                               vae_scaling_factor=c.vae.config.scaling_factor)
+                               vae_scaling_factor=z0_divisor(cfg.z0_weighting, c.vae.config.scaling_factor))
         terms.total.backward()
         torch.nn.utils.clip_grad_norm_(trainer.trainable_parameters(), cfg.grad_clip, foreach=True)
         trainer.optimizer.step()

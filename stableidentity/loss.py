@@ -5,7 +5,8 @@ With ``t ~ U{0..T-1}`` split at ``alpha * T``:
 * ``t > alpha*T`` (early, noisy steps) -- noise loss ``MSE(M * eps_hat, M * eps)``;
 * ``t <= alpha*T`` (late steps) -- reconstruction loss ``MSE(M * z0_hat, M * z0)`` with
   ``z0_hat = (z_t - sqrt(1 - abar_t) * eps_hat) / sqrt(abar_t)``, compared in *unscaled* latent
-  space (both sides divided by the VAE scaling factor).
+  space: both sides divided by ``z0_divisor`` (:func:`z0_divisor`: 0.18215, the SD2.1 VAE factor
+  the official code divides by, by default; or this model's VAE factor, 0.13025 on SDXL).
 
 ``total = L(face mask) + hair_weight * L(hair mask)``. Each MSE is a mean over all latent elements
 (batch x channels x height x width), not normalised by the mask area. ``z0_hat`` assumes an
@@ -67,6 +68,26 @@ def add_noise(z0: torch.Tensor, eps: torch.Tensor, timesteps: torch.Tensor,
     return abar.sqrt() * z0.float() + (1.0 - abar).sqrt() * eps.float()
 
 
+#: The SD 2.1 VAE's scaling factor: the official code's z0 branch divides the latents by it.
+OFFICIAL_Z0_DIVISOR = 0.18215
+
+
+def z0_divisor(weighting: str, vae_scaling_factor: float) -> float:
+    """What the z0 branch divides latents by, for ``train.z0_weighting``.
+
+    ``official``: 0.18215, as the official SD 2.1 code does. Its latents are scaled by 0.18215, so
+    it compares unscaled latents; on SDXL (scaled by 0.13025) dividing by 0.18215 keeps the
+    official *relative* weight of the reconstruction branch against the noise branch (dividing by
+    0.13025 instead weights it (0.18215 / 0.13025)^2 = 1.96x more). ``vae``: this model's own
+    ``vae_scaling_factor`` (unscaled SDXL latents; the earlier behaviour).
+    """
+    if weighting == "official":
+        return OFFICIAL_Z0_DIVISOR
+    if weighting == "vae":
+        return float(vae_scaling_factor)
+    raise ValueError(f"z0 weighting must be 'official' or 'vae', got {weighting!r}")
+
+
 def _masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per-sample ``mean((M * p - M * t)^2)`` over C, h, w -> (B,)."""
     diff = mask * prediction - mask * target
@@ -90,7 +111,8 @@ def two_phase_loss(*, eps_hat: torch.Tensor, eps: torch.Tensor, z_t: torch.Tenso
         alpha: phase split (0.6 in the paper).
         num_train_timesteps: T (1000).
         hair_weight: weight of the hair term (0.1).
-        vae_scaling_factor: the VAE's ``scaling_factor`` (0.13025 for SDXL).
+        vae_scaling_factor: what the z0 branch divides the latents by (:func:`z0_divisor`:
+            0.18215 with ``train.z0_weighting: official``, the VAE's 0.13025 on SDXL with ``vae``).
     """
     eps_hat = eps_hat.float()
     eps = eps.float()
@@ -109,4 +131,5 @@ def two_phase_loss(*, eps_hat: torch.Tensor, eps: torch.Tensor, z_t: torch.Tenso
     return LossTerms(total=face + hair_weight * hair, face=face, hair=hair, reconstruction=rec)
 
 
-__all__ = ["LossTerms", "add_noise", "predicted_x0", "two_phase_loss", "uses_reconstruction"]
+__all__ = ["LossTerms", "add_noise", "predicted_x0", "two_phase_loss", "uses_reconstruction",
+           "OFFICIAL_Z0_DIVISOR", "z0_divisor"]

@@ -69,11 +69,11 @@ from stableidentity.augment import AugmentSettings, augment, masks_to_latent
 from stableidentity.celebrities import celebrity_names
 from stableidentity.conditioning import (SDXLConditioning, TokenizedPrompts, add_time_ids,
                                          sdxl_conditioning, tokenize_templates)
-from faces.face_prep import (AlignedFace, FacePrepError, LoadedPhoto, PhotoInput, load_photo,
-                                      prepare_face)
+from faces.face_prep import AlignedFace, FacePrepError, LoadedPhoto, PhotoInput, load_photo
+from faces.photo_check import check_photo
 from stableidentity.fast_step import fast_step_for
 from stableidentity.identity_encoder import identity_features
-from stableidentity.loss import LossTerms, add_noise, two_phase_loss
+from stableidentity.loss import LossTerms, add_noise, two_phase_loss, z0_divisor
 from stableidentity.masks import FaceMasks, face_masks
 from stableidentity.mlp import IdentityMLP
 from stableidentity.templates import TEMPLATES
@@ -423,7 +423,8 @@ class StableIdentityTrainer:
                               face_mask=sample.face_mask, hair_mask=sample.hair_mask,
                               alphas_cumprod=self.alphas_cumprod, alpha=cfg.alpha,
                               num_train_timesteps=self.num_train_timesteps, hair_weight=cfg.hair_weight,
-                              vae_scaling_factor=self.components.vae.config.scaling_factor)
+                              vae_scaling_factor=z0_divisor(cfg.z0_weighting,
+                                                            self.components.vae.config.scaling_factor))
 
     def queue_step(self, *, sample: TrainingSample | None = None, timesteps: torch.Tensor | None = None,
                    noise: torch.Tensor | None = None, template_index: int | None = None) -> torch.Tensor:
@@ -524,16 +525,15 @@ def train_identity(components: Components, photo: PhotoInput, *, steps: int | No
         cancel: when set, training stops before the next step with :class:`TrainingCancelled`.
         seed: default ``config.train.seed``; the same seed and photo give the same result.
     Raises:
-        FacePrepError: the photo is unreadable, too small, or shows no face (before any training).
+        FacePrepError: the photo is unreadable, too small, shows no face or two or more faces
+            (:func:`faces.photo_check.check_photo`, before any training).
         TrainingCancelled: ``cancel`` was set.
     """
     total = components.config.train.steps if steps is None else int(steps)
     if total < 1:
         raise ValueError(f"steps must be at least 1, got {total}")
     loaded = load_photo(photo)
-    face_config = components.config.face
-    aligned = prepare_face(loaded, components.face_detector, min_image_size=face_config.min_image_size,
-                           size=face_config.aligned_size)
+    aligned = check_photo(loaded, components.face_detector, components.config.face)
     if cancel is not None and cancel.is_set():
         raise TrainingCancelled("training cancelled before it started")
     trainer = StableIdentityTrainer(components, aligned, seed=seed)

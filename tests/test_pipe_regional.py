@@ -47,6 +47,12 @@ def generator(tiny_components):
     return panel_generator(tiny_components)
 
 
+@pytest.fixture(scope="module")
+def shared_generator(tiny_components):
+    """The earlier regional path: one shared prompt, signal words masked by a logit bias."""
+    return PanelGenerator(with_generation(tiny_components, character_prompts=False))
+
+
 def with_generation(components, **changes):
     cfg = components.config
     return dataclasses.replace(components, config=cfg.replace(
@@ -66,9 +72,9 @@ def test_places_parse_and_auto_layout():
             parse_place(bad)
     assert auto_places(1) == [(0.0, 0.0, 1.0, 1.0)]
     left, right = auto_places(2)
-    assert left[0] == 0 and right[2] == 1 and left[2] > right[0]  # overlapping halves
+    assert left[0] == 0 and right[2] == 1 and left[2] == right[0] == 0.5  # touching halves
     thirds = auto_places(3)
-    assert [b[0] for b in thirds] == sorted(b[0] for b in thirds) and thirds[0][2] > thirds[1][0]
+    assert [b[0] for b in thirds] == sorted(b[0] for b in thirds) and thirds[0][2] == thirds[1][0]
     assert auto_places(2, sentence_order=[1, 0]) == [right, left]  # named second -> right
     assert panel_regions(("auto", "0,0.5,1,1"), 2) == [left, (0.0, 0.5, 1.0, 1.0)]
     assert split_places("left; 0.5,0,1,1 ;auto") == ("left", "0.5,0,1,1")
@@ -112,7 +118,8 @@ def test_places_in_panels_projects_and_the_table(tiny_config):
 def test_prepare_lays_out_by_sentence_order_and_finds_signal_tokens(generator):
     request, prepared = generator.prepare(ComicRequest(panels=(TWO, THREE)), CAST)
     two, three = prepared
-    assert two.regions == (NAMED_PLACES["right"], NAMED_PLACES["left"])  # Alan is named first
+    left, right = auto_places(2)
+    assert two.regions == (right, left)  # Alan is named first
     ids = generator.binder.tokenizer(two.bound_prompt, padding="max_length", max_length=77,
                                      truncation=True).input_ids
     for i, positions in enumerate(two.tokens):
@@ -138,8 +145,9 @@ def region_masses(capture, panel, guidance: bool, images: int):
 
 
 @pytest.mark.parametrize("panel,guidance,candidates", [(TWO, 8.5, 2), (THREE, 1.0, 1)])
-def test_signal_tokens_have_exactly_zero_attention_outside_their_region(generator, panel, guidance,
+def test_signal_tokens_have_exactly_zero_attention_outside_their_region(shared_generator, panel, guidance,
                                                                       candidates):
+    generator = shared_generator
     request = ComicRequest(panels=(panel,), seed=4, guidance_scale=guidance, candidates=candidates)
     resolved, (prepared,) = generator.prepare(request, CAST)
     _, processor = generator._regional_pipe()
@@ -382,8 +390,8 @@ def test_eval_identity_multi_reports_every_cast_size_and_variant(tmp_path, capsy
     assert "max_leak" in table and "regional+face" in table
     payload = json.loads(out.read_text())
     assert [(r["cast"], r["variant"]) for r in payload["rows"]] == [
-        (k, v) for k in (2, 3) for v in ("plain", "regional", "regional+face")]
-    assert len(payload["faces"]) == 3 * (2 * 2 + 3)  # windows of 2 (two groups) and of 3, one prompt
+        (k, v) for k in (2, 3) for v in ("plain", "regional-shared", "regional", "regional+face")]
+    assert len(payload["faces"]) == 4 * (2 * 2 + 3)  # windows of 2 (two groups) and of 3, one prompt
 
 
 @pytest.mark.slow

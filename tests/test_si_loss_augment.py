@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from stableidentity.augment import NO_AUGMENT, AugmentSettings, augment, masks_to_latent
-from stableidentity.loss import two_phase_loss, uses_reconstruction
+from configs import load_config
+from stableidentity.loss import OFFICIAL_Z0_DIVISOR, two_phase_loss, uses_reconstruction, z0_divisor
 
 SCALE = 0.13025
 
@@ -101,6 +102,36 @@ def test_perfect_prediction_gives_zero_loss_in_both_branches():
                            alphas_cumprod=abar, alpha=0.6, num_train_timesteps=1000, hair_weight=0.1,
                            vae_scaling_factor=SCALE)
     assert terms.total.item() < 1e-8
+
+
+def test_z0_weighting_official_divides_by_the_sd21_factor_and_vae_keeps_the_old_weight():
+    """``train.z0_weighting``: official (default) divides by 0.18215 whatever the VAE, ``vae`` by
+    the model's factor; the reconstruction branch then weighs (0.18215 / 0.13025)^2 = 1.96x more
+    with ``vae``, and the noise branch is the same under both."""
+    assert z0_divisor("official", SCALE) == OFFICIAL_Z0_DIVISOR == 0.18215
+    assert z0_divisor("vae", SCALE) == SCALE
+    with pytest.raises(ValueError, match="official"):
+        z0_divisor("sd15", SCALE)
+    for preset in ("tiny", "sdxl"):
+        assert load_config(preset).train.z0_weighting == "official"
+    x, face, hair = _inputs(1)
+    common = dict(face_mask=face, hair_mask=hair, alphas_cumprod=_schedule(), alpha=0.6,
+                  num_train_timesteps=1000, hair_weight=0.1)
+    for t, ratio in ((250, (OFFICIAL_Z0_DIVISOR / SCALE) ** 2), (900, 1.0)):
+        losses = [two_phase_loss(**x, timesteps=torch.tensor([t]), **common,
+                                 vae_scaling_factor=z0_divisor(w, SCALE)).total.item()
+                  for w in ("vae", "official")]
+        assert losses[0] / losses[1] == pytest.approx(ratio, rel=1e-5)
+
+
+def test_bad_z0_weighting_is_one_line(tmp_path):
+    from configs import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  z0_weighting: sdxl\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path=path)
+    assert "train.z0_weighting" in str(info.value) and "official, vae" in str(info.value)
 
 
 # ----------------------------------------------------------------------------- augmentation

@@ -182,3 +182,26 @@ def test_augmentations_are_fresh_until_the_pool_is_full_then_reused(tiny_compone
     never = StableIdentityTrainer(tiny_components, aligned, seed=0, augment_pool=None)
     views = [never.next_view() for _ in range(10)]
     assert len({id(v) for v in views}) == 10 and not never._pool
+
+
+def test_trainer_z0_weighting_follows_the_config(tiny_components, aligned):
+    """``train.z0_weighting``: the trainer's reconstruction branch (t <= 600) weighs
+    (0.18215 / vae factor)^2 more with ``vae`` than with ``official``; the noise branch is equal."""
+    import dataclasses
+
+    def trainer_with(weighting: str) -> StableIdentityTrainer:
+        cfg = tiny_components.config
+        config = cfg.replace(train=dataclasses.replace(cfg.train, z0_weighting=weighting))
+        return StableIdentityTrainer(dataclasses.replace(tiny_components, config=config), aligned, seed=0,
+                                     augmentation=NO_AUGMENT)
+
+    official, vae = trainer_with("official"), trainer_with("vae")
+    assert tiny_components.config.train.z0_weighting == "official"
+    sample = official.next_sample()
+    factor = tiny_components.vae.config.scaling_factor
+    assert abs(factor - 0.18215) > 0.01  # else the two settings would coincide
+    noise = official.draw_noise(sample.latents)
+    with torch.no_grad():
+        for t, ratio in ((100, (0.18215 / factor) ** 2), (900, 1.0)):
+            a, b = (trainer.loss(sample, torch.tensor([t]), noise, 0).total.item() for trainer in (vae, official))
+            assert a / b == pytest.approx(ratio, rel=1e-4)
