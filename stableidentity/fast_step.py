@@ -214,11 +214,14 @@ class FastStep:
 
     def _capture(self) -> None:
         """Warm up on a side stream, capture one step, then restore the parameters and optimiser
-        state the warm-up changed, so the first real step starts where the eager path would
-        (restored on failure too)."""
+        state the warm-up changed (fresh state before the first step, the run's state on a
+        re-capture), so the next step starts where the eager path would (restored on failure too)."""
         trainer = self.trainer
         params = trainer.trainable_parameters()
         saved = [p.detach().clone() for p in params]
+        # the optimiser's state as it is (empty before the first step; kept on a re-capture)
+        saved_state = {id(p): {k: v.clone() for k, v in state.items() if torch.is_tensor(v)}
+                       for p, state in trainer.optimizer.state.items()}
         try:
             stream = torch.cuda.Stream(self.device)
             stream.wait_stream(torch.cuda.current_stream(self.device))
@@ -234,9 +237,14 @@ class FastStep:
             with torch.no_grad():
                 for p, value in zip(params, saved):
                     p.copy_(value)
-                for state in trainer.optimizer.state.values():
-                    for value in state.values():
-                        if torch.is_tensor(value):
+                for p, state in trainer.optimizer.state.items():
+                    before = saved_state.get(id(p), {})
+                    for key, value in state.items():
+                        if not torch.is_tensor(value):
+                            continue
+                        if key in before:  # in place: a captured graph holds these tensors
+                            value.copy_(before[key])
+                        else:
                             value.zero_()
         self._graph, self._loss, self._pointers = graph, loss, self._weight_pointers()
 
