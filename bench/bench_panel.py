@@ -52,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, help="panel width = height in pixels (default: preset)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default=None,
+                        help="runtime.compile for this run (default: the preset's)")
     parser.add_argument("--json", type=Path, help="write the results here")
     return parser.parse_args(argv)
 
@@ -73,6 +75,10 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(preset=args.preset, path=args.config)
+    if args.compile is not None:
+        import dataclasses
+
+        config = config.replace(runtime=dataclasses.replace(config.runtime, compile=args.compile))
     gen = config.generation
     steps = args.steps or gen.steps
     size = args.size or gen.width

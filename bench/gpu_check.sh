@@ -1,37 +1,44 @@
 #!/usr/bin/env bash
 # The one prepared GPU check: the sdxl preset's own loader on a full-size fake Hugging Face cache
-# (loading, training and drawing on CUDA), then full-size SDXL (random weights) panel + training
-# benchmarks on a lent H200, about 9.5 minutes wall, JSON under $OUT, a summary printed last.
+# (loading, training and drawing on CUDA), the face pass and regional attention on it, then
+# full-size SDXL (random weights) panel, training and profiler runs on a lent H200, under 9 minutes
+# wall (GPU_CHECK_BUDGET_S, default 530 s), JSON under $OUT, a summary and h200.json written last.
 #
 # 1. HERE (no GPU needed, no network): build what the device lacks into an ignored folder
 #       bash bench/gpu_check.sh --prepare
 #    -> bench/results/device_carry/ (~17 MB): site.tgz (pure-Python diffusers 0.42.1 and
 #       transformers 5.24.0 from the interpreter that runs --prepare: the device image has no
 #       diffusers and an older transformers), cache/clip_bpe/{vocab,merges} (the CLIP BPE
-#       vocabulary; the device has no clip-anytorch wheel). --prepare runs with GPU_CHECK_PYTHON,
-#       else .venv/bin/python when the checkout has one, else python3: any interpreter with the
-#       requirements installed. The .venv itself (~7 GB) cannot travel (64 MiB limit) and is not
-#       needed: the device's python3 has torch 2.11 + CUDA, accelerate, tokenizers, safetensors.
+#       vocabulary; the device has no clip-anytorch wheel), commit (the commit measured, for
+#       h200.json). --prepare runs with GPU_CHECK_PYTHON, else .venv/bin/python when the checkout
+#       has one, else python3: any interpreter with the requirements installed. The .venv itself
+#       (~7 GB) cannot travel (64 MiB limit) and is not needed: the device's python3 has torch +
+#       CUDA, accelerate, tokenizers, safetensors.
 # 2. ON THE DEVICE, one call of the device tool:
 #       run(command="bash bench/gpu_check.sh", carry=["bench/results/device_carry"], timeout_s=595)
-#    Results: $OUT/{env.txt,fake_hub.txt,loader.json,panel.json,train.json,compile.json,summary.txt,log.txt}.
+#    Results: $OUT/{env.txt,fake_hub.txt,loader.json,faces.json,panel.json,train.json,profile.json,
+#    summary.txt,h200.json,log.txt}. Copy $OUT/h200.json to bench/results/h200.json and commit it
+#    when its "gpu" is an H200 (bench.sdxl_random.h200 refuses other GPUs for that file).
 #
 # Sections, in order, as separate processes with their own timeouts inside one overall budget
-# (GPU_CHECK_BUDGET_S, default 540 s; a section that would start with < 40 s left is skipped, and
-# every benchmark rewrites its JSON after each row, so a timeout keeps what was measured):
+# (a section that would start with < 40 s left is skipped, and every benchmark rewrites its JSON
+# after each row, so a timeout keeps what was measured):
 #   fake_hub  python -m bench.fake_hub --full-size into $FAKE_HUB (default /tmp/comic_fake_hub;
-#             ~7 GB of disk, ~6 GB of RAM, about a minute; kept for a rerun on a warm machine)
+#             ~7 GB of disk, ~6 GB of RAM, about 110 s on the H200; kept for a rerun on a warm machine)
 #   loader    bench_sdxl_random --arch preset --preset sdxl on that cache: the preset's own loader
-#             (file checks, memory check, fp16 files per folder, the separate fp16-fix VAE repo,
-#             the hub tokenizers, the FR-ViT checkpoint) builds the components on CUDA, then one
-#             panel and a few training steps run on them (build_s in loader.json is the load time)
-#   panel, train, compile   the timing benchmarks on --arch sdxl-random (as before)
+#             builds the components on CUDA, then one panel and a few training steps (~40 s)
+#   faces     bench/bench_panel.py --preset sdxl --compile off on that cache: regional / plain with
+#             two identities and the face pass per face (eager, as measured last round)
+#   panel     flops + panels: baseline (eager) and compile-regional (the CUDA default; its warm-up
+#             column is the compile time)
+#   train     training steps: baseline (eager) and fast-step (train.fast_step, CUDA graph)
+#   profile   torch.profiler over 10 steps of each: GPU busy ms, kernels, CPU ms, aten::to, top kernels
+#   compile   (only when GPU_CHECK_SECTIONS names it) whole-UNet torch.compile, panel and train
 # Env: OUT (default bench/results/gpu_check-<date>), GPU_CHECK_PYTHON (default python3),
 #      GPU_CHECK_BUDGET_S, GPU_CHECK_QUICK=0 for 3 repeats per panel instead of 1,
-#      GPU_CHECK_SECTIONS (default "fake_hub loader panel train compile"; e.g. "compile" to rerun
-#      one), FAKE_HUB (where the fake cache goes), GPU_CHECK_DRY_RUN=1 to rehearse the script on a
-#      CPU with the tiny preset and a small fake cache (~2 min; the compile section is left out of a
-#      dry run unless GPU_CHECK_SECTIONS names it).
+#      GPU_CHECK_SECTIONS (default "fake_hub loader faces panel train profile"; e.g. "compile" to
+#      run that one), FAKE_HUB (where the fake cache goes), GPU_CHECK_DRY_RUN=1 to rehearse the
+#      script on a CPU with the tiny preset and a small fake cache (a few minutes).
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -52,6 +59,8 @@ prepare() {
         diffusers diffusers-*.dist-info transformers transformers-*.dist-info) || exit 1
     COMIC_CACHE="$ROOT/$CARRY/cache" "$py" -c \
         "from models.clip_tokenizer import build_clip_tokenizer as b; print(b()('a photo of').input_ids)" || exit 1
+    { git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown; } > "$CARRY/commit"
+    git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo "(with uncommitted changes)" >> "$CARRY/commit"
     du -sh "$CARRY"; ls -la "$CARRY" "$CARRY/cache/clip_bpe"
     echo "carry: [\"$CARRY\"]"
 }
@@ -64,19 +73,23 @@ fi
 OUT="${OUT:-$ROOT/bench/results/gpu_check-$(date -u +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 PY="${GPU_CHECK_PYTHON:-python3}"
-BUDGET="${GPU_CHECK_BUDGET_S:-540}"
+BUDGET="${GPU_CHECK_BUDGET_S:-530}"
 QUICK="--quick"; [ "${GPU_CHECK_QUICK:-1}" = "0" ] && QUICK=""
 ARCH_ARGS="--arch sdxl-random --device cuda --dtype bf16"
 LOADER_ARGS="--arch preset --preset sdxl --device cuda --dtype bf16"
 FAKE_HUB="${FAKE_HUB:-/tmp/comic_fake_hub}"
 FAKE_HUB_SIZE="--full-size"
-SECTIONS="${GPU_CHECK_SECTIONS:-fake_hub loader panel train compile}"
+SECTIONS="${GPU_CHECK_SECTIONS:-fake_hub loader faces panel train profile}"
+FACES_ARGS="--preset sdxl --iters 2 --warmup 1 --compile off"  # eager: comparable to the last round, no compile in its budget
+PANEL_VARIANTS="baseline,compile-regional"
 if [ "${GPU_CHECK_DRY_RUN:-0}" = "1" ]; then
     ARCH_ARGS="--arch preset --preset tiny --device cpu --dtype fp32 --smoke --threads 1"
     LOADER_ARGS="--arch preset --preset sdxl --device cpu --dtype fp32 --smoke --threads 1 --panel-size 128 --panel-steps 2 --train-size 64"
     FAKE_HUB_SIZE=""
     FAKE_HUB="${FAKE_HUB}-small"
-    SECTIONS="${GPU_CHECK_SECTIONS:-fake_hub loader panel train}"
+    FACES_ARGS="--preset tiny --iters 1 --warmup 0 --steps 2 --threads 1"
+    PANEL_VARIANTS="baseline"  # Inductor on a CPU takes minutes; the dry run rehearses the script
+    SECTIONS="${GPU_CHECK_SECTIONS:-fake_hub loader faces panel train profile}"
 fi
 LOG="$OUT/log.txt"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false GRADIO_ANALYTICS_ENABLED=False
@@ -170,27 +183,41 @@ if [ -n "$limit" ]; then
     fi
 fi
 if [ -f "$FAKE_HUB/complete" ]; then
-    (   # the app's cache variables, pointed at the fake cache for this section only
+    (   # the app's cache variables, pointed at the fake cache for these sections only
         export HF_HOME="$FAKE_HUB/hf" HF_HUB_CACHE="$FAKE_HUB/hf/hub" COMIC_CACHE="$FAKE_HUB/comic"
-        SECTION_ARCH="$LOADER_ARGS" section loader 150 --only panel,train --quick --variants baseline \
+        SECTION_ARCH="$LOADER_ARGS" section loader 90 --only panel,train --quick --variants baseline \
             --train-steps 4 --train-warmup 1
+        limit=$(limit_for faces 120)
+        if [ -n "$limit" ]; then
+            echo "== faces (timeout ${limit}s): bench_panel $FACES_ARGS" | tee -a "$LOG"
+            # shellcheck disable=SC2086
+            timeout --signal=TERM --kill-after=10 "$limit" "$PY" bench/bench_panel.py $FACES_ARGS \
+                --json "$OUT/faces.json" 2>&1 | tee -a "$LOG"
+            echo "== faces: exit ${PIPESTATUS[0]} after $((SECONDS - START))s" | tee -a "$LOG"
+        fi
     )
 else
-    echo "== loader: skipped (no fake cache)" | tee -a "$LOG"
+    echo "== loader, faces: skipped (no fake cache)" | tee -a "$LOG"
 fi
 
-# Order: what the targets need first, the slow compile last. Every variant is one config switch
-# of the app (bench_sdxl_random's docstring maps each to its key); panels run through the app's
-# PanelGenerator, training through StableIdentityTrainer.run. fp32 and attn-default are left
-# out (known losers on Hopper; run them with GPU_CHECK_SECTIONS and --variants if wanted).
-section panel 170 --only flops,panel $QUICK \
-    --variants baseline,channels-last,vae-tiling,cpu-offload,fp16,attn-default
-section train 120 --only train --train-steps 24 --train-warmup 3 \
-    --variants baseline,no-autocast,grad-ckpt,channels-last,augment-fresh,fp16
-section compile 260 --only panel,train --quick --train-steps 16 --variants compile
+# Order: what the targets need first. Every variant is one config switch of the app against the
+# eager, uncompiled baseline (bench_sdxl_random's docstring maps each to its key); panels run
+# through the app's PanelGenerator, training through StableIdentityTrainer.run. Other variants
+# (channels-last, fp16, grad-ckpt, ...) were measured before (docs/PERFORMANCE.md); name them in
+# GPU_CHECK_SECTIONS runs with --variants if wanted.
+section panel 150 --only flops,panel $QUICK --variants "$PANEL_VARIANTS"
+section train 100 --only train --train-steps 16 --train-warmup 3 --variants baseline,fast-step
+section profile 80 --only profile --profile-steps 10 --train-warmup 3 --variants baseline,fast-step
+section compile 200 --only panel,train --quick --train-steps 16 --variants compile
 
 JSONS=()
-for name in $SECTIONS; do [ -f "$OUT/$name.json" ] && JSONS+=("$OUT/$name.json"); done
+for name in $SECTIONS; do  # bench_sdxl_random results only (faces.json is bench_panel's)
+    [ "$name" != faces ] && [ -f "$OUT/$name.json" ] && JSONS+=("$OUT/$name.json")
+done
 "$PY" -m bench.bench_sdxl_random --summarize "${JSONS[@]}" > "$OUT/summary.txt" 2>&1
+COMMIT=$(head -1 "$CARRY/commit" 2>/dev/null || git rev-parse HEAD 2>/dev/null || echo unknown)
+"$PY" -m bench.sdxl_random.h200 "$OUT" --commit "$COMMIT" > "$OUT/h200.txt" 2>&1 || cat "$OUT/h200.txt"
+rm -f "$OUT/h200.txt"
 echo "== total $((SECONDS - START))s of benchmarks; files in $OUT"
 cat "$OUT/summary.txt"
+cat "$OUT/h200.json" 2>/dev/null

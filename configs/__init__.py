@@ -63,8 +63,11 @@ class RuntimeConfig:
     """Device, precision, memory and speed switches (docs/PERFORMANCE.md).
 
     ``channels_last`` and ``compile`` act on the shared UNet (and channels-last on the VAE) once,
-    when the components load; ``compile`` wraps the UNet's call in ``torch.compile`` (lazily: the
-    first call of each input shape compiles), ``compile_mode`` is passed to it. ``memory_check``:
+    when the components load; ``compile`` (``auto``: on for CUDA, off elsewhere; ``on``;
+    ``off``; YAML true/false read as on/off) wraps in ``torch.compile`` the UNet's repeated blocks
+    (``compile_scope: regional``, diffusers' regional compilation) or its whole call
+    (``whole``), lazily: the first call of each input shape compiles; ``compile_mode`` is passed
+    to it (:mod:`models.compilation`). ``memory_check``:
     before a hub preset loads, refuse in one line when its estimated memory need exceeds what the
     device has (:mod:`models.memory`).
     ``overlap_training``: training steps run beside panel drawing on one device instead of
@@ -79,7 +82,8 @@ class RuntimeConfig:
     vae_slicing: bool = True
     attention: Literal["sdpa", "default"] = "sdpa"
     channels_last: bool = False
-    compile: bool = False
+    compile: Literal["auto", "on", "off"] = "auto"
+    compile_scope: Literal["regional", "whole"] = "regional"
     compile_mode: Literal["default", "reduce-overhead", "max-autotune",
                           "max-autotune-no-cudagraphs"] = "default"
     memory_check: bool = True
@@ -127,6 +131,8 @@ class TrainConfig:
     ``z0_weighting``: what the loss's z0 branch divides latents by, ``official`` (0.18215, the
     official SD2.1 code's relative weighting of the two branches) or ``vae`` (the VAE's own
     factor, 0.13025 on SDXL: the z0 branch weighs 1.96x more; :func:`stableidentity.loss.z0_divisor`).
+    ``fast_step``: ``auto`` (on for CUDA), ``on`` or ``off``: each step as one static-buffer
+    function, captured as a CUDA graph on CUDA (:mod:`stableidentity.fast_step`).
     """
 
     steps: int = 450
@@ -157,6 +163,7 @@ class TrainConfig:
     mlp_dtype: Literal["float32", "weights"] = "float32"
     celebrity_names: Literal["official", "extended"] = "official"
     z0_weighting: Literal["official", "vae"] = "official"
+    fast_step: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -241,7 +248,7 @@ _NON_NEGATIVE = {"hair_weight", "weight_decay", "guidance_scale", "face_pass_mar
 
 
 #: YAML files in ``configs/`` that are tables, not presets.
-NOT_PRESETS = frozenset({"limits", "safety", "styles"})
+NOT_PRESETS = frozenset({"limits", "safety", "speeds", "styles"})
 
 
 def available_presets() -> list[str]:
@@ -321,6 +328,8 @@ def _coerce(hint: Any, value: Any, key: str, file: Path) -> Any:
         hint = next(a for a in args if a is not type(None))
         origin, args = get_origin(hint), get_args(hint)
     if origin is Literal:
+        if isinstance(value, bool) and "on" in args and "off" in args:
+            value = "on" if value else "off"  # YAML 1.1 reads unquoted on/off (and true/false) as booleans
         if value not in args:
             choices = ", ".join(str(a) for a in args)
             raise ConfigError(f"{file}: '{key}' is {value!r}; choose one of: {choices}")

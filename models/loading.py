@@ -32,6 +32,7 @@ from configs import AppConfig, FaceConfig, ModelConfig, RuntimeConfig
 from models import tiny
 from models.clip_tokenizer import build_clip_tokenizer
 from models import memory
+from models.compilation import repeated_blocks, resolve_compile, use_compile_cache
 from core.files import cache_dir
 from models.hub_files import (ModelUnavailable, ensure_files, fr_vit_needs, sdxl_needs, vae_needs,
                                  variant_in, weight_files)
@@ -246,20 +247,44 @@ def set_attention(module: torch.nn.Module, attention: str) -> bool:
     return True
 
 
-def apply_runtime_switches(unet: torch.nn.Module, vae: torch.nn.Module, runtime: RuntimeConfig) -> None:
+def set_regional_compiled(unet: torch.nn.Module, enabled: bool, mode: str = "default") -> bool:
+    """Compile (or undo) each of the UNet's repeated blocks in place with :func:`set_compiled`
+    (diffusers' regional compilation, :func:`models.compilation.repeated_blocks`); idempotent.
+    Returns whether anything changed."""
+    changed = False
+    for _, block in repeated_blocks(unet):
+        changed |= set_compiled(block, enabled, mode)
+    return changed
+
+
+def apply_runtime_switches(unet: torch.nn.Module, vae: torch.nn.Module, runtime: RuntimeConfig,
+                           device: torch.device | None = None) -> None:
     """Make the shared UNet and VAE follow ``runtime``: attention processors, channels-last
-    (UNet and VAE) and ``torch.compile`` of the UNet (``runtime.compile_mode``).
+    (UNet and VAE) and ``torch.compile`` of the UNet (``runtime.compile`` resolved for ``device``,
+    default the UNet's: :func:`models.compilation.resolve_compile`; ``runtime.compile_scope``
+    regional blocks or the whole UNet; ``runtime.compile_mode``).
 
     Called once when the components load (so training and generation both get them) and again,
     as a no-op, when a :class:`~pipelines.generation.PanelGenerator` is built. Each switch
     follows the config both ways (turning one off undoes it) and does nothing when the modules
     already match, so nothing is recompiled or copied twice. Never called per panel or per step.
+    When compiling, Inductor's caches are pointed into the app's cache folder
+    (:func:`models.compilation.use_compile_cache`).
     """
     set_attention(unet, runtime.attention)
     set_attention(vae, runtime.attention)
     set_channels_last(unet, runtime.channels_last)
     set_channels_last(vae, runtime.channels_last)
-    set_compiled(unet, runtime.compile, runtime.compile_mode)
+    enabled = resolve_compile(runtime.compile, device if device is not None else unet.device)
+    regional = runtime.compile_scope == "regional"
+    if enabled:
+        use_compile_cache()
+    set_compiled(unet, enabled and not regional, runtime.compile_mode)
+    if getattr(unet, "_repeated_blocks", None):
+        set_regional_compiled(unet, enabled and regional, runtime.compile_mode)
+    elif enabled and regional:
+        raise ValueError(f"runtime.compile_scope: regional needs a model with repeated blocks, "
+                         f"{type(unet).__name__} has none; use compile_scope: whole")
 
 
 # ----------------------------------------------------------------------------- diffusion parts
@@ -348,7 +373,7 @@ def load_diffusion(config: AppConfig, device: torch.device, dtype: torch.dtype,
         module = module.eval()
         module.requires_grad_(False)
         parts[name] = module
-    apply_runtime_switches(parts["unet"], parts["vae"], config.runtime)
+    apply_runtime_switches(parts["unet"], parts["vae"], config.runtime, device)
     return parts
 
 

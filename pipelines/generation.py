@@ -35,6 +35,7 @@ from diffusers import StableDiffusionXLPipeline
 from PIL import Image
 
 from configs import load_limits
+from models.compilation import resolve_compile
 from models.loading import apply_runtime_switches
 from pipelines.binding import (
     SIGNAL_WORD,
@@ -179,7 +180,7 @@ def apply_memory_switches(pipe: StableDiffusionXLPipeline, runtime, device: torc
     vae = pipe.vae
     (vae.enable_slicing if runtime.vae_slicing else vae.disable_slicing)()
     (vae.enable_tiling if runtime.vae_tiling else vae.disable_tiling)()
-    apply_runtime_switches(pipe.unet, vae, runtime)
+    apply_runtime_switches(pipe.unet, vae, runtime, device)
     if runtime.cpu_offload:
         if device.type == "cuda":
             pipe.enable_model_cpu_offload(device=device)
@@ -211,6 +212,8 @@ class PanelGenerator(FacePassSteps):
         self.pipe = StableDiffusionXLPipeline(**parts)
         self.pipe.set_progress_bar_config(disable=True)
         apply_memory_switches(self.pipe, self.config.runtime, self.device)
+        #: whether runtime.compile compiles here (auto: on CUDA only; models.compilation)
+        self.compiles = resolve_compile(self.config.runtime.compile, self.device)
         # where prompts are encoded: the offload hooks' device when offloading. Computed once;
         # the property walks every module (milliseconds on SDXL), vanilla pays it once per call.
         self.execution_device = self.pipe._execution_device
@@ -458,7 +461,7 @@ class PanelGenerator(FacePassSteps):
                 guidance_scale: float | None = None) -> float:
         """Draw one throw-away 1-step panel of this shape; returns its seconds.
 
-        With ``runtime.compile`` the UNet compiles on its first call of each input shape; calling
+        With ``runtime.compile`` (resolved for the device: :attr:`compiles`) the UNet compiles on its first call of each input shape; calling
         this at start-up (defaults: the preset's size, candidates and guidance) moves that
         compile out of the first click. Without compile it only warms caches. With compile and
         ``generation.regional_attention`` a two-character panel (two all-zero identities) is
@@ -470,7 +473,7 @@ class PanelGenerator(FacePassSteps):
         start = time.perf_counter()
         request, prepared = self.prepare(request)
         self.draw(request, prepared[0])
-        if self.config.runtime.compile and self.config.generation.regional_attention:
+        if self.compiles and self.config.generation.regional_attention:
             from pipelines.project import EmbeddedIdentity
 
             d1, d2 = (e.get_input_embeddings().embedding_dim

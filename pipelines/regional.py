@@ -353,7 +353,8 @@ def regional_unet(unet: torch.nn.Module, processor: RegionalAttnProcessor) -> to
 
     Modules on the paths from the root to each ``attn2`` are shallow-copied (their child dicts
     are new, their parameters, buffers and hooks are the same objects); every other module is
-    shared. An ``nn.Module.compile``-d UNet gives a view compiled the same way (see
+    shared. An ``nn.Module.compile``-d UNet (or block, with regional compilation) gives a view
+    compiled the same way (see
     :func:`models.loading.set_compiled`); accelerate's offload hook on the root is rebound
     to the view.
     """
@@ -374,14 +375,16 @@ def regional_unet(unet: torch.nn.Module, processor: RegionalAttnProcessor) -> to
                 twin._modules[child_name] = clone(child, path)
         if prefix in targets:
             twin.processor = processor
+        # a compiled module's compiled call is bound to the original (its processors): compile
+        # the copy the same way (the root with whole-UNet compile, the blocks with regional)
+        compiled = compiled_with(module)
+        twin._compiled_call_impl = None
+        if compiled is not None:
+            set_compiled(twin, True, mode=compiled[0], backend=compiled[1])
         return twin
 
     view = clone(unet, "")
     _rebind_offload_hook(unet, view)
-    compiled = compiled_with(unet)
-    view._compiled_call_impl = None
-    if compiled is not None:
-        set_compiled(view, True, mode=compiled[0], backend=compiled[1])
     return view
 
 

@@ -11,8 +11,8 @@ function the queue would run (:meth:`TrainingService.work`) and yields
 and local GPUs keep the background queue.
 
 The GPU time asked for is :func:`training_duration_s`: setup plus steps times the seconds per
-step measured on this Space's earlier runs (:class:`StepSpeed`; before the first run an
-estimate), with a margin. When ZeroGPU refuses (quota used up, duration over the limit) or stops
+step measured on this Space's earlier runs (:class:`StepSpeed`; before the first run the speed
+measured on an H200, ``configs/speeds.yaml`` via :mod:`serving.gpu_speeds`), with a margin. When ZeroGPU refuses (quota used up, duration over the limit) or stops
 the worker (the time ran out), :class:`GPUTimeError` says so in one line.
 
 This module does not import torch or ``spaces`` at import time: ``app.py`` calls
@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from serving.gpu_speeds import PANEL_PIXELS, PANEL_STEPS, GPUSpeeds, default_speeds
 from serving.jobs import JobProgress
 from identities.names import LibraryError
 
@@ -35,22 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The environment variable ZeroGPU Spaces set (``spaces.config``: "1", "t" or "true").
 ZERO_GPU_ENV = "SPACES_ZERO_GPU"
-#: Seconds per training step assumed before this process has measured one: an estimate (not a
-#: measurement) for half an H200 (ZeroGPU's default MIG slice), about 6x the 40 ms per step
-#: target of docs/PERFORMANCE.md, for an eager, uncompiled step.
-ESTIMATED_SECONDS_PER_STEP = 0.25
-#: Seconds before the first step: moving SDXL onto the GPU, face preparation, masks, celebrity
-#: statistics (an estimate).
-SETUP_SECONDS = 45.0
-#: Headroom on the measured speed.
-MARGIN = 1.3
-#: ZeroGPU's default duration, and the least we ask for.
-MIN_DURATION_S = 60
-#: Seconds per panel candidate (1024², 30 steps with guidance) assumed for drawing: an estimate
-#: (the 2 s target of docs/PERFORMANCE.md, doubled for the half-H200 slice, plus face scoring).
-ESTIMATED_SECONDS_PER_PANEL = 5.0
-
-
 class GPUTimeError(LibraryError):
     """ZeroGPU gave no GPU time or took it back; the message says what to do (one line)."""
 
@@ -86,32 +71,36 @@ def gpu(fn: Callable | None = None, *, duration: int | Callable[..., int] | None
     return spaces.GPU(fn, duration=duration) if duration is not None else spaces.GPU(fn)
 
 
-def training_duration_s(steps: int, seconds_per_step: float, *, setup_s: float = SETUP_SECONDS,
-                        margin: float = MARGIN) -> int:
-    """GPU seconds to ask for: ``(setup_s + steps * seconds_per_step) * margin``, at least
-    :data:`MIN_DURATION_S`, rounded up."""
-    needed = (setup_s + max(0, steps) * max(0.0, seconds_per_step)) * margin
-    return max(MIN_DURATION_S, int(-(-needed // 1)))
+def training_duration_s(steps: int, seconds_per_step: float | None = None, *,
+                        speeds: GPUSpeeds | None = None) -> int:
+    """GPU seconds to ask for: ``(setup + steps * seconds_per_step) * margin`` within ZeroGPU's
+    per-call limits (:meth:`serving.gpu_speeds.GPUSpeeds.training_duration_s`; ``speeds``
+    default ``configs/speeds.yaml``, ``seconds_per_step`` default its measured speed)."""
+    return (speeds or default_speeds()).training_duration_s(steps, seconds_per_step)
 
 
-def drawing_duration_s(panels: int, candidates: int = 1,
-                       seconds_per_panel: float = ESTIMATED_SECONDS_PER_PANEL) -> int:
-    """GPU seconds to ask for when drawing ``panels`` x ``candidates`` images (an estimate)."""
-    return training_duration_s(max(1, panels) * max(1, candidates), seconds_per_panel, setup_s=20.0)
+def drawing_duration_s(panels: int, candidates: int = 1, *, face_pass: bool = True,
+                       steps: int = PANEL_STEPS, pixels: int = PANEL_PIXELS,
+                       speeds: GPUSpeeds | None = None) -> int:
+    """GPU seconds to ask for when drawing ``panels`` x ``candidates`` images of ``steps`` steps
+    and ``pixels`` pixels, from the measured panel and face-pass speeds
+    (:meth:`serving.gpu_speeds.GPUSpeeds.drawing_duration_s`)."""
+    return (speeds or default_speeds()).drawing_duration_s(panels, candidates, face_pass, steps, pixels)
 
 
 class StepSpeed:
     """Seconds per training step measured on this process's finished runs (thread-safe).
 
-    Before any measurement :data:`ESTIMATED_SECONDS_PER_STEP`; after, the latest run's
+    Before any measurement ``estimate`` (default: the H200 speed of ``configs/speeds.yaml`` on a
+    ZeroGPU slice, :meth:`serving.gpu_speeds.GPUSpeeds.seconds_per_step`); after, the latest run's
     ``elapsed_s / step`` (which includes the augmentation-pool fill and any compilation, so it
     errs on the long side).
     """
 
-    def __init__(self, estimate: float = ESTIMATED_SECONDS_PER_STEP) -> None:
+    def __init__(self, estimate: float | None = None) -> None:
         self._lock = threading.Lock()
         self._seconds: float | None = None
-        self.estimate = estimate
+        self.estimate = default_speeds().seconds_per_step() if estimate is None else estimate
 
     @property
     def measured(self) -> bool:
@@ -229,7 +218,6 @@ class ZeroGPUTraining:
             self.speed.record(last)
 
 
-__all__ = ["ESTIMATED_SECONDS_PER_PANEL", "ESTIMATED_SECONDS_PER_STEP", "GPUTimeError", "MARGIN",
-           "MIN_DURATION_S", "SETUP_SECONDS", "StepSpeed", "ZERO_GPU_ENV", "ZeroGPUTraining",
+__all__ = ["GPUTimeError", "StepSpeed", "ZERO_GPU_ENV", "ZeroGPUTraining",
            "drawing_duration_s", "gpu", "import_spaces_first", "on_zero_gpu", "stream_work",
            "training_duration_s"]

@@ -59,13 +59,14 @@ def _load_models(config: "AppConfig") -> "tuple[Components | None, str | None]":
     """Load the models once per process and build (and, with ``runtime.compile``, warm) the
     panel generator: ``(components, None)``, or ``(None, one-line message)`` (also printed)."""
     from pipelines.generation import panel_generator
+    from models.compilation import warm_compiled
     from models.loading import load_components
 
     try:
         components = load_components(config)
         generator = panel_generator(components)  # built once per process, before any click
-        if config.runtime.compile:
-            generator.warm_up()  # compile the UNet now, not on the first Generate
+        if generator.compiles:  # runtime.compile resolved for the device (auto: CUDA only)
+            warm_compiled(generator.warm_up)  # compile now (or load the kept code), not on the first Generate
     except Exception as exc:  # noqa: BLE001 - the page must still come up
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: the models could not be loaded: {message}", file=sys.stderr, flush=True)

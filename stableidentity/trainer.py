@@ -41,6 +41,10 @@ encoders carry gradients from the two injected rows on; the few positions before
 the template's first words, ~4 of 77) are carried along in the same tensors (their share of
 the encoders' backward is ~5%, of a step ~0.25%: not worth a hand-written split attention).
 
+**Fast step** (``train.fast_step``: auto | on | off). ``auto`` (on for CUDA) runs each step
+through :class:`stableidentity.fast_step.FastStep`: the same draws, written into static buffers,
+and on CUDA one CUDA-graph replay of the whole step. ``off`` runs the eager step below unchanged.
+
 **Host syncs.** A step never reads a value back from the device; :meth:`StableIdentityTrainer.run`
 reads step k's loss only after queuing step k + 1.
 """
@@ -67,6 +71,7 @@ from stableidentity.conditioning import (SDXLConditioning, TokenizedPrompts, add
                                          sdxl_conditioning, tokenize_templates)
 from faces.face_prep import AlignedFace, FacePrepError, LoadedPhoto, PhotoInput, load_photo
 from faces.photo_check import check_photo
+from stableidentity.fast_step import fast_step_for
 from stableidentity.identity_encoder import identity_features
 from stableidentity.loss import LossTerms, add_noise, two_phase_loss, z0_divisor
 from stableidentity.masks import FaceMasks, face_masks
@@ -233,6 +238,8 @@ class StableIdentityTrainer:
         masks: precomputed masks (default: parsed with ``components.face_parser``).
         augment_pool: distinct augmentations to encode before reusing them (None: never reuse);
             default ``config.train.augment_pool`` (0 there means None).
+        fast_step: ``auto``, ``on`` or ``off`` (:mod:`stableidentity.fast_step`); default
+            ``config.train.fast_step``.
 
     ``config.train.gradient_checkpointing`` is applied to the shared UNet here and
     ``config.train.mixed_precision`` decides the UNet pass's autocast (module docstring).
@@ -240,7 +247,8 @@ class StableIdentityTrainer:
 
     def __init__(self, components: Components, aligned: AlignedFace, *, seed: int | None = None,
                  learning_rate: float | None = None, augmentation: AugmentSettings | None = None,
-                 masks: FaceMasks | None = None, augment_pool: int | None | str = FROM_CONFIG) -> None:
+                 masks: FaceMasks | None = None, augment_pool: int | None | str = FROM_CONFIG,
+                 fast_step: str = FROM_CONFIG) -> None:
         if augment_pool == FROM_CONFIG:
             augment_pool = components.config.train.augment_pool or None
         if augment_pool is not None and (isinstance(augment_pool, (bool, str)) or augment_pool < 1):
@@ -308,6 +316,8 @@ class StableIdentityTrainer:
             self.trainable_parameters(), lr=cfg.learning_rate if learning_rate is None else learning_rate,
             betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay, eps=cfg.adam_epsilon,
             fused=self.device.type in ("cpu", "cuda"))  # one kernel for all parameters
+        # None: the eager step (train.fast_step off, or auto off CUDA); else the static-buffer step
+        self.fast_step = fast_step_for(self, cfg.fast_step if fast_step == FROM_CONFIG else fast_step, scaled)
 
     def gate(self) -> contextlib.AbstractContextManager:
         """The device gate for one unit of training work (a step, the run's set-up), or nothing
@@ -434,6 +444,8 @@ class StableIdentityTrainer:
         noise = noise if noise is not None else self.draw_noise(sample.latents)
         if template_index is None:
             template_index = int(torch.randint(0, len(self.prompts.templates), (), generator=self.generator))
+        if self.fast_step is not None:
+            return self.fast_step(sample, timesteps, noise, int(template_index))
         terms = self.loss(sample, timesteps, noise, template_index)
         params = self.trainable_parameters()
         if self.scaler is not None:

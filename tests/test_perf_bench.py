@@ -25,7 +25,9 @@ EXPECTED_KEYS = {
     "channels-last": {"runtime.channels_last": True},
     "vae-tiling": {"runtime.vae_tiling": True},
     "cpu-offload": {"runtime.cpu_offload": True},
-    "compile": {"runtime.compile": True},
+    "compile": {"runtime.compile": "on", "runtime.compile_scope": "whole"},
+    "compile-regional": {"runtime.compile": "on"},
+    "fast-step": {"train.fast_step": "on"},
     "grad-ckpt": {"train.gradient_checkpointing": True},
     "no-autocast": {"train.mixed_precision": "no"},
     "augment-fresh": {"train.augment_pool": 0},
@@ -44,13 +46,19 @@ def components():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_KEYS))
 def test_each_variant_is_one_config_switch(components, name):
-    base = components.config
-    config = bench.make_variant(name, torch.float32).config(base, "reduce-overhead")
+    base = bench.make_variant("baseline", torch.float32).config(components.config, "reduce-overhead")
+    config = bench.make_variant(name, torch.float32).config(components.config, "reduce-overhead")
     changed = {k: v for k, v in _flat(config).items() if _flat(base)[k] != v}
-    changed.pop("runtime.compile_mode")  # --compile-mode rides along, used only with compile
     assert changed == EXPECTED_KEYS[name]
     assert config.runtime.compile_mode == "reduce-overhead"
     assert set(bench.TRAINER_ONLY) <= set(bench.TRAIN_VARIANTS)
+
+
+def test_the_baseline_is_the_eager_uncompiled_path(components):
+    """Whatever the preset resolves to on this device, the baseline pins compile and the fast
+    step off, so each variant is measured against today's eager path."""
+    flat = _flat(bench.make_variant("baseline", torch.float32).config(components.config))
+    assert (flat["runtime.compile"], flat["train.fast_step"]) == ("off", "off")
 
 
 def _state(components) -> dict:
@@ -107,8 +115,8 @@ def test_compile_variant_compiles_the_shared_unet_in_place_and_undoes(components
     compiled_during = []
     original = loading.apply_runtime_switches
 
-    def spy(unet, vae, runtime):
-        original(unet, vae, runtime)
+    def spy(unet, vae, runtime, *device):
+        original(unet, vae, runtime, *device)
         compiled_during.append(loading.compiled_with(unet))
 
     monkeypatch.setattr(loading, "apply_runtime_switches", spy)

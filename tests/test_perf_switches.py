@@ -95,15 +95,16 @@ def autograd_leaves(tensor: torch.Tensor) -> set[int]:
 def test_presets_carry_the_speed_switches_with_safe_defaults():
     for name in ("sdxl", "tiny"):
         cfg = load_config(name)
-        assert (cfg.runtime.compile, cfg.runtime.compile_mode, cfg.runtime.channels_last) == \
-            (False, "default", False)
+        assert (cfg.runtime.compile, cfg.runtime.compile_scope, cfg.runtime.compile_mode,
+                cfg.runtime.channels_last) == ("auto", "regional", "default", False)  # auto: CUDA only
         assert (cfg.train.augment_pool, cfg.train.gradient_checkpointing, cfg.train.mixed_precision) == \
             (64, False, "auto")
         assert cfg.generation.prompt_cache_size == 32
 
 
 @pytest.mark.parametrize("text, key, says", [
-    ("runtime:\n  compile: 'yes'\n", "runtime.compile", "true or false"),
+    ("runtime:\n  compile: 'yes'\n", "runtime.compile", "auto, on, off"),
+    ("runtime:\n  compile_scope: all\n", "runtime.compile_scope", "regional, whole"),
     ("runtime:\n  compile_mode: fast\n", "runtime.compile_mode", "reduce-overhead"),
     ("runtime:\n  channels_last: 1\n", "runtime.channels_last", "true or false"),
     ("train:\n  augment_pool: -1\n", "train.augment_pool", "must not be negative"),
@@ -129,7 +130,7 @@ def test_good_speed_switch_values_load(tmp_path):
                     "train:\n  augment_pool: 0\n  gradient_checkpointing: true\n  mixed_precision: bf16\n"
                     "generation:\n  prompt_cache_size: 0\n")
     cfg = load_config(path=path)
-    assert cfg.runtime.compile and cfg.runtime.compile_mode == "reduce-overhead" and cfg.runtime.channels_last
+    assert cfg.runtime.compile == "on" and cfg.runtime.compile_mode == "reduce-overhead" and cfg.runtime.channels_last
     assert cfg.train.augment_pool == 0 and cfg.train.gradient_checkpointing
     assert cfg.train.mixed_precision == "bf16" and cfg.generation.prompt_cache_size == 0
 
@@ -328,7 +329,8 @@ def test_loader_applies_the_runtime_switches_once(tiny_config, monkeypatch):
     calls = []
     original = loading.apply_runtime_switches
     monkeypatch.setattr(loading, "apply_runtime_switches",
-                        lambda unet, vae, runtime: calls.append(runtime) or original(unet, vae, runtime))
+                        lambda unet, vae, runtime, *device: calls.append(runtime) or original(unet, vae, runtime,
+                                                                                               *device))
     cfg = tiny_config.replace(runtime=dataclasses.replace(tiny_config.runtime, channels_last=True))
     parts = loading.load_diffusion(cfg, torch.device("cpu"), torch.float32)
     assert len(calls) == 1 and calls[0].channels_last
@@ -349,7 +351,7 @@ def test_generator_with_channels_last_and_compile_draws_the_same_panel(tiny_comp
     # runtime.compile through the product path (apply_memory_switches); dynamo's "eager" backend
     # traces the real graph without Inductor's minute-long CPU compile of the UNet
     monkeypatch.setattr(loading, "set_compiled", functools.partial(loading.set_compiled, backend="eager"))
-    parts = with_config(tiny_components, runtime={"compile": True}, copy_modules=True)
+    parts = with_config(tiny_components, runtime={"compile": "on", "compile_scope": "whole"}, copy_modules=True)
     compiled = PanelGenerator(parts)
     assert compiled.pipe.unet is parts.unet  # compiled in place: the same module, not a wrapper
     assert loading.compiled_with(parts.unet) == ("default", "eager")

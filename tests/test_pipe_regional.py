@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 import models.loading as loading
+from models.compilation import repeated_blocks
 from pipelines.face_pass import (FaceJob, IdentityMatcher, crop_box, faces_caption, match_faces,
                                  paste_alpha)
 from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, panel_generator
@@ -204,7 +205,8 @@ def test_regional_panels_with_every_sampler(tiny_components, sampler):
 
 
 @pytest.mark.slow
-def test_compiled_regional_view_draws_the_same_pixels_without_recompiling(tiny_components, monkeypatch):
+@pytest.mark.parametrize("scope", ["regional", "whole"])
+def test_compiled_regional_view_draws_the_same_pixels_without_recompiling(tiny_components, monkeypatch, scope):
     import copy
 
     import torch._dynamo
@@ -215,14 +217,21 @@ def test_compiled_regional_view_draws_the_same_pixels_without_recompiling(tiny_c
     monkeypatch.setattr(loading, "set_compiled", functools.partial(loading.set_compiled, backend="eager"))
     cfg = tiny_components.config
     parts = dataclasses.replace(tiny_components, unet=copy.deepcopy(tiny_components.unet), config=cfg.replace(
-        runtime=dataclasses.replace(cfg.runtime, compile=True)))
+        runtime=dataclasses.replace(cfg.runtime, compile="on", compile_scope=scope)))
     gen = PanelGenerator(parts)
-    assert gen._regional is None
+    assert gen._regional is None and gen.compiles
     torch._dynamo.reset()
     gen.warm_up()  # with compile: the regional view is built and traced at start-up too
     pipe, _ = gen._regional_pipe()
     assert pipe.unet is gen._regional[0] is not parts.unet
-    assert loading.compiled_with(pipe.unet) == ("default", "eager")
+    if scope == "whole":
+        assert loading.compiled_with(pipe.unet) == ("default", "eager")
+    else:  # the view's copied blocks are compiled on their own (with the regional processor)
+        assert loading.compiled_with(pipe.unet) is None
+        view_blocks = repeated_blocks(pipe.unet)
+        assert view_blocks and all(loading.compiled_with(b) == ("default", "eager") for _, b in view_blocks)
+        shared = {id(b) for _, b in repeated_blocks(parts.unet)}
+        assert not shared & {id(b) for _, b in view_blocks}  # blocks holding attn2 are copies
     with torch._dynamo.config.patch(error_on_recompile=True):
         for want, places in zip(expected, ((), ("0,0,0.5,0.5", "0.5,0.5,1,1"))):
             request = ComicRequest(panels=(replace(TWO, places=places),), seed=6)

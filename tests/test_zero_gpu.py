@@ -9,6 +9,7 @@ ran inside.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -19,8 +20,8 @@ import torch
 from PIL import Image
 
 from serving.jobs import JobProgress
-from serving.zero_gpu import (ESTIMATED_SECONDS_PER_STEP, MIN_DURATION_S, GPUTimeError,
-                                     StepSpeed, ZeroGPUTraining, drawing_duration_s, on_zero_gpu,
+from serving.gpu_speeds import default_speeds
+from serving.zero_gpu import (GPUTimeError, StepSpeed, ZeroGPUTraining, drawing_duration_s, on_zero_gpu,
                                      stream_work, training_duration_s)
 
 STANDIN = Path(__file__).resolve().parent / "data" / "spaces_standin"
@@ -37,16 +38,20 @@ def test_zero_gpu_is_detected_as_spaces_does():
 
 
 def test_durations_follow_steps_and_measured_speed():
-    assert training_duration_s(0, 1.0) == MIN_DURATION_S
-    assert training_duration_s(450, 0.25, setup_s=45.0, margin=1.3) == 205   # (45 + 112.5) * 1.3
-    assert training_duration_s(900, 0.25) > training_duration_s(450, 0.25)
+    speeds = default_speeds()
+    assert training_duration_s(0, 1.0) == speeds.min_call_s
+    setup = speeds.train_setup_s.value
+    assert training_duration_s(100, 0.5) == math.ceil((setup + 50.0) * speeds.margin)
+    assert training_duration_s(200, 0.5) > training_duration_s(100, 0.5)
+    assert training_duration_s(10_000, 0.5) == speeds.max_call_s   # never more than one call may ask
     speed = StepSpeed()
-    assert speed.seconds_per_step() == ESTIMATED_SECONDS_PER_STEP and not speed.measured
+    assert speed.seconds_per_step() == speeds.seconds_per_step() and not speed.measured
     speed.record(JobProgress(step=0, total=10, elapsed_s=3.0))         # nothing to measure yet
     assert not speed.measured
     speed.record(JobProgress(step=100, total=100, elapsed_s=12.0))
     assert speed.measured and speed.seconds_per_step() == pytest.approx(0.12)
-    assert drawing_duration_s(8, 2) > drawing_duration_s(1, 1) >= MIN_DURATION_S
+    assert drawing_duration_s(8, 2) > drawing_duration_s(1, 1) >= speeds.min_call_s
+    assert drawing_duration_s(8, 2, face_pass=False) < drawing_duration_s(8, 2)
 
 
 def test_stream_work_yields_progress_then_the_message_and_cancels_on_close():
@@ -143,7 +148,7 @@ def test_zero_gpu_training_measures_its_speed():
 
     training = ZeroGPUTraining(_Service(), decorate=decorate)
     items = list(training.run(_Request()))
-    assert items[-1] == "saved Ada Lovelace" and seen == [training_duration_s(2, ESTIMATED_SECONDS_PER_STEP)]
+    assert items[-1] == "saved Ada Lovelace" and seen == [training_duration_s(2)]
     assert training.speed.seconds_per_step() == pytest.approx(0.5)
     assert training.duration_s(_Request()) == training_duration_s(2, 0.5)
 
@@ -211,7 +216,7 @@ def test_on_zero_gpu_every_model_call_runs_inside_spaces_gpu(standin_spaces, tin
         updates = list(_handler(demo, "train")(Session(), str(photo), "Ada Lovelace", "she", True, 2,
                                                []))
         assert [call for call in standin_spaces.CALLS if call[0] == "_train"] == \
-            [("_train", training_duration_s(2, ESTIMATED_SECONDS_PER_STEP))]
+            [("_train", training_duration_s(2))]
         assert "asking ZeroGPU for up to" in updates[0][0]
         assert any("Ada Lovelace: learning the face, " in u[0] and "% done" in u[0]
                    for u in updates)
@@ -229,7 +234,7 @@ def test_on_zero_gpu_every_model_call_runs_inside_spaces_gpu(standin_spaces, tin
         drawn = list(_handler(demo, "generate")(session, rows, *settings))
         session = drawn[-1][-1]
         assert session.comic is not None and len(session.comic.panels[0].results) == 2
-        assert ("generate", drawing_duration_s(1, 2)) in standin_spaces.CALLS
+        assert ("generate", drawing_duration_s(1, 2, steps=2, pixels=64 * 64)) in standin_spaces.CALLS
         list(_handler(demo, "redraw")(session, rows, 1, "5"))
     finally:
         hook.remove()

@@ -223,14 +223,21 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
                    time.time_ns(), state)
 
     def gpu_seconds(state, rows, *settings):
-        """GPU time to ask ZeroGPU for: the table's rows x the candidates (an estimate)."""
+        """GPU time to ask ZeroGPU for: the table's rows x the candidates at the chosen steps,
+        size and face pass, from the measured speeds (``serving.gpu_speeds``)."""
         from serving.zero_gpu import drawing_duration_s
 
-        try:
-            panels, candidates = len(rows), int(settings[9] or 1)  # style, ..., height, candidates
+        try:  # in style.inputs() order: style, keywords, negative, seed, randomize, steps,
+            # guidance, width, height, candidates, title, face pass
+            panels, candidates = len(rows), int(settings[9] or 1)
         except (TypeError, ValueError):
             panels, candidates = 1, 1
-        return drawing_duration_s(panels, candidates)
+        try:
+            steps, pixels = int(settings[5]), int(settings[7]) * int(settings[8])
+        except (TypeError, ValueError, IndexError):
+            steps, pixels = 30, 1024 * 1024  # what the speeds were measured on
+        face_pass = bool(settings[11]) if len(settings) > 11 and settings[11] is not None else True
+        return drawing_duration_s(panels, candidates, face_pass=face_pass, steps=steps, pixels=pixels)
 
     return on(step.generate_button.click, generate,
        inputs=[shared.session, story.panels_table, *style.inputs()],
