@@ -162,7 +162,8 @@ class DrawingSteps:
         shutil.rmtree(folder, ignore_errors=True)
         written = export_comic(folder, project, images, comic.pages, candidates=candidates,
                               identities=identities)
-        comic.files = [str(p) for p in [*written.pages, written.pdf, written.zip, written.project]]
+        comic.files = [str(p) for p in [*written.pages, written.pdf, written.cbz, written.zip,
+                                        written.project]]
         comic.page_files = [str(p) for p in written.pages]
         if keep:
             self._keep(session, comic)

@@ -67,7 +67,7 @@ def test_end_to_end_tiny_run_writes_every_file(library, panels_file, tmp_path):
                    "--candidates", "2", "--title", "School Day", "--out", str(out))
     assert done.returncode == 0, done.stderr
     for name in ("panel_01.png", "panel_02.png", "panel_03.png", "panel_01_c2.png", "page_1.png",
-                 "comic.pdf", "project.json", "comic.zip"):
+                 "comic.pdf", "project.json", "comic.zip", "comic.cbz"):
         assert (out / name).is_file(), name
         assert str(out / name) in done.stdout
     progress = [line for line in done.stderr.splitlines() if line.startswith("panel ")]
