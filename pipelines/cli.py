@@ -128,6 +128,12 @@ def generate(args: argparse.Namespace) -> int:
                              f"({', '.join(panel.characters)}); the '{config.name}' preset allows "
                              f"at most {limit} per panel")
     identities = _identities(args, config, request, project)
+    if project is None:  # a saved project keeps the descriptions it was drawn with
+        from dataclasses import replace
+
+        request = replace(request, descriptions=tuple(
+            (name, identity.description) for name, identity in identities.items()
+            if getattr(identity, "description", "")))
     from pipelines.generation import draw_comic, panel_generator  # torch + diffusers from here
     from models.loading import load_components
 

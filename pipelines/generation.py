@@ -43,6 +43,7 @@ from pipelines.layout import Box, PageStyle, detect_faces, render_pages
 from models.loading import apply_runtime_switches
 from pipelines.regional import RegionalAttnProcessor, make_plan, regional_unet, unet_levels
 from pipelines.regions import Region, panel_regions, sentence_order
+from pipelines.descriptions import describe
 from pipelines.project import (ComicRequest, GenerationError, IdentitySource, PanelSpec, Project,
                                UnknownCharacter, lookup_identity, panels_from_json)
 from pipelines.request_limits import check_request
@@ -266,6 +267,7 @@ class PanelGenerator:
         """
         request = self.check_request(request)
         keywords = self.styles.keyword_list(request.keywords)
+        descriptions = request.description_map
         found: dict[str, IdentityLike] = {}  # one library read per name, not per panel
         prepared = []
         for i, panel in enumerate(request.panels):
@@ -287,11 +289,12 @@ class PanelGenerator:
                 except (GenerationError, BindingError) as exc:
                     raise type(exc)(f"{where}: {exc}") from None
                 cast.append(identity)
+            text = describe(panel.text, panel.characters, descriptions)
             try:
-                bound = bind_text(panel.text, list(panel.characters))
+                bound = bind_text(text, list(panel.characters))
             except BindingError as exc:
                 raise BindingError(f"{where}: {exc}") from None
-            prompt, negative = self.styles.compose(panel.text, request.style, keywords,
+            prompt, negative = self.styles.compose(text, request.style, keywords,
                                                    request.negative_prompt or "")
             bound_prompt, _ = self.styles.compose(bound, request.style, keywords)
             first_words = [signal_pair(k)[0] for k in range(len(cast))]

@@ -99,6 +99,7 @@ class SavedComicSteps:
         session.restored = project
         session.comic = None
         session.story = project.story
+        session.descriptions = request.description_map  # what it was drawn with wins
         cast: list[str] = []
         warnings: list[str] = []
         for name in project.cast:
