@@ -44,6 +44,7 @@ from models.loading import apply_runtime_switches
 from pipelines.regional import RegionalAttnProcessor, make_plan, regional_unet, unet_levels
 from pipelines.regions import Region, panel_regions, sentence_order
 from pipelines.descriptions import describe
+from pipelines.speech import speaker_targets
 from pipelines.project import (ComicRequest, GenerationError, IdentitySource, PanelSpec, Project,
                                UnknownCharacter, lookup_identity, panels_from_json)
 from pipelines.request_limits import check_request
@@ -584,11 +585,14 @@ def draw_comic(generator: PanelGenerator, request: ComicRequest,
             raise ValueError(f"panel {panel.index + 1}: candidate {pick} was not drawn "
                              f"({len(drawn)} candidates)")
         chosen.append(pick)
-    by_key = {(r.index, r.candidate): r.image for r in results}
-    panels = [by_key[(i, c)] for i, c in enumerate(chosen)]
+    by_key = {(r.index, r.candidate): r for r in results}
+    panels = [by_key[(i, c)].image for i, c in enumerate(chosen)]
     faces = detect_faces(face_detector, panels) if face_detector is not None \
         else [[] for _ in panels]
-    pages = render_pages(panels, [p.text for p in resolved.panels], title, faces, page_style)
+    targets = [speaker_targets(spec, image.size, by_key[(i, c)].faces, faces[i])
+               for i, (spec, image, c) in enumerate(zip(resolved.panels, panels, chosen))]
+    pages = render_pages(panels, [p.text for p in resolved.panels], title, faces, page_style,
+                         targets)
     project = Project.from_request(resolved, generator.config, title=title, choices=chosen)
     return Comic(project=project, results=results, panels=panels, pages=pages, faces=faces)
 

@@ -65,12 +65,16 @@ class PanelSpec:
         places: where each character stands, in ``characters`` order (``left``, ``center``,
             ``right``, ``auto`` or a box ``x0,y0,x1,y1`` in 0-1 units; see
             :mod:`pipelines.regions`); missing entries are automatic. Canonical spelling.
+        speakers: who says each quoted line of ``text``, in order (a full name, or "" when
+            unknown); its speech bubble's tail points at that character (see
+            :mod:`pipelines.speech`). Only lettering: the pixels of the picture do not depend on it.
     """
 
     text: str
     characters: tuple[str, ...] = ()
     seed: int | None = None
     places: tuple[str, ...] = ()
+    speakers: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any, index: int = 0, limits: Limits | None = None) -> "PanelSpec":
@@ -111,7 +115,14 @@ class PanelSpec:
             places = check_places(places, characters)
         except PlaceError as exc:
             raise GenerationError(f"{where}: {exc}") from None
-        panel = cls(text=text.strip(), characters=characters, seed=seed, places=places)
+        speakers = data.get("speakers", [])
+        if not isinstance(speakers, list) or len(speakers) > limits.cast or not all(
+                isinstance(s, str) and len(s) <= limits.name_chars for s in speakers):
+            raise GenerationError(f"{where}: 'speakers' must be a list of at most {limits.cast} "
+                                  "names, one per quoted line")
+        speakers = tuple(" ".join(s.split()) for s in speakers)
+        panel = cls(text=text.strip(), characters=characters, seed=seed, places=places,
+                    speakers=speakers if any(speakers) else ())
         check_panel(panel, index + 1, limits)
         return panel
 
@@ -121,6 +132,8 @@ class PanelSpec:
             out["seed"] = self.seed
         if any(p != "auto" for p in self.places):
             out["places"] = list(self.places)
+        if any(self.speakers):
+            out["speakers"] = list(self.speakers)
         return out
 
 

@@ -147,13 +147,17 @@ class DrawingSteps:
         ``keep``, save it in the owner's My comics."""
         from pipelines.export import export_comic
         from pipelines.layout import render_pages
+        from pipelines.speech import speaker_targets
 
         comic = comic or session.comic
         assert comic is not None
         images = [p.image for p in comic.panels]
         detector = self.components().face_detector
         faces = [panel.chosen_faces(detector) for panel in comic.panels]
-        comic.pages = render_pages(images, [p.text for p in comic.request.panels], comic.title, faces)
+        targets = [speaker_targets(spec, panel.image.size, panel.results[panel.chosen].faces, found)
+                   for spec, panel, found in zip(comic.request.panels, comic.panels, faces)]
+        comic.pages = render_pages(images, [p.text for p in comic.request.panels], comic.title,
+                                   faces, targets=targets)
         project = Project.from_request(comic.request, self.config, title=comic.title,
                                        choices=[p.chosen for p in comic.panels],
                                        story=session.story, cast=session.cast)
@@ -200,9 +204,10 @@ class DrawingSteps:
         panel = comic.request.panels[index]
         edited = [r for r in table if any(r)]
         if len(edited) == len(comic.panels):
-            fresh = panels_from_rows([edited[index][:2] + [""]])[0]
+            fresh = panels_from_rows([edited[index][:2] + ["", "", edited[index][4]]])[0]
             fresh = self._checked_panel(session, fresh, index + 1)
-            panel = replace(panel, text=fresh.text, characters=fresh.characters)
+            panel = replace(panel, text=fresh.text, characters=fresh.characters,
+                            speakers=fresh.speakers)
         panel = replace(panel, seed=new_seed)
         request = replace(comic.request, panels=tuple(
             panel if i == index else p for i, p in enumerate(comic.request.panels)))
