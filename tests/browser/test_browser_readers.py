@@ -17,7 +17,6 @@ import httpx
 import numpy as np
 import pytest
 import torch
-
 from browser.app_server import running_app, save_test_faces
 from test_pipe_cbz import check_cbz  # the ComicInfo 2.0 checker
 
