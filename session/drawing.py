@@ -164,8 +164,11 @@ class DrawingSteps:
         candidates = {(i, r.candidate): r.image for i, p in enumerate(comic.panels) for r in p.results}
         folder = self.session_folder(session)
         shutil.rmtree(folder, ignore_errors=True)
+        owner = self.owner_of(session)  # a Hugging Face login signs the CBZ as its writer
+        writer = owner.id.removeprefix("hf:") if owner is not None and owner.id.startswith("hf:") \
+            else ""
         written = export_comic(folder, project, images, comic.pages, candidates=candidates,
-                              identities=identities)
+                              identities=identities, writer=writer)
         comic.files = [str(p) for p in [*written.pages, written.pdf, written.cbz, written.zip,
                                         written.project]]
         comic.page_files = [str(p) for p in written.pages]
