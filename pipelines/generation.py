@@ -440,7 +440,7 @@ class PanelGenerator:
 
         keywords = self.styles.keyword_list(request.keywords)
         name = panel.characters[job.character]
-        text = FACE_PROMPT.format(name)
+        text = describe(FACE_PROMPT.format(name), [name], request.description_map)
         prompt, _ = self.styles.compose(text, request.style, keywords)
         bound, _ = self.styles.compose(bind_text(text, [name]), request.style, keywords)
         face = PreparedPanel(index=panel.index, cast=(panel.cast[job.character],), prompt=prompt,

@@ -178,3 +178,10 @@ def test_a_library_description_reaches_the_prompt_and_a_comic_override_wins(stud
     assert reopened.descriptions == {"Ada Lovelace": "yellow raincoat",
                                      "Alan Turing": "bald, tweed jacket"}
     assert studio.build_request(reopened, rows, settings).descriptions == project.request.descriptions
+
+
+def test_the_face_pass_prompt_carries_the_description():
+    from pipelines.face_pass import FACE_PROMPT
+
+    text = describe(FACE_PROMPT.format("Ada Lovelace"), ["Ada Lovelace"], {"Ada Lovelace": SCARF})
+    assert text == f"a close-up portrait of Ada Lovelace ({SCARF}), detailed face"
