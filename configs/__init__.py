@@ -410,6 +410,7 @@ class Limits:
     prompt_chars: int
     keywords: int
     metadata_chars: int
+    description_chars: int
     source: str = str(LIMITS_FILE)
 
     def side_limit(self, preset: str | None) -> int:

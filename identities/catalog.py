@@ -130,5 +130,19 @@ class IdentityCatalog:
         assert self.library is not None  # an entry not read-only comes from the library
         self.library.delete(entry.name)
 
+    def describe(self, name: str, description: str) -> Identity:
+        """Store the description of the user's identity ``name`` ("" clears it).
+
+        Raises:
+            ReadOnlyIdentity: ``name`` is a shipped example (describe it per comic instead).
+            IdentityNotFound, InvalidDescription, LibraryError.
+        """
+        entry = self.find(name)
+        if entry.read_only:
+            raise ReadOnlyIdentity(f"{show(entry.name)} is a shipped example: its description "
+                                   "can only be set for this comic")
+        assert self.library is not None
+        return self.library.describe(entry.name, description)
+
 
 __all__ = ["CatalogEntry", "EXAMPLES_DIR", "IdentityCatalog", "ReadOnlyIdentity"]

@@ -9,6 +9,7 @@ Layout (``embeddings/`` by default)::
 
 ``identity.safetensors`` is the SDXL textual-inversion layout that AUTOMATIC1111, ComfyUI and
 diffusers' ``load_textual_inversion`` read. Its safetensors metadata holds ``name``, ``pronouns``,
+``description`` (appearance and outfit, put into every panel prompt; see :meth:`IdentityLibrary.describe`),
 ``base_model``, ``preset``, ``steps``, ``created``, ``photo_sha256``, ``format``,
 ``format_version`` and ``token_count``, and for the app alone ``final_loss``, ``warnings``,
 ``imported_from`` and ``imported`` (:meth:`IdentityLibrary.export` leaves those out).
@@ -29,7 +30,7 @@ import shutil
 import unicodedata
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -42,8 +43,8 @@ from safetensors import safe_open
 
 from core.files import write_bytes_atomic
 from core.crash import crash_point
-from identities.names import (InvalidName, InvalidPronouns, LibraryError, name_key,
-                                  parse_pronouns, show, validate_name)
+from identities.names import (InvalidDescription, InvalidName, InvalidPronouns, LibraryError,
+                              clean_description, name_key, parse_pronouns, show, validate_name)
 
 try:  # POSIX advisory locks serialise writers (threads and processes); elsewhere none
     import fcntl
@@ -71,7 +72,7 @@ _TMP, _OLD, _DEL = ".tmp.", ".old.", ".del."
 #: Metadata an exported file keeps: what another tool or person needs (internal notes such as the
 #: library's ``warnings`` stay home).
 EXPORT_METADATA = ("format", "format_version", "name", "pronouns", "token_count", "base_model",
-                   "preset", "steps", "created", "photo_sha256")
+                   "preset", "steps", "created", "photo_sha256", "description")
 _TMP_FILE = ".tmp-"
 
 FaceInput = Image.Image | np.ndarray | str | os.PathLike
@@ -104,6 +105,14 @@ class Identity:
         """The face thumbnail, or None when the entry has none."""
         path = self.folder / FACE_FILE
         return path if path.is_file() else None
+
+    @property
+    def description(self) -> str:
+        """The stored description ("short grey hair, red scarf"); "" when none or unreadable."""
+        try:
+            return clean_description(self.metadata.get("description", ""))
+        except InvalidDescription:
+            return ""
 
     @property
     def token_count(self) -> int:
@@ -624,6 +633,29 @@ class IdentityLibrary:
         return Identity(name=new, pronouns=identity.pronouns, clip_l=identity.clip_l,
                         clip_g=identity.clip_g, metadata=meta, folder=folder)
 
+    def describe(self, name: str, description: str) -> Identity:
+        """Store ``description`` (appearance, outfit) in identity ``name``'s metadata ("" clears
+        it); the tensors file is rewritten atomically, the folder stays.
+
+        Raises:
+            IdentityNotFound, InvalidDescription (see :func:`identities.names.clean_description`),
+            LibraryError.
+        """
+        text = clean_description(description)
+        with self._writing("describe the identity"):
+            identity = self.get(name)
+            meta = {k: v for k, v in identity.metadata.items() if k != "description"}
+            if text:
+                meta["description"] = text
+            staged = identity.folder / f"{_TMP_FILE}{uuid.uuid4().hex[:12]}-{IDENTITY_FILE}"
+            try:
+                _save_tensors(staged, identity.clip_l, identity.clip_g, meta)
+                os.replace(staged, identity.folder / IDENTITY_FILE)
+            except BaseException:
+                staged.unlink(missing_ok=True)
+                raise
+        return replace(identity, metadata=meta)
+
     def delete(self, name: str) -> None:
         """Remove an identity (also a damaged one whose name can be read).
 
@@ -663,7 +695,8 @@ class IdentityLibrary:
         metadata: dict[str, str] = {}
         if file_meta.get("format") == FORMAT:
             metadata = {k: file_meta[k] for k in ("base_model", "preset", "steps", "created",
-                                                  "photo_sha256", "final_loss") if k in file_meta}
+                                                  "photo_sha256", "final_loss", "description")
+                        if k in file_meta}
             check_imported_metadata(metadata, path.name)
             if not pronouns:
                 try:

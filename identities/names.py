@@ -114,6 +114,38 @@ def name_key(name: str) -> str:
     return text.replace("’", "'").casefold()
 
 
+class InvalidDescription(LibraryError):
+    """A character description that is too long or holds markup or control characters."""
+
+
+#: Characters refused in a description: markup and entity syntax (it is shown in the page).
+DESCRIPTION_MARKUP = frozenset("<>&`")
+
+
+def clean_description(description: object) -> str:
+    """A character's description ("short grey hair, red scarf") as stored: NFKC-normalised,
+    whitespace runs (newlines too) made one space; "" for None or blank.
+
+    Raises:
+        InvalidDescription: not text, longer than ``description_chars`` (configs/limits.yaml),
+            or holding ``< > & ``` or other non-printable characters.
+    """
+    if description is None:
+        return ""
+    if not isinstance(description, str):
+        raise InvalidDescription(f"a description must be text, not {type(description).__name__}")
+    text = " ".join(unicodedata.normalize("NFKC", description).split())
+    limits = load_limits()
+    if len(text) > limits.description_chars:
+        raise InvalidDescription(limits.refusal(f"the description ({len(text):,} characters)",
+                                                "description_chars"))
+    bad = next((ch for ch in text if ch in DESCRIPTION_MARKUP or not ch.isprintable()), None)
+    if bad is not None:
+        raise InvalidDescription(f"the description contains {show(bad)}; markup and control "
+                                 "characters are not accepted")
+    return text
+
+
 def parse_pronouns(pronouns: str | None) -> str:
     """Normalise pronouns to "he", "she", "they", or "" when none are given.
 
@@ -137,6 +169,6 @@ def parse_pronouns(pronouns: str | None) -> str:
     return mapped[0]  # type: ignore[return-value]
 
 
-__all__ = ["InvalidName", "InvalidPronouns", "LibraryError", "MAX_NAME_LENGTH", "MAX_NAME_WORDS",
+__all__ = ["InvalidDescription", "InvalidName", "clean_description", "InvalidPronouns", "LibraryError", "MAX_NAME_LENGTH", "MAX_NAME_WORDS",
            "PRONOUNS", "PRONOUN_CLASS_OF", "name_key", "one_line", "parse_pronouns", "printable", "show",
            "validate_name"]

@@ -37,6 +37,8 @@ Rules:
 3. Stay close to the story: invent no event, object or character. Leave out what a picture
    cannot show (likes and dislikes, thoughts, backstory).
 4. "characters" lists the full names of exactly the characters named in that panel's text.
+5. Keep spoken words in double quotes with who says them ("Taylor Swift said, \"Hi!\"");
+   "speakers" lists, for each quoted line of the text in order, the full name of its speaker.
 Example. Characters: Hugh Jackman (he/him), Taylor Swift (she/her).
 Story: Hugh Jackman was selecting an apple at a local grocery store when Taylor Swift, who
 dislikes apples, reached for a banana nearby. They struck up a conversation and discovered
@@ -125,7 +127,8 @@ def make_client(api_key: str, timeout_s: float = MAX_TIMEOUT_S) -> GenAIClient:
 
 
 def response_schema(names: Sequence[str]) -> Any:
-    """The structured-output schema: ``{"panels": [{"text": str, "characters": [name, ...]}]}``."""
+    """The structured-output schema: ``{"panels": [{"text": str, "characters": [name, ...],
+    "speakers": [name, ...]}]}`` (``speakers``: one per quoted line, optional)."""
     from google.genai import types
 
     panel = types.Schema(
@@ -137,9 +140,14 @@ def response_schema(names: Sequence[str]) -> Any:
                 items=types.Schema(type=types.Type.STRING, enum=list(names)),
                 description="Full names of the characters named in text.",
             ),
+            "speakers": types.Schema(
+                type=types.Type.ARRAY,
+                items=types.Schema(type=types.Type.STRING, enum=list(names)),
+                description="For each double-quoted line in text, in order: who says it.",
+            ),
         },
         required=["text", "characters"],
-        property_ordering=["text", "characters"],
+        property_ordering=["text", "characters", "speakers"],
     )
     return types.Schema(
         type=types.Type.OBJECT,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from llm.characters import PRONOUN_CLASS_OF, Character, CharacterLike, normalize_characters
 from llm.errors import StoryError
 from llm.panel import Panel, ParseResult
+from llm.speakers import find_speakers, normalise_quotes
 from llm.text import (
     capitalize_first,
     join_names,
@@ -695,6 +696,8 @@ def parse_offline(story: str, characters: Iterable[CharacterLike]) -> ParseResul
         resolutions = by_sentence.get(index, [])
         matches = list(PRONOUN_RE.finditer(sentence))
         groups = [g for g in analysis.groups if g.sentence == index]
-        text = render_sentence(sentence, analysis.mentions[index], resolutions, matches, groups)
-        panels.append(Panel(text=text, characters=names_in(text, analysis.characters)))
+        text = normalise_quotes(render_sentence(sentence, analysis.mentions[index], resolutions,
+                                                matches, groups))
+        named = names_in(text, analysis.characters)
+        panels.append(Panel(text=text, characters=named, speakers=find_speakers(text, named)))
     return ParseResult(panels=panels, parser="offline", warnings=list(analysis.warnings))

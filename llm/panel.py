@@ -16,14 +16,21 @@ class Panel:
     Attributes:
         text: the sentence drawn in the panel ("Hugh Jackman walked to school.").
         characters: the full names that occur in ``text``, in order of first occurrence.
+        speakers: who says each quoted line of ``text``, in order (a full name, or "" when
+            unknown); empty when the sentence quotes nobody (see :mod:`llm.speakers`).
     """
 
     text: str
     characters: list[str] = field(default_factory=list)
+    speakers: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form the panel generator reads: ``{"text": ..., "characters": [...]}``."""
-        return {"text": self.text, "characters": list(self.characters)}
+        """The JSON form the panel generator reads: ``{"text": ..., "characters": [...]}``, plus
+        ``"speakers": [...]`` when the sentence quotes someone."""
+        out: dict[str, Any] = {"text": self.text, "characters": list(self.characters)}
+        if self.speakers:
+            out["speakers"] = list(self.speakers)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Panel:
@@ -43,7 +50,10 @@ class Panel:
             raise ValueError("a panel's 'text' must be a non-empty string")
         if not isinstance(characters, list) or not all(isinstance(c, str) for c in characters):
             raise ValueError("a panel's 'characters' must be a list of names")
-        return cls(text=text.strip(), characters=list(characters))
+        speakers = data.get("speakers", [])
+        if not isinstance(speakers, list) or not all(isinstance(s, str) for s in speakers):
+            raise ValueError("a panel's 'speakers' must be a list of names")
+        return cls(text=text.strip(), characters=list(characters), speakers=list(speakers))
 
 
 @dataclass

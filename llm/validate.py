@@ -14,6 +14,7 @@ from typing import Any
 from llm.characters import Character
 from llm.offline import PRONOUN_RE, build_name_matcher, names_in
 from llm.panel import Panel
+from llm.speakers import find_speakers
 from llm.text import split_sentences, words_of
 
 MAX_PANELS = 60
@@ -141,5 +142,9 @@ def check_panels(panels: Sequence[Panel], story: str, characters: Sequence[Chara
                 if anchor < last_anchor:
                     raise PanelCheckError(f"{where} is out of the story's order")
                 last_anchor = anchor
-        result.append(Panel(text=text, characters=named))
+        quoted = find_speakers(text, named)
+        given = [known.get(" ".join(s.split()).casefold(), "") for s in panel.speakers]
+        speakers = [given[k] if k < len(given) and given[k] in named else found
+                    for k, found in enumerate(quoted)]
+        result.append(Panel(text=text, characters=named, speakers=speakers))
     return result

@@ -1,7 +1,7 @@
 """``python -m pipelines generate``: draw a comic from the story parser's panel list.
 
-Writes ``panel_01.png`` ..., ``page_1.png`` ..., ``comic.pdf``, ``project.json`` and
-``comic.zip`` into ``--out`` (see :mod:`pipelines.export`). ``--project FILE`` regenerates a saved
+Writes ``panel_01.png`` ..., ``page_1.png`` ..., ``comic.pdf``, ``project.json``,
+``comic.zip`` and ``comic.cbz`` (for comic readers) into ``--out`` (see :mod:`pipelines.export`). ``--project FILE`` regenerates a saved
 project (project.json, its folder, or comic.zip, whose embedded identities are used unless
 ``--library`` is given) instead of reading ``--panels``; other options override its settings
 (``--seed`` replaces the saved per-panel seeds).
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--height", type=int, help="panel height in pixels")
     gen.add_argument("--candidates", type=int, help="images drawn per panel")
     gen.add_argument("--title", help="comic title, shown on the first page")
+    gen.add_argument("--writer", default="",
+                     help="the story's writer, recorded in comic.cbz's ComicInfo.xml")
     gen.add_argument("--out", type=Path, default=Path("outputs/comic"), help="output folder")
     gen.add_argument("--no-faces", action="store_true",
                      help="skip face detection for speech bubbles (they then go top-left; the "
@@ -129,6 +131,12 @@ def generate(args: argparse.Namespace) -> int:
                              f"({', '.join(panel.characters)}); the '{config.name}' preset allows "
                              f"at most {limit} per panel")
     identities = _identities(args, config, request, project)
+    if project is None:  # a saved project keeps the descriptions it was drawn with
+        from dataclasses import replace
+
+        request = replace(request, descriptions=tuple(
+            (name, identity.description) for name, identity in identities.items()
+            if getattr(identity, "description", "")))
     from pipelines.generation import draw_comic, panel_generator  # torch + diffusers from here
     from models.loading import load_components
 
@@ -163,11 +171,12 @@ def generate(args: argparse.Namespace) -> int:
                        on_warning=lambda line: print(f"warning: {line}", file=sys.stderr))
     written = export_comic(out, comic.project, comic.panels, comic.pages,
                            candidates=comic.candidates(),
-                           identities=None if args.no_identities else identities)
+                           identities=None if args.no_identities else identities,
+                           writer=" ".join(args.writer.split())[:200])
     print(f"drew {total} panel(s) on {len(comic.pages)} page(s) in "
           f"{time.perf_counter() - started:.1f} s -> {out}", file=sys.stderr)
     for path in [*written.panels, *written.candidates, *written.pages, written.pdf,
-                 written.project, written.zip]:
+                 written.project, written.zip, written.cbz]:
         print(path)
     return 0
 

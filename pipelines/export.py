@@ -8,6 +8,7 @@ Files in the output folder (panel numbers and page numbers are 1-based)::
     comic.pdf                 every page, one PDF page each
     project.json              see pipelines.project
     comic.zip                 project.json, panels/, pages/ and identities/<slug>-<hash>.safetensors
+    comic.cbz                 the pages for comic readers plus ComicInfo.xml (see pipelines.cbz)
 
 Every file is written to a temporary name first and renamed, so a crash never leaves a
 half-written comic that looks complete.
@@ -28,6 +29,7 @@ from PIL import Image
 
 from configs import Limits
 from core.files import FILE_MODE, write_bytes_atomic
+from pipelines.cbz import CBZ_FILE, ComicInfo, cbz_bytes
 from pipelines.project import PROJECT_FILE, Project, identity_bytes, identity_filename
 
 PDF_FILE = "comic.pdf"
@@ -54,6 +56,7 @@ class ExportedComic:
     project: Path
     zip: Path
     candidates: list[Path] = field(default_factory=list)
+    cbz: Path | None = None
 
 
 def panel_filename(index: int, candidate: int | None = None) -> str:
@@ -100,7 +103,7 @@ def pdf_bytes(pages: Sequence[Image.Image], resolution: float = PDF_DPI) -> byte
 def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Image],
                  pages: Sequence[Image.Image],
                  candidates: Mapping[tuple[int, int], Image.Image] | None = None,
-                 identities: Mapping[str, Any] | None = None) -> ExportedComic:
+                 identities: Mapping[str, Any] | None = None, writer: str = "") -> ExportedComic:
     """Write every file of a comic into ``folder`` (created if needed).
 
     Args:
@@ -112,13 +115,14 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
             as ``panel_NN_cK.png``.
         identities: name -> identity (``clip_l``/``clip_g``) of the cast, embedded in the zip so
             the project regenerates without the library. None embeds none.
+        writer: who wrote the story, for ``comic.cbz``'s ComicInfo.xml ("" leaves it out).
     """
     folder = ensure_writable(folder)
     if len(panels) != len(project.request.panels):
         raise ValueError(f"{len(panels)} panel images for {len(project.request.panels)} panels")
     choices = project.choices or (0,) * len(panels)
     files: dict[str, bytes] = {}
-    panel_paths, candidate_paths, page_paths = [], [], []
+    panel_paths, candidate_paths, page_paths, page_pngs = [], [], [], []
     for i, image in enumerate(panels):
         data = png_bytes(image)
         panel_paths.append(write_bytes_atomic(folder / panel_filename(i), data))
@@ -131,6 +135,7 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
         files[f"panels/{panel_filename(i, c)}"] = data
     for number, page in enumerate(pages, start=1):
         data = png_bytes(page)
+        page_pngs.append(data)
         page_paths.append(write_bytes_atomic(folder / page_filename(number), data))
         files[f"pages/{page_filename(number)}"] = data
     pdf = write_bytes_atomic(folder / PDF_FILE, pdf_bytes(pages))
@@ -149,8 +154,12 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
             member.external_attr = FILE_MODE << 16   # unpacked files readable by others, not 0600
             archive.writestr(member, files[name])
     zip_path = write_bytes_atomic(folder / ZIP_FILE, buffer.getvalue())
+    summary = project.story.strip() or " ".join(p.text for p in project.request.panels)
+    info = ComicInfo(title=project.title, summary=summary, characters=tuple(project.cast),
+                     writer=writer)
+    cbz = write_bytes_atomic(folder / CBZ_FILE, cbz_bytes(page_pngs, info))
     return ExportedComic(folder=folder, panels=panel_paths, pages=page_paths, pdf=pdf,
-                         project=project_path, zip=zip_path, candidates=candidate_paths)
+                         project=project_path, zip=zip_path, candidates=candidate_paths, cbz=cbz)
 
 
 @dataclass(frozen=True)

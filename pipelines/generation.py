@@ -49,6 +49,7 @@ from pipelines.binding import (
     signal_pair,
 )
 from pipelines.character_prompts import character_prompts, encode_character_prompts
+from pipelines.descriptions import describe
 from pipelines.face_pass import FaceEdit, IdentityMatcher
 from pipelines.layout import Box, PageStyle, detect_faces, render_pages
 from pipelines.panel_faces import FacePassSteps
@@ -70,6 +71,7 @@ from pipelines.regional import (
 )
 from pipelines.regions import Region, panel_regions, sentence_order
 from pipelines.request_limits import check_request
+from pipelines.speech import speaker_targets
 from pipelines.styles import StyleBook, StyleError, load_style_book
 
 logger = logging.getLogger(__name__)
@@ -316,6 +318,7 @@ class PanelGenerator(FacePassSteps):
         """
         request = self.check_request(request)
         keywords = self.styles.keyword_list(request.keywords)
+        descriptions = request.description_map
         found: dict[str, IdentityLike] = {}  # one library read per name, not per panel
         prepared = []
         for i, panel in enumerate(request.panels):
@@ -344,13 +347,21 @@ class PanelGenerator(FacePassSteps):
             characters = tuple(panel.characters[k] for k in named)
             cast = [cast[k] for k in named]
             places = [p for k, p in enumerate(panel.places) if k in named]
-            prompt, negative = self.styles.compose(panel.text, request.style, keywords,
+            separate = request.regional and self.config.generation.character_prompts and len(cast) > 1
+            # a description goes into its character's own prompt when prompts are separate,
+            # else after the character's first mention in the one sentence
+            text = panel.text if separate else describe(panel.text, characters, descriptions)
+            if text != panel.text:
+                try:
+                    bound = bind_text(text, list(characters))
+                except BindingError as exc:
+                    raise BindingError(f"{where}: {exc}") from None
+            prompt, negative = self.styles.compose(text, request.style, keywords,
                                                    request.negative_prompt or "")
             bound_prompt, _ = self.styles.compose(bound, request.style, keywords)
             first_words = [signal_pair(k)[0] for k in range(len(cast))]
             regions = panel_regions(places, len(cast), sentence_order(bound, len(cast), first_words))
-            separate = request.regional and self.config.generation.character_prompts and len(cast) > 1
-            split = character_prompts(panel.text, characters) if separate else None
+            split = character_prompts(panel.text, characters, descriptions) if separate else None
             prepared.append(PreparedPanel(
                 index=i, cast=tuple(cast), prompt=prompt, bound_prompt=bound_prompt,
                 negative_prompt=negative, seed=request.panel_seed(i), characters=characters,
@@ -585,11 +596,14 @@ def draw_comic(generator: PanelGenerator, request: ComicRequest,
             raise ValueError(f"panel {panel.index + 1}: candidate {pick} was not drawn "
                              f"({len(drawn)} candidates)")
         chosen.append(pick)
-    by_key = {(r.index, r.candidate): r.image for r in results}
-    panels = [by_key[(i, c)] for i, c in enumerate(chosen)]
+    by_key = {(r.index, r.candidate): r for r in results}
+    panels = [by_key[(i, c)].image for i, c in enumerate(chosen)]
     faces = detect_faces(face_detector, panels) if face_detector is not None \
         else [[] for _ in panels]
-    pages = render_pages(panels, [p.text for p in resolved.panels], title, faces, page_style)
+    targets = [speaker_targets(spec, image.size, by_key[(i, c)].faces, faces[i])
+               for i, (spec, image, c) in enumerate(zip(resolved.panels, panels, chosen))]
+    pages = render_pages(panels, [p.text for p in resolved.panels], title, faces, page_style,
+                         targets)
     project = Project.from_request(resolved, generator.config, title=title, choices=chosen)
     return Comic(project=project, results=results, panels=panels, pages=pages, faces=faces)
 

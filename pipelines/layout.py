@@ -12,8 +12,13 @@ Planning (:func:`plan_pages`) is pure geometry, so it is tested without drawing;
 * **Captions.** Each panel's sentence (real names; the layout never sees signal words) below its
   image. A line in double quotes ("..." or “...”) becomes a speech bubble inside the panel and
   is left out of the caption.
-* **Bubbles.** Put in the panel corner that overlaps detected faces least (then farthest from
-  them), with a tail pointing at the nearest face; top-left when no face is known.
+* **Bubbles.** When the panel's speakers are known (``targets``, see :mod:`pipelines.speech`),
+  one bubble per quoted line, in speaking order (top to bottom; a bubble left of the one before
+  it sits lower), each above its speaker and beside the speaker's face rather than on it, with
+  a tail that ends inside the speaker's box (:func:`place_bubbles`, :func:`tail_tip`).
+  Otherwise all quoted lines share one bubble in the panel corner that overlaps detected faces
+  least (then farthest from them), with a tail pointing at the nearest face; top-left when no
+  face is known.
 * All pages of a comic share one size (shorter pages are padded at the bottom).
 """
 
@@ -115,6 +120,7 @@ class SlotLayout:
         caption: the caption box below it, or None when there is no caption text.
         caption_lines: the caption wrapped to the box width.
         speech: the quoted line shown in a bubble, or None.
+        lines: each quoted line on its own (one bubble each when speakers are known).
     """
 
     panel: int
@@ -122,6 +128,7 @@ class SlotLayout:
     caption: Box | None
     caption_lines: tuple[str, ...] = ()
     speech: str | None = None
+    lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,11 @@ def wrap_text(text: str, font: Font, width: int) -> list[str]:
         if line:
             lines.append(line)
     return lines
+
+
+def quoted_lines(text: str) -> list[str]:
+    """Each double-quoted line of ``text`` ("..." or “...”), stripped, in order."""
+    return [q.strip() for q in (a or b for a, b in QUOTE.findall(text)) if q.strip()]
 
 
 def split_dialogue(text: str) -> tuple[str, str | None]:
@@ -297,7 +309,8 @@ def plan_pages(captions: Sequence[str], panel_size: tuple[int, int], title: str 
                     caption = Box(x, image.y1, x + cell,
                                   image.y1 + len(lines) * caption_line + 2 * style.caption_padding)
                 row_slots.append(SlotLayout(panel=index, image=image, caption=caption,
-                                            caption_lines=lines, speech=speech))
+                                            caption_lines=lines, speech=speech,
+                                            lines=tuple(quoted_lines(captions[index]))))
                 index += 1
                 x += cell + style.gutter
             slots.extend(row_slots)
@@ -312,6 +325,8 @@ def plan_pages(captions: Sequence[str], panel_size: tuple[int, int], title: str 
 
 def _face_box(face: Any) -> tuple[float, float, float, float]:
     box = getattr(face, "box", face)
+    if isinstance(box, Box):
+        box = box.as_tuple()
     x0, y0, x1, y1 = (float(v) for v in box)
     return x0, y0, x1, y1
 
@@ -343,6 +358,47 @@ def bubble_box(image: Box, size: tuple[int, int], faces: Sequence[Box] = (),
     return min(enumerate(corners), key=rank)[1]
 
 
+def tail_tip(bubble: Box, target: Box, inset: float = 0.15) -> tuple[float, float]:
+    """Where a bubble's tail ends: the point of ``target`` nearest the bubble's centre, moved
+    ``inset`` of the target's size inside it (so it ends inside the speaker's box, at its edge)."""
+    cx, cy = bubble.center
+    dx, dy = target.width * inset, target.height * inset
+    x = min(max(cx, target.x0 + dx), target.x1 - 1 - dx)
+    y = min(max(cy, target.y0 + dy), target.y1 - 1 - dy)
+    return x, y
+
+
+def place_bubbles(image: Box, sizes: Sequence[tuple[int, int]], targets: Sequence[Box | None],
+                  faces: Sequence[Box] = (), inset: int = 8, gap: int = 6) -> list[Box]:
+    """Boxes for bubbles of ``sizes`` (w, h), in speaking order, inside ``image``.
+
+    Each bubble is centred above its target (a speaker's face or place; None: the panel's
+    centre) and stacked below the earlier bubbles it would overlap; one left of the bubble
+    before it is put at least half that bubble lower, so reading order is speaking order.
+    A bubble that would cover its own speaker's box moves beside it when there is room.
+    """
+    placed: list[Box] = []
+    for (w, h), target in zip(sizes, targets):
+        w = min(w, image.width - 2 * inset)
+        h = min(h, image.height - 2 * inset)
+        tx = target.center[0] if target is not None else image.center[0]
+        x0 = round(min(max(tx - w / 2, image.x0 + inset), image.x1 - inset - w))
+        if target is not None and Box(x0, image.y0 + inset, x0 + w, image.y0 + inset + h)                 .intersection(target) > 0:
+            left, right = target.x0 - gap - w, target.x1 + gap
+            room = [x for x in (left, right) if image.x0 + inset <= x <= image.x1 - inset - w]
+            if room:
+                x0 = min(room, key=lambda x: abs(x + w / 2 - tx))
+        y0 = image.y0 + inset
+        for earlier in placed:
+            if earlier.x0 < x0 + w and x0 < earlier.x1:
+                y0 = max(y0, earlier.y1 + gap)
+        if placed and x0 < placed[-1].x0:
+            y0 = max(y0, placed[-1].y0 + placed[-1].height // 2 + gap)
+        y0 = min(y0, image.y1 - inset - h)
+        placed.append(Box(x0, y0, x0 + w, y0 + h))
+    return placed
+
+
 def scale_faces(faces: Sequence[Any], source: tuple[int, int], target: Box) -> list[Box]:
     """Face boxes in a ``source`` (w, h) image -> boxes in ``target`` page pixels.
 
@@ -360,28 +416,66 @@ def scale_faces(faces: Sequence[Any], source: tuple[int, int], target: Box) -> l
 # ----------------------------------------------------------------------------- rendering
 
 
-def _draw_bubble(draw: ImageDraw.ImageDraw, image: Box, speech: str, faces: list[Box],
-                 style: PageStyle) -> Box:
+def _fit_text(speech: str, image: Box, share: float, style: PageStyle, width: float = 0.6
+              ) -> tuple[Font, int, list[str], int, int]:
+    """(font, padding, wrapped lines, text width, text height) for ``speech`` in a bubble at
+    most ``width`` of the panel wide and ``share`` of it high (the font shrinks to fit)."""
     size = max(10, min(style.caption_size, image.width // 10))
     while True:
         font = load_font(size)
         pad = max(4, size // 2)
-        lines = wrap_text(speech, font, max(8, int(image.width * 0.6) - 2 * pad))
+        lines = wrap_text(speech, font, max(8, int(image.width * width) - 2 * pad))
         text_w = max(int(font.getlength(line)) for line in lines)
         text_h = len(lines) * line_height(font)
-        if text_h + 2 * pad <= image.height * 0.45 or size <= 8:
-            break
+        if text_h + 2 * pad <= image.height * share or size <= 8:
+            return font, pad, lines, text_w, text_h
         size -= 2
+
+
+def _draw_bubbles(draw: ImageDraw.ImageDraw, image: Box, speeches: Sequence[str],
+                  targets: Sequence[Box | None], faces: list[Box], style: PageStyle) -> list[Box]:
+    """One bubble per quoted line, in speaking order, tails ending inside their targets."""
+    share = 0.45 / max(1, len(speeches)) ** 0.5
+    fitted = [_fit_text(s, image, share, style, 0.6 if len(speeches) == 1 else 0.45)
+              for s in speeches]
+    boxes = place_bubbles(image, [(w + 2 * pad, h + 2 * pad) for _f, pad, _l, w, h in fitted],
+                          targets, faces)
+    for box, target, (font, pad, lines, _w, _h) in zip(boxes, targets, fitted):
+        if target is not None:
+            tip = tail_tip(box, target)
+        elif faces:
+            tip = min((f.center for f in faces),
+                      key=lambda c: math.hypot(c[0] - box.center[0], c[1] - box.center[1]))
+        else:
+            tip = image.center
+        _paint_bubble(draw, image, box, lines, font, pad, tip, style, clamp=target is None)
+    return boxes
+
+
+def _draw_bubble(draw: ImageDraw.ImageDraw, image: Box, speech: str, faces: list[Box],
+                 style: PageStyle) -> Box:
+    font, pad, lines, text_w, text_h = _fit_text(speech, image, 0.45, style)
     box = bubble_box(image, (text_w + 2 * pad, text_h + 2 * pad), faces)
     cx, cy = box.center
     if faces:
         target = min((f.center for f in faces), key=lambda c: math.hypot(c[0] - cx, c[1] - cy))
     else:
         target = image.center
+    _paint_bubble(draw, image, box, lines, font, pad, target, style, clamp=True)
+    return box
+
+
+def _paint_bubble(draw: ImageDraw.ImageDraw, image: Box, box: Box, lines: Sequence[str],
+                  font: Font, pad: int, target: tuple[float, float], style: PageStyle,
+                  clamp: bool) -> None:
+    """A rounded bubble with its text and a tail towards ``target``: ending there, or (with
+    ``clamp``) a short tail that stops well before it."""
+    cx, cy = box.center
     dx, dy = target[0] - cx, target[1] - cy
     length = math.hypot(dx, dy) or 1.0
     ux, uy = dx / length, dy / length
-    reach = min(length * 0.7, max(box.width, box.height) / 2 + max(8.0, box.height * 0.6))
+    reach = min(length * 0.7, max(box.width, box.height) / 2 + max(8.0, box.height * 0.6)) \
+        if clamp else length
     tip = (min(max(cx + ux * reach, image.x0 + 2), image.x1 - 2),
            min(max(cy + uy * reach, image.y0 + 2), image.y1 - 2))
     base = max(3.0, min(box.width, box.height) / 5)
@@ -394,13 +488,14 @@ def _draw_bubble(draw: ImageDraw.ImageDraw, image: Box, speech: str, faces: list
     for line in lines:
         draw.text((box.x0 + pad, y), line, font=font, fill=style.ink)
         y += line_height(font)
-    return box
 
 
 def render_page(layout: PageLayout, images: Sequence[Image.Image],
                 faces: Sequence[Sequence[Any]] | None = None,
-                style: PageStyle = PageStyle()) -> Image.Image:
-    """Paint one planned page. ``images`` and ``faces`` are indexed by panel index."""
+                style: PageStyle = PageStyle(),
+                targets: Sequence[Sequence[Box | None]] | None = None) -> Image.Image:
+    """Paint one planned page. ``images``, ``faces`` and ``targets`` are indexed by panel index
+    (``targets``: per quoted line, the speaker's box in that image's pixels, or None)."""
     page = Image.new("RGB", (layout.width, layout.height), style.background)
     draw = ImageDraw.Draw(page)
     if layout.title is not None:
@@ -418,7 +513,14 @@ def render_page(layout: PageLayout, images: Sequence[Image.Image],
         if slot.speech:
             panel_faces = scale_faces(faces[slot.panel], source.size, slot.image) \
                 if faces is not None and slot.panel < len(faces) and faces[slot.panel] else []
-            _draw_bubble(draw, slot.image, slot.speech, panel_faces, style)
+            wanted = list(targets[slot.panel]) if targets is not None and \
+                slot.panel < len(targets) else []
+            if len(wanted) == len(slot.lines) and any(t is not None for t in wanted):
+                scaled = [scale_faces([t], source.size, slot.image)[0] if t is not None else None
+                          for t in wanted]
+                _draw_bubbles(draw, slot.image, slot.lines, scaled, panel_faces, style)
+            else:
+                _draw_bubble(draw, slot.image, slot.speech, panel_faces, style)
         draw.rectangle(slot.image.as_tuple(), outline=style.ink, width=style.border)
         if slot.caption is not None:
             draw.rectangle(slot.caption.as_tuple(), fill=style.caption_fill, outline=style.ink,
@@ -433,7 +535,8 @@ def render_page(layout: PageLayout, images: Sequence[Image.Image],
 
 def render_pages(images: Sequence[Image.Image], captions: Sequence[str], title: str = "",
                  faces: Sequence[Sequence[Any]] | None = None,
-                 style: PageStyle = PageStyle()) -> list[Image.Image]:
+                 style: PageStyle = PageStyle(),
+                 targets: Sequence[Sequence[Box | None]] | None = None) -> list[Image.Image]:
     """Plan and paint every page of a comic.
 
     Args:
@@ -442,6 +545,9 @@ def render_pages(images: Sequence[Image.Image], captions: Sequence[str], title: 
         title: shown on the first page ("" for none).
         faces: per panel, face boxes (x0, y0, x1, y1) in that image's pixels, or
             ``DetectedFace`` objects (``components.face_detector.detect(np.asarray(img))``).
+        targets: per panel, one box per quoted line (the speaker's face or place, in that
+            image's pixels; None: unknown), from :func:`pipelines.speech.speaker_targets`;
+            None: one bubble per panel, away from the faces.
     Returns:
         RGB pages, all ``style.page_width`` wide and of one height.
     """
@@ -450,7 +556,7 @@ def render_pages(images: Sequence[Image.Image], captions: Sequence[str], title: 
     if not images:
         raise ValueError("a comic needs at least one panel")
     layouts = plan_pages(captions, images[0].size, title, style)
-    return [render_page(layout, images, faces, style) for layout in layouts]
+    return [render_page(layout, images, faces, style, targets) for layout in layouts]
 
 
 def detect_faces(detector: Any, images: Sequence[Image.Image]) -> list[list[Box]]:
@@ -466,5 +572,6 @@ def face_boxes(faces: Sequence[Any]) -> list[Box]:
 
 
 __all__ = ["Box", "PageLayout", "PageStyle", "SlotLayout", "bubble_box", "detect_faces",
+           "place_bubbles", "quoted_lines", "tail_tip",
            "face_boxes", "find_font", "load_font", "plan_pages", "render_page", "render_pages", "row_pattern",
            "scale_faces", "split_dialogue", "split_pages", "wrap_text"]

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from pipelines.binding import PromptEmbeddings, bind_text
+from pipelines.descriptions import describe
 from pipelines.face_pass import (
     FaceEdit,
     FaceJob,
@@ -88,7 +89,8 @@ class FacePassSteps:
         keywords = self.styles.keyword_list(request.keywords)
         name = panel.characters[job.character]
         sentence = request.panels[panel.index].text if self.config.generation.face_pass_context else ""
-        text = face_prompt(name, sentence, [n for n in panel.characters if n != name])
+        text = describe(face_prompt(name, sentence, [n for n in panel.characters if n != name]), [name],
+                        request.description_map)
         prompt, _ = self.styles.compose(text, request.style, keywords)
         bound, _ = self.styles.compose(bind_text(text, [name]), request.style, keywords)
         face = replace(panel, cast=(panel.cast[job.character],), prompt=prompt, bound_prompt=bound,

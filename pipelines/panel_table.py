@@ -1,10 +1,13 @@
-"""The editable panel list of the app: rows of (Text, Characters, Seed, Place) <-> :class:`PanelSpec`.
+"""The editable panel list of the app: rows of (Text, Characters, Seed, Place, Speaker) <-> :class:`PanelSpec`.
 
 The story parser's panels appear as a table the user edits: one row per panel with the sentence,
 the characters as comma-separated full names, an optional seed (blank: the comic's seed plus
 the row's index) and an optional place per character, in the characters' order, separated by
 ``;`` (``left; right``, ``center``, ``0,0,0.5,1``; blank: the automatic layout, see
-:mod:`pipelines.regions`). Rows of three cells (before places existed) still read. These helpers convert between the table and :class:`~pipelines.project.PanelSpec`
+:mod:`pipelines.regions`) and who says each quoted line of the sentence, in order, separated
+by ``;`` (``Ada Lovelace; Alan Turing``; blank entries: unknown, the bubble then avoids the
+faces; see :mod:`pipelines.speech`). Rows of three or four cells (before places and speakers
+existed) still read. These helpers convert between the table and :class:`~pipelines.project.PanelSpec`
 and implement the row controls (add, remove, move up, move down) with 1-based row numbers, as
 the table shows them. Blank rows are ignored when building panels.
 """
@@ -20,7 +23,7 @@ from pipelines.project import GenerationError, PanelSpec
 from pipelines.regions import PlaceError, check_places, join_places, split_places
 from pipelines.request_limits import LimitError, check_panel, check_panel_count, check_seed
 
-HEADERS = ["Text", "Characters", "Seed", "Place"]
+HEADERS = ["Text", "Characters", "Seed", "Place", "Speaker"]
 WIDTH = len(HEADERS)
 Row = list[str]
 _SPLIT = re.compile(r"\s*[,;]\s*")
@@ -43,7 +46,7 @@ def _cell(value: Any) -> str:
 
 def normalise_rows(value: Any) -> list[Row]:
     """Any table value (list of lists, a ``{"data": ...}`` dict, a pandas DataFrame) -> rows of
-    four strings (:data:`HEADERS`). Missing cells become "", extra cells are dropped."""
+    five strings (:data:`HEADERS`). Missing cells become "", extra cells are dropped."""
     if value is None:
         return []
     if hasattr(value, "values") and hasattr(value, "columns"):  # pandas DataFrame
@@ -72,13 +75,28 @@ def split_characters(cell: str) -> tuple[str, ...]:
 
 def rows_from_panels(panels: Iterable[Any]) -> list[Row]:
     """Rows from PanelSpecs or the story parser's panels (``text``, ``characters``, ``seed``,
-    ``places``)."""
+    ``places``, ``speakers``)."""
     rows = []
     for panel in panels:
         seed = getattr(panel, "seed", None)
         rows.append([panel.text, ", ".join(panel.characters), "" if seed is None else str(seed),
-                     join_places(getattr(panel, "places", ()) or ())])
+                     join_places(getattr(panel, "places", ()) or ()),
+                     join_speakers(getattr(panel, "speakers", ()) or ())])
     return rows
+
+
+def split_speakers(cell: str) -> tuple[str, ...]:
+    """``"Ada Lovelace; ; Alan Turing"`` -> ``("Ada Lovelace", "", "Alan Turing")``: one entry
+    per quoted line (blank: unknown); trailing blanks dropped."""
+    speakers = [" ".join(p.split()) for p in str(cell or "").split(";")]
+    while speakers and not speakers[-1]:
+        speakers.pop()
+    return tuple(speakers)
+
+
+def join_speakers(speakers: Sequence[str]) -> str:
+    """The inverse of :func:`split_speakers` (empty when no speaker is known)."""
+    return "; ".join(speakers) if any(speakers) else ""
 
 
 def panels_from_rows(value: Any, limits: Limits | None = None) -> tuple[PanelSpec, ...]:
@@ -97,8 +115,8 @@ def panels_from_rows(value: Any, limits: Limits | None = None) -> tuple[PanelSpe
     except LimitError as exc:
         raise PanelTableError(str(exc)) from None
     panels = []
-    for number, (text, characters, seed, place) in enumerate(rows, start=1):
-        if not any((text, characters, seed, place)):
+    for number, (text, characters, seed, place, speaker) in enumerate(rows, start=1):
+        if not any((text, characters, seed, place, speaker)):
             continue
         if not text:
             raise PanelTableError(f"row {number}: the panel text is empty; write the sentence "
@@ -117,7 +135,8 @@ def panels_from_rows(value: Any, limits: Limits | None = None) -> tuple[PanelSpe
             places = check_places(split_places(place), names)
         except PlaceError as exc:
             raise PanelTableError(f"row {number}: {exc}") from None
-        panel = PanelSpec(text=text, characters=names, seed=own_seed, places=places)
+        panel = PanelSpec(text=text, characters=names, seed=own_seed, places=places,
+                          speakers=split_speakers(speaker))
         try:
             if own_seed is not None:
                 check_seed(own_seed, "the seed", limits)
@@ -179,5 +198,5 @@ def set_seed(value: Any, row: int, seed: int) -> list[Row]:
     return rows
 
 
-__all__ = ["HEADERS", "PanelTableError", "add_row", "move_row", "normalise_rows", "panels_from_rows",
+__all__ = ["HEADERS", "PanelTableError", "add_row", "join_speakers", "split_speakers", "move_row", "normalise_rows", "panels_from_rows",
            "remove_row", "rows_from_panels", "set_seed", "split_characters"]

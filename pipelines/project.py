@@ -5,7 +5,7 @@
 the CLI validates a request in a fraction of a second before loading any model.
 
 ``project.json`` holds the panels (text, characters, explicit per-panel seed, chosen candidate),
-the cast names (in the user's order), the story text, style, keywords, negative prompt, steps, guidance, size, candidates, title, the
+the cast names (in the user's order), the characters' descriptions, the story text, style, keywords, negative prompt, steps, guidance, size, candidates, title, the
 preset, model and sampler it was drawn with, and the app version. Loading it and drawing the
 request again with the same preset and identities gives the same pixels.
 
@@ -65,12 +65,16 @@ class PanelSpec:
         places: where each character stands, in ``characters`` order (``left``, ``center``,
             ``right``, ``auto`` or a box ``x0,y0,x1,y1`` in 0-1 units; see
             :mod:`pipelines.regions`); missing entries are automatic. Canonical spelling.
+        speakers: who says each quoted line of ``text``, in order (a full name, or "" when
+            unknown); its speech bubble's tail points at that character (see
+            :mod:`pipelines.speech`). Only lettering: the pixels of the picture do not depend on it.
     """
 
     text: str
     characters: tuple[str, ...] = ()
     seed: int | None = None
     places: tuple[str, ...] = ()
+    speakers: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any, index: int = 0, limits: Limits | None = None) -> "PanelSpec":
@@ -111,7 +115,14 @@ class PanelSpec:
             places = check_places(places, characters)
         except PlaceError as exc:
             raise GenerationError(f"{where}: {exc}") from None
-        panel = cls(text=text.strip(), characters=characters, seed=seed, places=places)
+        speakers = data.get("speakers", [])
+        if not isinstance(speakers, list) or len(speakers) > limits.cast or not all(
+                isinstance(s, str) and len(s) <= limits.name_chars for s in speakers):
+            raise GenerationError(f"{where}: 'speakers' must be a list of at most {limits.cast} "
+                                  "names, one per quoted line")
+        speakers = tuple(" ".join(s.split()) for s in speakers)
+        panel = cls(text=text.strip(), characters=characters, seed=seed, places=places,
+                    speakers=speakers if any(speakers) else ())
         check_panel(panel, index + 1, limits)
         return panel
 
@@ -121,6 +132,8 @@ class PanelSpec:
             out["seed"] = self.seed
         if any(p != "auto" for p in self.places):
             out["places"] = list(self.places)
+        if any(self.speakers):
+            out["speakers"] = list(self.speakers)
         return out
 
 
@@ -167,6 +180,8 @@ class ComicRequest:
             (None -> ``generation.regional_attention``).
         face_pass: redraw each detected face with its character's identity
             (None -> ``generation.face_pass``).
+        descriptions: (name, description) pairs put into every panel prompt naming that
+            character (see :mod:`pipelines.descriptions`); empty: none.
     """
 
     panels: tuple[PanelSpec, ...]
@@ -181,6 +196,12 @@ class ComicRequest:
     candidates: int | None = None
     regional: bool | None = None
     face_pass: bool | None = None
+    descriptions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def description_map(self) -> dict[str, str]:
+        """name -> description (only non-empty ones)."""
+        return {name: text for name, text in self.descriptions if text}
 
     def resolved(self, config) -> "ComicRequest":
         """A copy with every None filled from ``config.generation``."""
@@ -195,7 +216,8 @@ class ComicRequest:
             height=gen.height if self.height is None else self.height,
             candidates=gen.candidates if self.candidates is None else self.candidates,
             regional=gen.regional_attention if self.regional is None else bool(self.regional),
-            face_pass=gen.face_pass if self.face_pass is None else bool(self.face_pass))
+            face_pass=gen.face_pass if self.face_pass is None else bool(self.face_pass),
+            descriptions=tuple((name, text) for name, text in self.descriptions if text))
 
     def panel_seed(self, index: int) -> int:
         """Seed of panel ``index``: its own, else ``seed + index``."""
@@ -331,6 +353,7 @@ class Project:
             "candidates": r.candidates,
             "regional": r.regional,
             "face_pass": r.face_pass,
+            "descriptions": r.description_map,
             "panels": [{**p.to_dict(), "seed": r.panel_seed(i), "candidate": choices[i]}
                        for i, p in enumerate(r.panels)],
         }
@@ -419,12 +442,34 @@ class Project:
         if not isinstance(cast, list) or len(cast) > limits.cast or \
                 not all(isinstance(n, str) and len(n) <= limits.name_chars for n in cast):
             raise ProjectError(f"{source}: 'cast' must be a list of at most {limits.cast} names")
+        descriptions = _read_descriptions(data.get("descriptions", {}), source, limits)
+        request = replace(request, descriptions=descriptions)
         story = data.get("story", "")
         if not isinstance(story, str) or len(story.encode("utf-8")) > limits.story_bytes:
             raise ProjectError(f"{source}: 'story' must be text of at most {limits.story_bytes} bytes")
         return cls(request=request, title=title, preset=meta["preset"], model=meta["model"],
                    sampler=meta["sampler"], choices=tuple(choices),
                    app_version=meta["app_version"], story=story, cast_order=tuple(cast))
+
+
+def _read_descriptions(value: Any, source: str, limits: Limits) -> tuple[tuple[str, str], ...]:
+    """A project's ``descriptions`` object ({name: text}) as request pairs; ProjectError when it
+    is not one, has more than ``cast`` entries, or a name or text breaks its limit."""
+    from identities.names import LibraryError, clean_description
+
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or len(value) > limits.cast:
+        raise ProjectError(f"{source}: 'descriptions' must map at most {limits.cast} names to text")
+    pairs = []
+    for name, text in value.items():
+        if not isinstance(name, str) or len(name) > limits.name_chars:
+            raise ProjectError(f"{source}: 'descriptions' has a name that is not a name")
+        try:
+            pairs.append((name, clean_description(text)))
+        except LibraryError as exc:
+            raise ProjectError(f"{source}: description of {show(name)}: {exc}") from None
+    return tuple(p for p in pairs if p[1])
 
 
 def identity_filename(name: str) -> str:

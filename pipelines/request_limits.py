@@ -45,6 +45,10 @@ def check_panel(panel: PanelSpec, number: int, limits: Limits) -> None:
         raise LimitError(limits.refusal(f"{where}: {len(panel.characters)} characters", "cast"))
     for name in panel.characters:
         check_text(name, f"{where}: the name {show(name)}", "name_chars", limits)
+    if len(panel.speakers) > limits.cast:
+        raise LimitError(limits.refusal(f"{where}: {len(panel.speakers)} speakers", "cast"))
+    for name in panel.speakers:
+        check_text(name, f"{where}: the speaker {show(name)}", "name_chars", limits)
 
 
 def whole(value: Any, label: str, low: int, high: int, key: str, limits: Limits,

@@ -2,7 +2,7 @@
 
 A saved comic is a folder ``<data root>/comics/<owner folder>/<comic id>/`` holding what
 :func:`pipelines.export.export_comic` wrote for the download list (``page_N.png``, ``comic.pdf``,
-``project.json``, ``comic.zip``), plus a row in the ``comics`` table of
+``comic.cbz``, ``project.json``, ``comic.zip``), plus a row in the ``comics`` table of
 :class:`~serving.store.Store` (title, page count, dates, status). Only rows with status
 ``saved`` whose folder exists are listed.
 
@@ -37,7 +37,7 @@ from serving.store import ComicRecord, Store
 
 COMIC_ID = re.compile(r"[0-9a-f]{16}")
 #: The files of an export kept in a saved comic (pages are ``page_N.png``).
-KEPT_FILES = ("comic.pdf", "project.json", "comic.zip")
+KEPT_FILES = ("comic.pdf", "comic.cbz", "project.json", "comic.zip")
 _TMP, _OLD, _DEL = ".tmp.", ".old.", ".del."
 UNTITLED = "Untitled comic"
 
@@ -64,7 +64,7 @@ class SavedComic:
 
     @property
     def files(self) -> list[Path]:
-        """Pages, PDF, project.json and comic.zip (those present), for a download list."""
+        """Pages, PDF, CBZ, project.json and comic.zip (those present), for a download list."""
         return [*self.pages, *(p for p in (self.folder / f for f in KEPT_FILES) if p.is_file())]
 
     @property
@@ -144,7 +144,7 @@ class ComicShelf:
 
         Args:
             files: paths written by ``export_comic``; ``page_N.png`` and the kept files
-                (PDF, project.json, comic.zip) are copied, panels are not.
+                (PDF, CBZ, project.json, comic.zip) are copied, panels are not.
         Raises:
             ComicNotFound: ``comic_id`` is not the owner's. LibraryError: a disk error.
         """

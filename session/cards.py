@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from pipelines.descriptions import description_of
 from pipelines.project import (ComicRequest)
 from session.errors import StudioError, zero_based
 from session.state import (Comic, DrawnPanel, PanelCard,
@@ -82,6 +83,11 @@ class CardViews:
                     f"{self._seed_text(panel, comic.request, i)}")
             if panel.faces_caption:  # which face is whose, as the face pass matched them
                 text += f"\n\n{panel.faces_caption}"
+            described = comic.request.description_map
+            prompt = panel.results[panel.chosen].prompt
+            if described and i < len(comic.request.panels) and any(
+                    description_of(described, n) for n in comic.request.panels[i].characters):
+                text += f"\n\n*Prompt:* {prompt}"  # the descriptions it was drawn with
             strip = [(r.image, f"{c + 1}{' ✓' if c == panel.chosen else ''}"
                       + (f" · {self._badge(panel, c)}" if self._badge(panel, c) else ""))
                      for c, r in enumerate(panel.results)] if len(panel.results) > 1 else []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from PIL import Image
@@ -70,8 +71,61 @@ class CastSteps:
         if meta.get("created"):
             facts.append(meta["created"][:10])
         text = " · ".join(facts)  # training notes (meta["warnings"]) are for the log only
+        description, comic_only = self.description(session, entry.name)
+        if description:
+            text += f"\n\n*{'This comic' if comic_only else 'Description'}:* {description}"
         path = entry.identity.face_path
         return (str(path) if path else None), text
+
+    def description(self, session: Session, name: str) -> tuple[str, bool]:
+        """(description of ``name``, whether it is this comic's override): the session's
+        per-comic one first, then the library's (or an opened project's); ("", False): none."""
+        override = find_name(session.descriptions, name)
+        if override is not None:
+            return override, True
+        try:
+            return self.catalog_for(session).get(name).description, False
+        except LibraryError:
+            return "", False
+
+    def descriptions_for(self, session: Session, names: Sequence[str]) -> dict[str, str]:
+        """name -> description for the ``names`` that have one (see :meth:`description`)."""
+        found = {}
+        for name in names:
+            text, _ = self.description(session, name)
+            if text:
+                found[name] = text
+        return found
+
+    def describe_identity(self, session: Session, name: str | None, description: str | None,
+                          comic_only: bool = False) -> str:
+        """Set the description of identity ``name`` ("" clears it): in the library (and every
+        later comic), or with ``comic_only`` (always for a shipped example) for this comic only.
+        Returns a one-line confirmation.
+
+        Raises:
+            StudioError / LibraryError (InvalidDescription, IdentityNotFound): one line.
+        """
+        from identities.names import clean_description
+
+        if not name or not str(name).strip():
+            raise StudioError("choose an identity in the library first (click its picture)")
+        text = clean_description(description)
+        entry = self.catalog_for(session).find(str(name))
+        if comic_only or entry.read_only:
+            for stored in [k for k in session.descriptions if name_key(k) == name_key(entry.name)]:
+                del session.descriptions[stored]
+            session.descriptions[entry.name] = text
+            where = "for this comic only" + (" (a shipped example's library entry cannot be "
+                                             "changed)" if entry.read_only and not comic_only else "")
+        else:
+            self.catalog_for(session).describe(entry.name, text)
+            for stored in [k for k in session.descriptions if name_key(k) == name_key(entry.name)]:
+                del session.descriptions[stored]
+            where = "in the library"
+        if not text:
+            return f"{entry.name} has no description {where}"
+        return f"{entry.name}: “{text}” saved {where}; it goes into every panel naming them"
 
     def _pronouns(self, session: Session, name: str) -> str:
         try:

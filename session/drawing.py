@@ -147,22 +147,30 @@ class DrawingSteps:
         ``keep``, save it in the owner's My comics."""
         from pipelines.export import export_comic
         from pipelines.layout import render_pages
+        from pipelines.speech import speaker_targets
 
         comic = comic or session.comic
         assert comic is not None
         images = [p.image for p in comic.panels]
         detector = self.components().face_detector
         faces = [panel.chosen_faces(detector) for panel in comic.panels]
-        comic.pages = render_pages(images, [p.text for p in comic.request.panels], comic.title, faces)
+        targets = [speaker_targets(spec, panel.image.size, panel.results[panel.chosen].faces, found)
+                   for spec, panel, found in zip(comic.request.panels, comic.panels, faces)]
+        comic.pages = render_pages(images, [p.text for p in comic.request.panels], comic.title,
+                                   faces, targets=targets)
         project = Project.from_request(comic.request, self.config, title=comic.title,
                                        choices=[p.chosen for p in comic.panels],
                                        story=session.story, cast=session.cast)
         candidates = {(i, r.candidate): r.image for i, p in enumerate(comic.panels) for r in p.results}
         folder = self.session_folder(session)
         shutil.rmtree(folder, ignore_errors=True)
+        owner = self.owner_of(session)  # a Hugging Face login signs the CBZ as its writer
+        writer = owner.id.removeprefix("hf:") if owner is not None and owner.id.startswith("hf:") \
+            else ""
         written = export_comic(folder, project, images, comic.pages, candidates=candidates,
-                              identities=identities)
-        comic.files = [str(p) for p in [*written.pages, written.pdf, written.zip, written.project]]
+                              identities=identities, writer=writer)
+        comic.files = [str(p) for p in [*written.pages, written.pdf, written.cbz, written.zip,
+                                        written.project]]
         comic.page_files = [str(p) for p in written.pages]
         if keep:
             self._keep(session, comic)
@@ -201,9 +209,10 @@ class DrawingSteps:
         panel = comic.request.panels[index]
         edited = [r for r in table if any(r)]
         if len(edited) == len(comic.panels):
-            fresh = panels_from_rows([edited[index][:2] + [""]])[0]
+            fresh = panels_from_rows([edited[index][:2] + ["", "", edited[index][4]]])[0]
             fresh = self._checked_panel(session, fresh, index + 1)
-            panel = replace(panel, text=fresh.text, characters=fresh.characters)
+            panel = replace(panel, text=fresh.text, characters=fresh.characters,
+                            speakers=fresh.speakers)
         panel = replace(panel, seed=new_seed)
         request = replace(comic.request, panels=tuple(
             panel if i == index else p for i, p in enumerate(comic.request.panels)))

@@ -95,7 +95,9 @@ class RequestSteps:
                                negative_prompt=settings.negative_prompt, seed=settings.seed,
                                steps=settings.steps, guidance_scale=settings.guidance,
                                width=settings.width, height=settings.height,
-                               candidates=settings.candidates, face_pass=settings.face_pass)
+                               candidates=settings.candidates, face_pass=settings.face_pass,
+                               descriptions=tuple(self.descriptions_for(
+                                   session, [n for p in fixed for n in p.characters]).items()))
         return self.generator().check_request(request)
 
     def _checked_panel(self, session: Session, panel: PanelSpec, number: int) -> PanelSpec:

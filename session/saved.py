@@ -127,6 +127,7 @@ class SavedComicSteps:
         session.embedded = embedded
         session.restored = project
         session.story = project.story
+        session.descriptions = request.description_map  # what it was drawn with wins
         session.cast = cast
         session.comic = comic
         if comic is not None:

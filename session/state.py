@@ -122,6 +122,8 @@ class Session:
         drawing: the panels of a comic being drawn, while Generate runs.
         owner: whose library and comics this session uses (multi-user mode; set by
             :meth:`Studio.sign_in` or on first use). saved_id: the drawn comic's id in My comics.
+        descriptions: per-comic character descriptions (name -> text, "" for none) that win
+            over the library's; an opened project puts the ones it was drawn with here.
     """
 
     id: str = ""
@@ -134,6 +136,7 @@ class Session:
     comic: Comic | None = None
     story: str = ""
     drawing: Comic | None = None
+    descriptions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

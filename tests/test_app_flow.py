@@ -206,7 +206,7 @@ def test_story_to_comic_to_pdf_and_back_gives_the_same_pixels(server, trained):
     (rows_back, project_info, _story_info, cast_back, _cg, _cc, style, keywords, negative, seed,
      randomize, steps, guidance, width, height, n_candidates, title, face_pass, panels_back,
      pages_back, files_back, _candidates, notes_back, story_back) = restored
-    assert rows_of(rows_back) == [[r[0], r[1], s, ""] for r, s in zip(rows, ["5", "777", "7"])]
+    assert rows_of(rows_back) == [[r[0], r[1], s, "", ""] for r, s in zip(rows, ["5", "777", "7"])]
     assert face_pass is True
     assert "3 panels, 2 identities inside" in project_info
     assert "Hugh Jackman (he), Taylor Swift (she)" in cast_back
@@ -319,8 +319,8 @@ def test_two_sessions_keep_separate_casts_and_stories(server, trained):
     assert "Taylor Swift (she)" in cast_b and "Hugh" not in cast_b
     story_a, _ = a.predict("Hugh Jackman read a book. He smiled.", api_name="/parse")
     story_b, _ = b.predict("Taylor Swift sang a song. She bowed.", api_name="/parse")
-    assert rows_of(story_a) == [["Hugh Jackman read a book.", "Hugh Jackman", "", ""],
-                                ["Hugh Jackman smiled.", "Hugh Jackman", "", ""]]
+    assert rows_of(story_a) == [["Hugh Jackman read a book.", "Hugh Jackman", "", "", ""],
+                                ["Hugh Jackman smiled.", "Hugh Jackman", "", "", ""]]
     assert rows_of(story_b)[1][0] == "Taylor Swift bowed."
     with pytest.raises(AppError, match="(?i)'Taylor Swift' is not in the cast \\(Hugh Jackman\\)"):
         generate(a, rows_of(story_b))

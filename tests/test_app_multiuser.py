@@ -114,7 +114,7 @@ def test_private_identities_and_comics_survive_a_kill(tmp_path):
         shown_pages, files_back, status_back = opened[-6], opened[-5], opened[-2]
         assert "Opened **Ada's day**" in status_back and len(shown_pages) == len(pages)
         assert opened[-1] == "Hugh Jackman ate an apple."  # the story comes back too
-        assert sorted(Path(f).name for f in files_back) == ["comic.pdf", "comic.zip", "page_1.png",
+        assert sorted(Path(f).name for f in files_back) == ["comic.cbz", "comic.pdf", "comic.zip", "page_1.png",
                                                            "project.json"]
         a.predict(comic_id, api_name="/delete_comic")
         assert a.predict(api_name="/my_comics")[0] == []

@@ -28,14 +28,14 @@ def test_rows_round_trip_and_blank_rows_are_skipped():
     panels = (PanelSpec("Ada Lovelace reads.", ("Ada Lovelace",)),
               PanelSpec("Ada Lovelace and Alan Turing talk.", ("Ada Lovelace", "Alan Turing"), 7))
     rows = rows_from_panels(panels)
-    assert rows == [["Ada Lovelace reads.", "Ada Lovelace", "", ""],
-                    ["Ada Lovelace and Alan Turing talk.", "Ada Lovelace, Alan Turing", "7", ""]]
-    assert panels_from_rows(rows + [["", "", "", ""]]) == panels
+    assert rows == [["Ada Lovelace reads.", "Ada Lovelace", "", "", ""],
+                    ["Ada Lovelace and Alan Turing talk.", "Ada Lovelace, Alan Turing", "7", "", ""]]
+    assert panels_from_rows(rows + [["", "", "", "", ""]]) == panels
     assert panels_from_rows({"headers": ["Text"], "data": rows}) == panels
     pandas = pytest.importorskip("pandas")
     frame = pandas.DataFrame([["A cat.", None, float("nan")], ["A dog.", "", 3.0]])
-    assert normalise_rows(frame) == [["A cat.", "", "", ""], ["A dog.", "", "3", ""]]
-    assert normalise_rows([["only text"]]) == [["only text", "", "", ""]]
+    assert normalise_rows(frame) == [["A cat.", "", "", "", ""], ["A dog.", "", "3", "", ""]]
+    assert normalise_rows([["only text"]]) == [["only text", "", "", "", ""]]
     assert split_characters(" Ada  Lovelace ; ada lovelace, Alan Turing,") == ("Ada Lovelace", "Alan Turing")
 
 
@@ -50,14 +50,15 @@ def test_bad_rows_name_the_row(rows, message):
 
 
 def test_row_controls():
-    rows = [["1.", "", "", ""], ["2.", "", "", ""], ["3.", "", "", ""]]
+    rows = [["1.", "", "", "", ""], ["2.", "", "", "", ""], ["3.", "", "", "", ""]]
     assert [r[0] for r in add_row(rows, None)] == ["1.", "2.", "3.", ""]
     assert [r[0] for r in add_row(rows, 3)] == ["1.", "2.", "3.", ""]
     assert [r[0] for r in add_row([], 0)] == [""]
     assert [r[0] for r in remove_row(rows, 1)] == ["2.", "3."]
     assert move_row(rows, 1, -1) == (rows, 1)  # clamped at the top
-    assert move_row(rows, 2, +1) == ([["1.", "", "", ""], ["3.", "", "", ""], ["2.", "", "", ""]], 3)
-    assert set_seed(rows, 2, 42)[1] == ["2.", "", "42", ""]
+    assert move_row(rows, 2, +1) == ([["1.", "", "", "", ""], ["3.", "", "", "", ""],
+                                      ["2.", "", "", "", ""]], 3)
+    assert set_seed(rows, 2, 42)[1] == ["2.", "", "42", "", ""]
     with pytest.raises(PanelTableError, match="row 4 does not exist; the table has rows 1 to 3"):
         remove_row(rows, 4)
     with pytest.raises(PanelTableError, match="the panel list is empty"):

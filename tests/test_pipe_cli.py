@@ -64,10 +64,14 @@ def test_end_to_end_tiny_run_writes_every_file(library, panels_file, tmp_path):
     out = tmp_path / "comic"
     done = run_cli("--panels", panels_file(PANELS), "--preset", "tiny", "--library", str(library),
                    "--style", "manga", "--keywords", "comic style,vivid colors", "--seed", "5",
-                   "--candidates", "2", "--title", "School Day", "--out", str(out))
+                   "--candidates", "2", "--title", "School Day", "--writer", " Grace  Hopper ",
+                   "--out", str(out))
     assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(out / "comic.cbz") as cbz:
+        info = cbz.read("ComicInfo.xml").decode()
+    assert "<Writer>Grace Hopper</Writer>" in info and "<Title>School Day</Title>" in info
     for name in ("panel_01.png", "panel_02.png", "panel_03.png", "panel_01_c2.png", "page_1.png",
-                 "comic.pdf", "project.json", "comic.zip"):
+                 "comic.pdf", "project.json", "comic.zip", "comic.cbz"):
         assert (out / name).is_file(), name
         assert str(out / name) in done.stdout
     progress = [line for line in done.stderr.splitlines() if line.startswith("panel ")]

@@ -71,7 +71,7 @@ def test_export_writes_every_file(comic, tmp_path):
     out = export_comic(tmp_path / "out", comic.project, comic.panels, comic.pages,
                        candidates=comic.candidates(), identities=CAST)
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["comic.pdf", "comic.zip", "page_1.png", "panel_01.png", "panel_01_c1.png",
+    assert names == ["comic.cbz", "comic.pdf", "comic.zip", "page_1.png", "panel_01.png", "panel_01_c1.png",
                      "panel_02.png", "panel_02_c1.png", "panel_03.png", "panel_03_c1.png",
                      "panel_04.png", "panel_04_c1.png", "project.json"]
     for path, image in zip(out.panels, comic.panels):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from configs import load_limits
 from serving.training_service import job_line
 from ui import zero_gpu
 from session import StudioError
@@ -39,6 +40,9 @@ class CharactersStep:
     library_refresh: Any
     library_face: Any
     library_details: Any
+    identity_description: Any
+    description_comic_only: Any
+    description_save: Any
     cast_add: Any
     library_delete: Any
     library_message: Any
@@ -111,6 +115,15 @@ def _library_and_cast() -> dict[str, Any]:
         c["library_face"] = gr.Image(label="Reference crop", interactive=False, height=160,
                                      elem_id="library_face", scale=1)
         c["library_details"] = gr.Markdown(elem_id="library_details")
+    with gr.Row():
+        c["identity_description"] = gr.Textbox(
+            label="Description (appearance, outfit; goes into every panel naming them)",
+            placeholder="e.g. short grey hair, red scarf, round glasses", scale=3,
+            max_length=load_limits().description_chars, elem_id="identity_description")
+        with gr.Column(scale=1, min_width=160):
+            c["description_comic_only"] = gr.Checkbox(label="only for this comic", value=False,
+                                                      elem_id="description_comic_only")
+            c["description_save"] = gr.Button("Save description", elem_id="description_save")
     with gr.Row():
         c["cast_add"] = gr.Button("Add to cast", variant="primary", elem_id="cast_add")
         c["library_delete"] = gr.Button("Delete from library", variant="stop",
@@ -287,6 +300,24 @@ def _wire_library(studio: "Studio", shared: Shared, step: CharactersStep) -> Non
     on(step.library_choice.change, show_identity, inputs=[shared.session, step.library_choice],
        outputs=[step.library_face, step.library_details], line=step.library_message,
        api_name="identity")
+
+    def show_description(state, name):
+        return studio.description(state, name)[0] if name else ""
+
+    on(step.library_choice.change, show_description, inputs=[shared.session, step.library_choice],
+       outputs=[step.identity_description], line=step.library_message,
+       api_name="identity_description")
+
+    def save_description(state, name, text, comic_only):
+        message = studio.describe_identity(state, name, text, bool(comic_only))
+        _face, details = studio.identity_details(state, name)
+        return details, studio.description(state, name)[0], message, state
+
+    on(step.description_save.click, save_description,
+       inputs=[shared.session, step.library_choice, step.identity_description,
+               step.description_comic_only],
+       outputs=[step.library_details, step.identity_description, step.library_message,
+                shared.session], line=step.library_message, api_name="identity_describe")
 
 
 def _wire_cast(studio: "Studio", shared: Shared, step: CharactersStep) -> None:

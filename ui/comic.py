@@ -140,6 +140,7 @@ def _download_links(files: list[str]) -> str:
     if not files:
         return ""
     labels = {".png": "page (PNG)", ".pdf": "the whole comic (PDF)",
+              ".cbz": "for comic readers (CBZ with ComicInfo.xml)",
               ".zip": "project zip (re-open it here later)", ".json": "project.json"}
     items = []
     for path in files:
