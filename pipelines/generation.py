@@ -348,9 +348,10 @@ class PanelGenerator(FacePassSteps):
             cast = [cast[k] for k in named]
             places = [p for k, p in enumerate(panel.places) if k in named]
             separate = request.regional and self.config.generation.character_prompts and len(cast) > 1
-            # a description goes into its character's own prompt when prompts are separate,
-            # else after the character's first mention in the one sentence
-            text = panel.text if separate else describe(panel.text, characters, descriptions)
+            # each description follows its character's first mention (the prompt shown and, with
+            # one shared prompt, encoded); with separate prompts it is encoded in that character's
+            # own prompt only (the background is cut from the sentence without descriptions)
+            text = describe(panel.text, characters, descriptions)
             if text != panel.text:
                 try:
                     bound = bind_text(text, list(characters))

@@ -185,3 +185,24 @@ def test_the_face_pass_prompt_carries_the_description():
 
     text = describe(FACE_PROMPT.format("Ada Lovelace"), ["Ada Lovelace"], {"Ada Lovelace": SCARF})
     assert text == f"a close-up portrait of Ada Lovelace ({SCARF}), detailed face"
+
+
+def test_with_per_character_prompts_a_description_is_encoded_in_its_character_prompt_only(
+        studio, tiny_components, tmp_path):
+    """Regional panel, two characters: Ada's description is in Ada's own prompt, not in Alan's or
+    the background (so it cannot dress the other character)."""
+    from session import Session
+
+    _tiny_identity(studio, tiny_components, "Ada Lovelace")
+    _tiny_identity(studio, tiny_components, "Alan Turing")
+    session = Session()
+    studio.add_to_cast(session, "Ada Lovelace")
+    studio.add_to_cast(session, "Alan Turing")
+    studio.describe_identity(session, "Ada Lovelace", SCARF)
+    rows = [["Ada Lovelace waves at Alan Turing.", "Ada Lovelace, Alan Turing", "", ""]]
+    request = studio.build_request(session, rows, studio.default_settings())
+    assert request.regional and studio.config.generation.character_prompts
+    _, (panel,) = studio.generator().prepare(request, studio.identities_for(session, request.cast_names()))
+    ada, alan = panel.character_prompts
+    assert SCARF in ada and SCARF not in alan and SCARF not in panel.background_prompt
+    assert f"Ada Lovelace ({SCARF})" in panel.prompt  # the prompt shown on the card
