@@ -14,16 +14,28 @@ Tables:
   kept only while the job is queued or running), ``status`` (queued, running, done, failed,
   cancelled, interrupted), ``message``, ``step``/``total`` (the last progress written: at start
   and end), ``created``/``updated`` (Unix seconds).
-* ``comics``: one row per saved comic: ``id``, ``owner``, ``title``, ``pages`` (count),
+* ``comics``: one row per saved comic: ``id``, ``owner``, ``folder`` (the owner's folder name
+  under ``comics/``, :attr:`identities.owners.Owner.folder`), ``title``, ``pages`` (count),
   ``created``/``updated`` (Unix seconds), ``status``: ``saving`` (files being written; never
   listed), ``saved``, ``deleting`` (being removed; never listed).
 * ``settings``: ``key`` -> ``value`` (the secret that encrypts the browser's stored keys).
+
+The database is an index, not the only copy: every saved comic's folder holds its files and a
+``comic.json`` sidecar (:mod:`serving.saved_comics`), so a database that is missing, empty or
+damaged is rebuilt from the folders (:meth:`serving.saved_comics.ComicShelf.recover`). A file that
+SQLite cannot read (or whose ``PRAGMA quick_check`` fails) is never deleted: it is renamed to
+``<file>.damaged-<UTC time>`` (with its ``-wal``/``-shm``) and a new database is started. A
+``-wal`` left by a killed server is copied aside before opening (:attr:`Store.wal_copy`): when
+the comic folders then show that rows were lost (a damaged ``-wal`` is ignored by SQLite), the
+copy is kept as ``<file>-wal.damaged-<UTC time>``, otherwise it is removed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -33,9 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from identities.names import LibraryError
+from identities.owners import Owner
+
+logger = logging.getLogger(__name__)
 
 DB_FILE = "comic-identity.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 COMIC_STATUSES = ("saving", "saved", "deleting")
 INTERRUPTED_MESSAGE = ("the server restarted while this identity was training, so the training "
@@ -51,10 +66,27 @@ CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE TABLE IF NOT EXISTS comics (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL, pages INTEGER NOT NULL,
-    status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+    status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+    folder TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS comics_owner ON comics (owner, created);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_INDEXES = "CREATE INDEX IF NOT EXISTS comics_folder ON comics (folder, created);"
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """Whether SQLite's error says the file itself is unreadable (not a lock or a full disk)."""
+    text = str(exc).lower()
+    return any(word in text for word in ("not a database", "malformed", "corrupt"))
+
+
+def _migrate_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: each comic row gets its owner's folder name (rows stay as they were)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(comics)")}
+    if "folder" not in columns:
+        db.execute("ALTER TABLE comics ADD COLUMN folder TEXT NOT NULL DEFAULT ''")
+    for comic_id, owner in db.execute("SELECT id, owner FROM comics WHERE folder = ''").fetchall():
+        db.execute("UPDATE comics SET folder = ? WHERE id = ?", (Owner(owner).folder, comic_id))
 
 
 class StoreError(LibraryError):
@@ -95,6 +127,7 @@ class ComicRecord:
     status: str
     created: float
     updated: float
+    folder: str = ""
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
@@ -107,7 +140,8 @@ def _job(row: sqlite3.Row) -> JobRecord:
 
 def _comic(row: sqlite3.Row) -> ComicRecord:
     return ComicRecord(id=row["id"], owner=row["owner"], title=row["title"], pages=row["pages"],
-                       status=row["status"], created=row["created"], updated=row["updated"])
+                       status=row["status"], created=row["created"], updated=row["updated"],
+                       folder=row["folder"])
 
 
 class Store:
@@ -115,25 +149,95 @@ class Store:
 
     Args:
         path: the database file (its folder is created).
+    Attributes:
+        set_aside: where a damaged database file was moved on opening (None: it was fine).
+        wal_copy: a copy of the ``-wal`` a killed server left (None: there was none); see
+            :meth:`settle_wal_copy`.
     Raises:
-        StoreError: the file cannot be opened, is not a database, or is newer than this program.
+        StoreError: the file cannot be opened or set aside, or is newer than this program; the
+            message says how to recover.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self.set_aside: Path | None = None
+        self.wal_copy: Path | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = self._connect()
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            self.wal_copy = self._copy_wal()
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
+                    raise
+                self.set_aside = self._put_aside()
+                self._db = self._open()
+        except StoreError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the database {self.path}: {exc}; move it (and its -wal) "
+                             "elsewhere and start again: saved comics are listed again from "
+                             "their folders") from None
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, check the file (``quick_check``), create or migrate the tables."""
+        db = self._connect()
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer version of this program "
                                  f"(schema {version}); update it")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the database {self.path}: {exc}") from None
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed ({check})")
+            db.executescript(_SCHEMA)
+            if version < 2:
+                _migrate_to_2(db)
+            db.executescript(_INDEXES)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _put_aside(self) -> Path:
+        """Rename the damaged file (and its ``-wal``/``-shm``) to ``.damaged-<time>``; never
+        deletes it. Returns the new name of the main file."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("-wal", "-shm", ""):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                source.rename(Path(f"{aside}{suffix}"))
+        logger.warning("the database %s was damaged; kept as %s, starting a new one that is "
+                       "rebuilt from the comic folders", self.path, aside)
+        return aside
+
+    def _copy_wal(self) -> Path | None:
+        wal = Path(f"{self.path}-wal")
+        if not wal.is_file() or wal.stat().st_size == 0:
+            return None
+        copy = wal.with_name(f"{wal.name}.copy")
+        shutil.copyfile(wal, copy)
+        return copy
+
+    def settle_wal_copy(self, rows_lost: bool) -> Path | None:
+        """After the rebuild: keep the ``-wal`` copy as ``-wal.damaged-<time>`` when rows were
+        lost (returns its path), else remove it."""
+        copy, self.wal_copy = self.wal_copy, None
+        if copy is None or not copy.exists():
+            return None
+        if not rows_lost:
+            copy.unlink(missing_ok=True)
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        kept = copy.with_name(f"{self.path.name}-wal.damaged-{stamp}")
+        copy.rename(kept)
+        logger.warning("the database %s had lost rows (a damaged -wal?); its -wal is kept as %s",
+                       self.path, kept)
+        return kept
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -251,12 +355,22 @@ class Store:
 
     # ------------------------------------------------------------------ comics
 
-    def begin_comic(self, comic_id: str, owner: str, title: str) -> None:
-        """Record a comic whose files are about to be written (status ``saving``, not listed)."""
+    def begin_comic(self, comic_id: str, owner: str, title: str, folder: str) -> None:
+        """Record a comic whose files are about to be written (status ``saving``, not listed)
+        in the owner's folder ``folder``."""
         now = time.time()
         with self._transaction() as db:
-            db.execute("INSERT INTO comics (id, owner, title, pages, status, created, updated) "
-                       "VALUES (?, ?, ?, 0, 'saving', ?, ?)", (comic_id, owner, title, now, now))
+            db.execute("INSERT INTO comics (id, owner, title, pages, status, created, updated, "
+                       "folder) VALUES (?, ?, ?, 0, 'saving', ?, ?, ?)",
+                       (comic_id, owner, title, now, now, folder))
+
+    def adopt_comic(self, record: ComicRecord) -> None:
+        """Record a comic found on disk without a row (the rebuild after a lost database)."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO comics (id, owner, title, pages, status, created, "
+                       "updated, folder) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (record.id, record.owner, record.title, record.pages, record.status,
+                        record.created, record.updated, record.folder))
 
     def comic_saved(self, comic_id: str, title: str, pages: int) -> None:
         """Its files are in place: list it (status ``saved``)."""
@@ -279,13 +393,17 @@ class Store:
         rows = self._query("SELECT * FROM comics WHERE id = ?", (comic_id,))
         return _comic(rows[0]) if rows else None
 
-    def comics(self, owner: str | None = None, status: str | None = "saved") -> list[ComicRecord]:
-        """Comics (of ``owner``, or everybody's with None) with ``status`` (None: any), newest
-        first."""
+    def comics(self, owner: str | None = None, status: str | None = "saved",
+               folder: str | None = None) -> list[ComicRecord]:
+        """Comics (of ``owner`` and/or in the owner folder ``folder``, or everybody's with None)
+        with ``status`` (None: any), newest first."""
         where, args = [], []
         if owner is not None:
             where.append("owner = ?")
             args.append(owner)
+        if folder is not None:
+            where.append("folder = ?")
+            args.append(folder)
         if status is not None:
             where.append("status = ?")
             args.append(status)
