@@ -186,3 +186,27 @@ def test_a_database_that_cannot_be_opened_is_one_line_saying_how_to_recover(tmp_
     with pytest.raises(StoreError, match="cannot open the database") as caught:
         Store(blocked)
     assert "\n" not in str(caught.value) and "start again" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_deleting_the_database_and_restarting_the_app_keeps_every_comic(tmp_path):
+    """Through a real server: comics saved, the database (and its -wal/-shm) deleted, the app
+    started again: every comic is listed in My comics."""
+    pytest.importorskip("gradio_client")
+    from browser.app_server import app_process
+    from gradio_client import Client
+
+    space = Workspace(tmp_path / "data", multi_user=False, examples_dir=None)
+    store = Store(space.root / DB_FILE)
+    shelf = ComicShelf(store, space)
+    saved = [shelf.save(LOCAL, title, _export(tmp_path / title, title, pages))
+             for title, pages in (("First day", 1), ("Second day", 2))]
+    store.close()
+    for path in space.root.glob(DB_FILE + "*"):
+        path.unlink()
+    with app_process(space.root, tmp_path / "server.log") as (_server, url):
+        client = Client(url, verbose=False, download_files=False)
+        gallery, _summary = client.predict(api_name="/my_comics")
+    assert sorted(item["caption"].split(" · ")[0] for item in gallery) == ["First day", "Second day"]
+    assert all(comic.folder.is_dir() for comic in saved)
+    assert (space.root / DB_FILE).is_file()  # the new one, rebuilt
