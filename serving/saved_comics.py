@@ -43,14 +43,12 @@ from configs import load_limits
 from core.crash import crash_point
 from core.safe_read import ReadRefused, loads_json, read_capped
 from identities.names import LibraryError
-from identities.owners import COMICS_FOLDER, Owner, Workspace, parse_owner
+from identities.owners import COMICS_FOLDER, OWNER_FOLDER, Owner, Workspace, parse_owner
 from serving.store import ComicRecord, Store
 
 logger = logging.getLogger(__name__)
 
 COMIC_ID = re.compile(r"[0-9a-f]{16}")
-#: An owner's folder name under ``comics/`` (see :attr:`identities.owners.Owner.folder`).
-OWNER_FOLDER = re.compile(r"u[0-9a-f]{32}")
 #: The sidecar in each saved comic's folder: what its database row says (for a rebuild).
 SIDECAR = "comic.json"
 #: The files of an export kept in a saved comic (pages are ``page_N.png``).
@@ -177,7 +175,7 @@ class ComicShelf:
             comic_id = uuid.uuid4().hex[:16]
             self.store.begin_comic(comic_id, owner.id, title, owner.folder)
         record = self.store.comic(comic_id)
-        sidecar = {"id": comic_id, "owner": owner.id, "title": title,
+        sidecar = {"id": comic_id, "owner": self.store.owner_ref(owner.id), "title": title,
                    "created": record.created if record is not None else time.time()}
         root = self.workspace.comics_dir(owner)
         dest, staged = root / comic_id, root / f"{_TMP}{comic_id}"

@@ -10,15 +10,21 @@ handlers in one) opens a connection of its own: SQLite connections must not cros
 Tables:
 
 * ``jobs``: one row per training job: ``id``, ``owner`` (an :class:`~identities.owners.Owner`
-  id), ``label``, ``name``, ``pronouns``, ``steps``, ``seed``, ``photo`` (the uploaded bytes,
+  id as stored, :meth:`Store.owner_ref`), ``folder`` (the owner's folder name), ``label``, ``name``, ``pronouns``, ``steps``, ``seed``, ``photo`` (the uploaded bytes,
   kept only while the job is queued or running), ``status`` (queued, running, done, failed,
   cancelled, interrupted), ``message``, ``step``/``total`` (the last progress written: at start
   and end), ``created``/``updated`` (Unix seconds).
-* ``comics``: one row per saved comic: ``id``, ``owner``, ``folder`` (the owner's folder name
+* ``comics``: one row per saved comic: ``id``, ``owner`` (as stored), ``folder`` (the owner's folder name
   under ``comics/``, :attr:`identities.owners.Owner.folder`), ``title``, ``pages`` (count),
   ``created``/``updated`` (Unix seconds), ``status``: ``saving`` (files being written; never
   listed), ``saved``, ``deleting`` (being removed; never listed).
 * ``settings``: ``key`` -> ``value`` (the secret that encrypts the browser's stored keys).
+
+Owner ids are stored through :meth:`Store.owner_ref`: a browser's key (``key:<32 hex>``, which
+signs a visitor in) only as ``key#`` + HMAC-SHA256 under the ``owner_keys`` secret of
+:mod:`serving.server_secrets` (a file beside the database, not in it); Hugging Face logins and
+``local`` as they are. Schema 2 (from 1: the ``folder`` columns, raw keys replaced by their HMAC,
+the freed pages wiped) keeps every row.
 
 The database is an index, not the only copy: every saved comic's folder holds its files and a
 ``comic.json`` sidecar (:mod:`serving.saved_comics`), so a database that is missing, empty or
@@ -32,6 +38,8 @@ copy is kept as ``<file>-wal.damaged-<UTC time>``, otherwise it is removed.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -46,6 +54,7 @@ from pathlib import Path
 
 from identities.names import LibraryError
 from identities.owners import Owner
+from serving.server_secrets import SECRETS_FILE, ServerSecrets
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +70,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, label TEXT NOT NULL, name TEXT NOT NULL,
     pronouns TEXT NOT NULL, steps INTEGER NOT NULL, seed INTEGER, photo BLOB,
     status TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', step INTEGER NOT NULL DEFAULT 0,
-    total INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, updated REAL NOT NULL);
+    total INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, updated REAL NOT NULL,
+    folder TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE TABLE IF NOT EXISTS comics (
@@ -80,13 +90,30 @@ def _damaged(exc: sqlite3.Error) -> bool:
     return any(word in text for word in ("not a database", "malformed", "corrupt"))
 
 
-def _migrate_to_2(db: sqlite3.Connection) -> None:
-    """Schema 1 -> 2: each comic row gets its owner's folder name (rows stay as they were)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(comics)")}
-    if "folder" not in columns:
-        db.execute("ALTER TABLE comics ADD COLUMN folder TEXT NOT NULL DEFAULT ''")
-    for comic_id, owner in db.execute("SELECT id, owner FROM comics WHERE folder = ''").fetchall():
-        db.execute("UPDATE comics SET folder = ? WHERE id = ?", (Owner(owner).folder, comic_id))
+def owner_ref(owner_id: str, key: bytes) -> str:
+    """How an owner id is stored: a browser key (``key:<hex>``) as ``key#`` + the first 32 hex
+    digits of HMAC-SHA256(``key``, the hex); any other id unchanged."""
+    if not owner_id.startswith("key:"):
+        return owner_id
+    digest = hmac.new(key, owner_id[4:].encode("utf-8"), hashlib.sha256).hexdigest()
+    return "key#" + digest[:32]
+
+
+def _migrate_to_2(db: sqlite3.Connection, key: bytes) -> None:
+    """Schema 1 -> 2 (see the module docstring); each step can run again after a crash."""
+    for table in ("jobs", "comics"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "folder" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN folder TEXT NOT NULL DEFAULT ''")
+        db.execute("BEGIN IMMEDIATE")
+        for row_id, owner in db.execute(f"SELECT id, owner FROM {table} "
+                                        "WHERE folder = '' OR owner LIKE 'key:%'").fetchall():
+            folder = Owner(owner).folder if not owner.startswith("key#") else ""
+            db.execute(f"UPDATE {table} SET owner = ?, folder = CASE WHEN folder = '' THEN ? "
+                       "ELSE folder END WHERE id = ?", (owner_ref(owner, key), folder, row_id))
+        db.execute("COMMIT")
+    db.execute("VACUUM")  # no raw key left in a free page
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # nor in the log
 
 
 class StoreError(LibraryError):
@@ -110,6 +137,7 @@ class JobRecord:
     total: int = 0
     created: float = 0.0
     photo: bytes | None = field(default=None, repr=False, compare=False)
+    folder: str = ""
 
     @property
     def finished(self) -> bool:
@@ -135,7 +163,8 @@ def _job(row: sqlite3.Row) -> JobRecord:
                      pronouns=row["pronouns"], steps=row["steps"], seed=row["seed"],
                      status=row["status"], message=row["message"], step=row["step"],
                      total=row["total"], created=row["created"],
-                     photo=bytes(row["photo"]) if row["photo"] is not None else None)
+                     photo=bytes(row["photo"]) if row["photo"] is not None else None,
+                     folder=row["folder"])
 
 
 def _comic(row: sqlite3.Row) -> ComicRecord:
@@ -149,17 +178,21 @@ class Store:
 
     Args:
         path: the database file (its folder is created).
+        secrets_file: the server's secrets (default: :data:`~serving.server_secrets.SECRETS_FILE`
+            beside ``path``).
     Attributes:
         set_aside: where a damaged database file was moved on opening (None: it was fine).
         wal_copy: a copy of the ``-wal`` a killed server left (None: there was none); see
             :meth:`settle_wal_copy`.
     Raises:
         StoreError: the file cannot be opened or set aside, or is newer than this program; the
-            message says how to recover.
+            message says how to recover. SecretsError: the secrets file is unreadable.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, secrets_file: ServerSecrets | None = None) -> None:
         self.path = Path(path)
+        self.secrets = secrets_file or ServerSecrets(self.path.parent / SECRETS_FILE)
+        self._owner_key = self.secrets.get("owner_keys")
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self.set_aside: Path | None = None
@@ -193,8 +226,8 @@ class Store:
             if check != "ok":
                 raise sqlite3.DatabaseError(f"database disk image is malformed ({check})")
             db.executescript(_SCHEMA)
-            if version < 2:
-                _migrate_to_2(db)
+            if 0 < version < 2:
+                _migrate_to_2(db, self._owner_key)
             db.executescript(_INDEXES)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
@@ -286,6 +319,10 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the database {self.path}: {exc}") from None
 
+    def owner_ref(self, owner_id: str) -> str:
+        """``owner_id`` as this store keeps it (:func:`owner_ref`; idempotent)."""
+        return owner_ref(owner_id, self._owner_key)
+
     # ------------------------------------------------------------------ settings
 
     def secret(self, key: str) -> str:
@@ -305,11 +342,11 @@ class Store:
         now = time.time()
         with self._transaction() as db:
             db.execute("INSERT INTO jobs (id, owner, label, name, pronouns, steps, seed, photo, "
-                       "status, message, step, total, created, updated) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (job.id, job.owner, job.label, job.name, job.pronouns, job.steps, job.seed,
+                       "status, message, step, total, created, updated, folder) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job.id, self.owner_ref(job.owner), job.label, job.name, job.pronouns, job.steps, job.seed,
                         job.photo, job.status, job.message, job.step, job.total,
-                        job.created or now, now))
+                        job.created or now, now, job.folder or Owner(job.owner).folder))
 
     def set_job(self, job_id: str, status: str, message: str = "", step: int | None = None,
                 total: int | None = None) -> None:
@@ -330,8 +367,9 @@ class Store:
     def jobs(self, owner: str, limit: int = 20) -> list[JobRecord]:
         """The owner's newest ``limit`` jobs, newest first (photos not loaded)."""
         rows = self._query("SELECT id, owner, label, name, pronouns, steps, seed, NULL AS photo, "
-                           "status, message, step, total, created FROM jobs WHERE owner = ? "
-                           "ORDER BY created DESC LIMIT ?", (owner, limit))
+                           "status, message, step, total, created, folder FROM jobs "
+                           "WHERE owner = ? ORDER BY created DESC LIMIT ?",
+                           (self.owner_ref(owner), limit))
         return [_job(r) for r in rows]
 
     def recover_jobs(self, message: str = INTERRUPTED_MESSAGE
@@ -362,14 +400,14 @@ class Store:
         with self._transaction() as db:
             db.execute("INSERT INTO comics (id, owner, title, pages, status, created, updated, "
                        "folder) VALUES (?, ?, ?, 0, 'saving', ?, ?, ?)",
-                       (comic_id, owner, title, now, now, folder))
+                       (comic_id, self.owner_ref(owner), title, now, now, folder))
 
     def adopt_comic(self, record: ComicRecord) -> None:
         """Record a comic found on disk without a row (the rebuild after a lost database)."""
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO comics (id, owner, title, pages, status, created, "
                        "updated, folder) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (record.id, record.owner, record.title, record.pages, record.status,
+                       (record.id, self.owner_ref(record.owner), record.title, record.pages, record.status,
                         record.created, record.updated, record.folder))
 
     def comic_saved(self, comic_id: str, title: str, pages: int) -> None:
@@ -400,7 +438,7 @@ class Store:
         where, args = [], []
         if owner is not None:
             where.append("owner = ?")
-            args.append(owner)
+            args.append(self.owner_ref(owner))
         if folder is not None:
             where.append("folder = ?")
             args.append(folder)

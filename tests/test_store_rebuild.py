@@ -210,3 +210,66 @@ def test_deleting_the_database_and_restarting_the_app_keeps_every_comic(tmp_path
     assert sorted(item["caption"].split(" · ")[0] for item in gallery) == ["First day", "Second day"]
     assert all(comic.folder.is_dir() for comic in saved)
     assert (space.root / DB_FILE).is_file()  # the new one, rebuilt
+
+
+def _all_bytes(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+def test_browser_keys_are_stored_only_as_an_hmac(tmp_path):
+    """Issue 23, item 4: the database (and the comic sidecars) hold no raw browser key; the
+    secret of the HMAC is in a 0600 file beside the database, not in it."""
+    from serving.server_secrets import SECRETS_FILE
+    from serving.store import JobRecord
+
+    space, _saved = _two_owners_comics(tmp_path)
+    store = Store(space.root / DB_FILE)
+    ada = owner_from_key(KEY)
+    store.add_job(JobRecord(id="job000000001", owner=ada.id, label="Training A", name="Ada Byron",
+                            pronouns="", steps=2, seed=None, status="done", folder=ada.folder))
+    assert [j.id for j in store.jobs(ada.id)] == ["job000000001"]
+    assert store.jobs(owner_from_key("cd" * 16).id) == []
+    stored = store.job("job000000001").owner
+    assert stored.startswith("key#") and KEY not in stored and stored == store.owner_ref(ada.id)
+    store.close()
+    assert KEY.encode() not in _all_bytes(space.root)
+    secrets_file = space.root / SECRETS_FILE
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
+    # another secret, other hashes: the id is keyed, not a plain hash of the key
+    other = Store(tmp_path / "other" / DB_FILE)
+    assert other.owner_ref(ada.id) != stored and other.owner_ref("hf:bob") == "hf:bob"
+
+
+def test_schema_1_raw_keys_are_replaced_by_their_hmac_and_nothing_is_lost(tmp_path):
+    space = Workspace(tmp_path / "data", multi_user=True, examples_dir=None)
+    ada = owner_from_key(KEY)
+    comic = space.comics_dir(ada) / "00000000000000aa"
+    _export(comic, "Kept", 1)
+    db = sqlite3.connect(space.root / DB_FILE)
+    db.executescript(f"""
+        PRAGMA journal_mode=WAL;
+        CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, label TEXT NOT NULL,
+            name TEXT NOT NULL, pronouns TEXT NOT NULL, steps INTEGER NOT NULL, seed INTEGER,
+            photo BLOB, status TEXT NOT NULL, message TEXT NOT NULL DEFAULT '',
+            step INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL, updated REAL NOT NULL);
+        CREATE TABLE comics (id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL,
+            pages INTEGER NOT NULL, status TEXT NOT NULL, created REAL NOT NULL,
+            updated REAL NOT NULL);
+        INSERT INTO jobs VALUES ('job000000001', 'key:{KEY}', 'Training A', 'Ada Byron', '', 2,
+            NULL, NULL, 'done', 'saved', 2, 2, 1.0, 2.0);
+        INSERT INTO jobs VALUES ('job000000002', 'hf:bob', 'Training B', 'Bob Marley', '', 2,
+            NULL, NULL, 'done', 'saved', 2, 2, 3.0, 4.0);
+        INSERT INTO comics VALUES ('00000000000000aa', 'key:{KEY}', 'Kept', 1, 'saved', 5.0, 6.0);
+        PRAGMA user_version=1;
+    """)
+    db.close()
+    store = Store(space.root / DB_FILE)
+    shelf = ComicShelf(store, space)
+    assert shelf.recover() == 0
+    assert [c.title for c in shelf.list(ada)] == ["Kept"]
+    assert [j.id for j in store.jobs(ada.id)] == ["job000000001"]
+    assert [j.id for j in store.jobs("hf:bob")] == ["job000000002"]
+    assert store.job("job000000001").folder == ada.folder
+    store.close()
+    assert KEY.encode() not in _all_bytes(space.root)
