@@ -189,14 +189,28 @@ def test_a_database_that_cannot_be_opened_is_one_line_saying_how_to_recover(tmp_
 
 
 @pytest.mark.slow
-def test_deleting_the_database_and_restarting_the_app_keeps_every_comic(tmp_path):
+def test_deleting_the_database_and_restarting_the_app_keeps_every_comic(tmp_path, monkeypatch):
     """Through a real server: comics saved, the database (and its -wal/-shm) deleted, the app
-    started again: every comic is listed in My comics."""
+    started again: every comic is listed in My comics.
+
+    The data root is outside the working folder and the server's temp folder (as
+    ``/data/embeddings`` on a Space, issue 23, item 5): the library and My comics still show
+    their pictures, and Gradio serves none of the data root's other files."""
     pytest.importorskip("gradio_client")
+    import httpx
+    import numpy as np
+    import torch
     from browser.app_server import app_process
     from gradio_client import Client
 
+    from identities.library import IdentityLibrary
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "server-tmp"))  # the server's temp folder
+    (tmp_path / "server-tmp").mkdir()
     space = Workspace(tmp_path / "data", multi_user=False, examples_dir=None)
+    identity = IdentityLibrary(space.root).add("Ada Lovelace", torch.randn(2, 32),
+                                               torch.randn(2, 64), pronouns="she",
+                                               face=np.full((64, 64, 3), 90, np.uint8))
     store = Store(space.root / DB_FILE)
     shelf = ComicShelf(store, space)
     saved = [shelf.save(LOCAL, title, _export(tmp_path / title, title, pages))
@@ -204,12 +218,23 @@ def test_deleting_the_database_and_restarting_the_app_keeps_every_comic(tmp_path
     store.close()
     for path in space.root.glob(DB_FILE + "*"):
         path.unlink()
+    private = [p for p in space.root.rglob("*") if p.is_file() and p.suffix != ".png"]
     with app_process(space.root, tmp_path / "server.log") as (_server, url):
         client = Client(url, verbose=False, download_files=False)
-        gallery, _summary = client.predict(api_name="/my_comics")
-    assert sorted(item["caption"].split(" · ")[0] for item in gallery) == ["First day", "Second day"]
+        comics, _summary = client.predict(api_name="/my_comics")
+        library, *_rest = client.predict(api_name="/library")
+        shown = [item["image"]["url"] for item in [*comics, *library]]
+        fetched = [httpx.get(link if link.startswith("http") else url + link.lstrip("/"))
+                   for link in shown]
+        refused = [httpx.get(f"{url}gradio_api/file={p}").status_code for p in private]
+    assert sorted(item["caption"].split(" · ")[0] for item in comics) == ["First day", "Second day"]
+    assert [item["caption"] for item in library] == ["Ada Lovelace (she)"]
+    assert [r.status_code for r in fetched] == [200] * 3
+    assert fetched[-1].content == identity.face_path.read_bytes()
+    assert private and all(code != 200 for code in refused)  # the .safetensors, the database
     assert all(comic.folder.is_dir() for comic in saved)
     assert (space.root / DB_FILE).is_file()  # the new one, rebuilt
+    assert "Traceback" not in (tmp_path / "server.log").read_text(errors="replace")
 
 
 def _all_bytes(root: Path) -> bytes:
