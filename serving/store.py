@@ -208,8 +208,10 @@ class Store:
                 self.set_aside = self._put_aside()
                 self._db = self._open()
         except StoreError:
+            self.settle_wal_copy(rows_lost=False)
             raise
         except (sqlite3.Error, OSError) as exc:
+            self.settle_wal_copy(rows_lost=False)
             raise StoreError(f"cannot open the database {self.path}: {exc}; move it (and its -wal) "
                              "elsewhere and start again: saved comics are listed again from "
                              "their folders") from None

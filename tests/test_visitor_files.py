@@ -76,6 +76,10 @@ def test_the_gate_sets_a_cookie_and_hides_other_visits_files(tmp_path):
     url = FILE_ROUTE + zip_path
     assert client_a.get(url).status_code == 200
     assert client_b.get(url).status_code == 404
+    # other spellings of the same file: percent-encoded, through a folder and back
+    assert client_b.get(url.replace("comic.zip", "%63omic.zip")).status_code == 404
+    assert client_b.get(url.replace("/abc/", "/abc/%2E%2E/abc/")).status_code == 404
+    assert client_a.get(url.replace("comic.zip", "%63omic.zip")).status_code == 200
     assert TestClient(client_a.app).get(url).status_code == 404  # no cookie
     assert client_b.get(FILE_ROUTE + str(tmp_path / "upload.png")).status_code == 200
     # a second response to a visit with a valid cookie sets none

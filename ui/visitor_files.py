@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from starlette.middleware import Middleware
 
@@ -71,8 +70,8 @@ class VisitorFileGate:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
-        if path.startswith(FILE_ROUTE) and \
-                not self.files.may_fetch(visit, unquote(path[len(FILE_ROUTE):])):
+        # scope["path"] is decoded once, as the route that serves the file reads it
+        if path.startswith(FILE_ROUTE) and not self.files.may_fetch(visit, path[len(FILE_ROUTE):]):
             await send({"type": "http.response.start", "status": 404,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
             await send({"type": "http.response.body", "body": b"Not Found"})
