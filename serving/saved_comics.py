@@ -43,7 +43,7 @@ from configs import load_limits
 from core.crash import crash_point
 from core.safe_read import ReadRefused, loads_json, read_capped
 from identities.names import LibraryError
-from identities.owners import COMICS_FOLDER, OWNER_FOLDER, Owner, Workspace, parse_owner
+from identities.owners import COMICS_FOLDER, OWNER_FOLDER, Owner, Workspace
 from serving.store import ComicRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -121,9 +121,11 @@ class ComicShelf:
         self.workspace = workspace
 
     def _folder(self, record: ComicRecord) -> Path:
-        if not OWNER_FOLDER.fullmatch(record.folder):  # rows of schema 1 are migrated
-            return self.workspace.comics_dir(parse_owner(record.owner)) / record.id
-        return self.workspace.root / COMICS_FOLDER / record.folder / record.id
+        # by the folder name alone: rows of the other mode keep their folders too (a row without
+        # a well-formed folder, which a migrated database has none of: by its owner id's hash)
+        well_formed = OWNER_FOLDER.fullmatch(record.folder)
+        folder = record.folder if well_formed else Owner(record.owner).folder
+        return self.workspace.root / COMICS_FOLDER / folder / record.id
 
     def _saved(self, record: ComicRecord) -> SavedComic | None:
         folder = self._folder(record)
