@@ -157,6 +157,9 @@ def test_private_identities_and_comics_survive_a_kill(tmp_path):
     assert sorted(p.name for p in users.iterdir()) == [owner_from_key(key_a).folder]
     assert IdentityLibrary(users / owner_from_key(key_a).folder).problems() == []
     assert not any(key_a in str(p) or key_b in str(p) for p in library.rglob("*"))
+    # the database (and its log) holds the browser keys only as their HMAC
+    stored = b"".join(p.read_bytes() for p in library.glob(DB_FILE + "*") if p.is_file())
+    assert stored and key_a.encode() not in stored and key_b.encode() not in stored
     store = Store(library / DB_FILE)
     assert {j.status for j in store.jobs(owner_from_key(key_a).id)} == {"done", "interrupted"}
     assert "Traceback" not in log.read_text(errors="replace")
