@@ -298,3 +298,18 @@ def test_schema_1_raw_keys_are_replaced_by_their_hmac_and_nothing_is_lost(tmp_pa
     assert store.job("job000000001").folder == ada.folder
     store.close()
     assert KEY.encode() not in _all_bytes(space.root)
+
+
+@pytest.mark.slow
+def test_the_app_refuses_to_start_with_one_line_when_the_database_cannot_be_opened(tmp_path):
+    from browser.app_server import app_env
+
+    library = tmp_path / "data"
+    (library / DB_FILE).mkdir(parents=True)  # neither a database nor movable aside as a file
+    done = subprocess.run([sys.executable, str(ROOT / "app.py"), "--preset", "tiny", "--library",
+                           str(library), "--port", "1"], check=False, cwd=ROOT, env=app_env(),
+                          capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert "cannot open the database" in errors[0] and "start again" in errors[0]
+    assert "Traceback" not in done.stderr
