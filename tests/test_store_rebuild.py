@@ -313,3 +313,17 @@ def test_the_app_refuses_to_start_with_one_line_when_the_database_cannot_be_open
     assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
     assert "cannot open the database" in errors[0] and "start again" in errors[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_damaged_secrets_file_is_one_line_and_kept(tmp_path):
+    from serving.server_secrets import SECRETS_FILE, SecretsError, ServerSecrets
+
+    path = tmp_path / SECRETS_FILE
+    first = ServerSecrets(path).get("owner_keys")
+    assert ServerSecrets(path).get("owner_keys") == first  # kept across restarts
+    assert ServerSecrets(path).get("visits") != first
+    for damaged in (b"{not json", b'["a list"]', b'{"owner_keys": 3}'):
+        path.write_bytes(damaged)
+        with pytest.raises(SecretsError, match="move it away") as caught:
+            Store(tmp_path / DB_FILE, ServerSecrets(path))
+        assert "\n" not in str(caught.value) and path.read_bytes() == damaged  # never replaced
