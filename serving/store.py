@@ -10,12 +10,13 @@ handlers in one) opens a connection of its own: SQLite connections must not cros
 Tables:
 
 * ``jobs``: one row per training job: ``id``, ``owner`` (an :class:`~identities.owners.Owner`
-  id as stored, :meth:`Store.owner_ref`), ``folder`` (the owner's folder name), ``label``, ``name``, ``pronouns``, ``steps``, ``seed``, ``photo`` (the uploaded bytes,
-  kept only while the job is queued or running), ``status`` (queued, running, done, failed,
-  cancelled, interrupted), ``message``, ``step``/``total`` (the last progress written: at start
-  and end), ``created``/``updated`` (Unix seconds).
-* ``comics``: one row per saved comic: ``id``, ``owner`` (as stored), ``folder`` (the owner's folder name
-  under ``comics/``, :attr:`identities.owners.Owner.folder`), ``title``, ``pages`` (count),
+  id as stored, :meth:`Store.owner_ref`), ``folder`` (the owner's folder name), ``label``,
+  ``name``, ``pronouns``, ``steps``, ``seed``, ``photo`` (the uploaded bytes, kept only while the
+  job is queued or running), ``status`` (queued, running, done, failed, cancelled,
+  interrupted), ``message``, ``step``/``total`` (the last progress written: at start and end),
+  ``created``/``updated`` (Unix seconds).
+* ``comics``: one row per saved comic: ``id``, ``owner`` (as stored), ``folder`` (the owner's
+  folder name under ``comics/``, :attr:`identities.owners.Owner.folder`), ``title``, ``pages`` (count),
   ``created``/``updated`` (Unix seconds), ``status``: ``saving`` (files being written; never
   listed), ``saved``, ``deleting`` (being removed; never listed).
 * ``settings``: ``key`` -> ``value`` (the secret that encrypts the browser's stored keys).
@@ -452,4 +453,4 @@ class Store:
 
 
 __all__ = ["COMIC_STATUSES", "ComicRecord", "DB_FILE", "INTERRUPTED_MESSAGE", "JOB_STATUSES",
-           "JobRecord", "Store", "StoreError"]
+           "JobRecord", "Store", "StoreError", "owner_ref"]
