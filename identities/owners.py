@@ -18,7 +18,9 @@ Layout of the data root (``--library``; on a Space with a ``/data`` folder, ``/d
 unless ``--library`` is given)::
 
     <root>/
-      comic-identity.sqlite3         # jobs and saved comics (serving.store), WAL mode
+      comic-identity.sqlite3         # jobs and saved comics (serving.store), WAL mode; browser
+                                     # keys only as an HMAC
+      comic-identity-secrets.json    # the server's HMAC secrets (serving.server_secrets), 0600
       <identity folders>             # single-user: the library itself, as before
       users/u<hash>/<identity ...>   # multi-user: one private library per owner
       comics/u<hash>/<comic id>/     # saved comics, per owner (both modes)
