@@ -117,6 +117,7 @@ def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
     from identities.names import LibraryError
     from identities.owners import data_root, on_space
     from ui.app import CSS, build_demo
+    from ui.visitor_files import app_kwargs
     from session import Studio
 
     from serving.zero_gpu import on_zero_gpu
@@ -142,7 +143,8 @@ def _serve(args: argparse.Namespace, config: AppConfig, run) -> int:
         demo = build_demo(studio)
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                     allowed_paths=[str(studio.export_root)], css=CSS,
-                    max_file_size=load_limits().upload_bytes)
+                    max_file_size=load_limits().upload_bytes,
+                    app_kwargs=app_kwargs(studio.visitor_files))
     finally:
         studio.shutdown()
     return 0

@@ -18,7 +18,9 @@ Layout of the data root (``--library``; on a Space with a ``/data`` folder, ``/d
 unless ``--library`` is given)::
 
     <root>/
-      comic-identity.sqlite3         # jobs and saved comics (serving.store), WAL mode
+      comic-identity.sqlite3         # jobs and saved comics (serving.store), WAL mode; browser
+                                     # keys only as an HMAC
+      comic-identity-secrets.json    # the server's HMAC secrets (serving.server_secrets), 0600
       <identity folders>             # single-user: the library itself, as before
       users/u<hash>/<identity ...>   # multi-user: one private library per owner
       comics/u<hash>/<comic id>/     # saved comics, per owner (both modes)
@@ -44,6 +46,8 @@ USERS_FOLDER = "users"
 COMICS_FOLDER = "comics"
 #: A browser's owner key: 128 random bits as 32 lowercase hex digits.
 KEY_PATTERN = re.compile(r"[0-9a-f]{32}")
+#: An owner's folder name: ``u`` + 32 hex digits (:attr:`Owner.folder`).
+OWNER_FOLDER = re.compile(r"u[0-9a-f]{32}")
 #: A Hugging Face user name: letters, digits, '-', '_', '.', not starting with punctuation.
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 #: Where a Hugging Face Space keeps files across restarts (persistent storage).
@@ -207,11 +211,28 @@ class Workspace:
         library = self.library(owner) if owner is not None else None
         return IdentityCatalog(library, self.examples_dir)
 
+    def library_in(self, folder: str) -> IdentityLibrary:
+        """The library of the owner whose folder name is ``folder`` (``u`` + 32 hex digits), as
+        a job stored with a hashed owner id finds it after a restart.
+
+        Raises:
+            InvalidOwner: a malformed folder name, or one of the other mode.
+        """
+        if not isinstance(folder, str) or not OWNER_FOLDER.fullmatch(folder):
+            raise InvalidOwner("the owner is not valid")
+        if self.multi_user and folder == LOCAL.folder:
+            raise InvalidOwner("the single-user library is not used in multi-user mode")
+        if not self.multi_user and folder != LOCAL.folder:
+            raise InvalidOwner("a multi-user owner is not used in single-user mode")
+        if not self.multi_user:
+            return IdentityLibrary(self.root)
+        return IdentityLibrary(self.root / USERS_FOLDER / folder)
+
     def comics_dir(self, owner: Owner) -> Path:
         """The folder of the owner's saved comics (created on the first save)."""
         return self.root / COMICS_FOLDER / self._check(owner).folder
 
 
-__all__ = ["COMICS_FOLDER", "InvalidOwner", "LOCAL", "NotSignedIn", "Owner", "USERS_FOLDER",
+__all__ = ["COMICS_FOLDER", "InvalidOwner", "LOCAL", "NotSignedIn", "OWNER_FOLDER", "Owner", "USERS_FOLDER",
            "Workspace", "data_root", "new_key", "on_space", "owner_from_key",
            "owner_from_username", "parse_owner", "resolve_owner"]

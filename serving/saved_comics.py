@@ -1,10 +1,12 @@
 """My comics: each owner's saved comics, on disk and in the database, never half saved.
 
 A saved comic is a folder ``<data root>/comics/<owner folder>/<comic id>/`` holding what
-:func:`pipelines.export.export_comic` wrote for the download list (``page_N.png``, ``comic.pdf``,
-``comic.cbz``, ``project.json``, ``comic.zip``), plus a row in the ``comics`` table of
-:class:`~serving.store.Store` (title, page count, dates, status). Only rows with status
-``saved`` whose folder exists are listed.
+:func:`pipelines.export.export_comic` wrote for the download list (``page_N.png``, ``comic.pdf``, ``comic.cbz``,
+``project.json``, ``comic.zip``) and a ``comic.json`` sidecar (``id``, ``owner``, ``title``,
+``created``: what its row says, so the row can be written again), plus a row in the ``comics``
+table of :class:`~serving.store.Store` (title, page count, dates, status, the owner's folder).
+Only rows with status ``saved`` whose folder exists are listed; an owner's comics are found by
+the owner's folder name (:attr:`identities.owners.Owner.folder`).
 
 Crash safety (``kill -9`` at any moment):
 
@@ -17,25 +19,38 @@ Crash safety (``kill -9`` at any moment):
 * :meth:`ComicShelf.recover` (at start-up) finishes or undoes whatever a crash cut short: a
   ``saving`` row whose folder is in place becomes ``saved`` (every file was written before the
   rename), one without is dropped; ``deleting`` rows are deleted; hidden leftovers are removed
-  (a moved-aside old version is put back when its replacement never arrived) and folders without
-  a row are removed.
+  (a moved-aside old version is put back when its replacement never arrived).
+* **a lost database** (deleted, emptied, damaged, or a damaged ``-wal``): the store starts a new
+  one (a damaged file is kept aside, :class:`~serving.store.Store`), and :meth:`ComicShelf.recover`
+  gives every comic folder without a row its row back: title and date from ``comic.json`` (or
+  ``project.json``'s title and the folder's time when the sidecar is missing or unreadable),
+  pages counted, status ``saved``. A folder is never removed because it has no row.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from configs import load_limits
 from core.crash import crash_point
+from core.safe_read import ReadRefused, loads_json, read_capped
 from identities.names import LibraryError
-from identities.owners import COMICS_FOLDER, Owner, Workspace, parse_owner
+from identities.owners import COMICS_FOLDER, OWNER_FOLDER, Owner, Workspace
 from serving.store import ComicRecord, Store
 
+logger = logging.getLogger(__name__)
+
 COMIC_ID = re.compile(r"[0-9a-f]{16}")
+#: The sidecar in each saved comic's folder: what its database row says (for a rebuild).
+SIDECAR = "comic.json"
 #: The files of an export kept in a saved comic (pages are ``page_N.png``).
 KEPT_FILES = ("comic.pdf", "comic.cbz", "project.json", "comic.zip")
 _TMP, _OLD, _DEL = ".tmp.", ".old.", ".del."
@@ -106,7 +121,11 @@ class ComicShelf:
         self.workspace = workspace
 
     def _folder(self, record: ComicRecord) -> Path:
-        return self.workspace.comics_dir(parse_owner(record.owner)) / record.id
+        # by the folder name alone: rows of the other mode keep their folders too (a row without
+        # a well-formed folder, which a migrated database has none of: by its owner id's hash)
+        well_formed = OWNER_FOLDER.fullmatch(record.folder)
+        folder = record.folder if well_formed else Owner(record.owner).folder
+        return self.workspace.root / COMICS_FOLDER / folder / record.id
 
     def _saved(self, record: ComicRecord) -> SavedComic | None:
         folder = self._folder(record)
@@ -120,7 +139,7 @@ class ComicShelf:
 
     def list(self, owner: Owner) -> list[SavedComic]:
         """The owner's saved comics, newest first."""
-        comics = (self._saved(r) for r in self.store.comics(owner.id))
+        comics = (self._saved(r) for r in self.store.comics(folder=owner.folder))
         return [c for c in comics if c is not None]
 
     def get(self, owner: Owner, comic_id: object) -> SavedComic:
@@ -130,7 +149,7 @@ class ComicShelf:
             ComicNotFound: malformed id, unknown, being saved or deleted, or another owner's.
         """
         record = self.store.comic(check_comic_id(comic_id))
-        saved = self._saved(record) if record is not None and record.owner == owner.id \
+        saved = self._saved(record) if record is not None and record.folder == owner.folder \
             and record.status == "saved" else None
         if saved is None:
             raise ComicNotFound("that comic is not among your saved comics (deleted?)")
@@ -156,7 +175,10 @@ class ComicShelf:
             self.get(owner, comic_id)  # the owner's, and saved
         else:
             comic_id = uuid.uuid4().hex[:16]
-            self.store.begin_comic(comic_id, owner.id, title)
+            self.store.begin_comic(comic_id, owner.id, title, owner.folder)
+        record = self.store.comic(comic_id)
+        sidecar = {"id": comic_id, "owner": self.store.owner_ref(owner.id), "title": title,
+                   "created": record.created if record is not None else time.time()}
         root = self.workspace.comics_dir(owner)
         dest, staged = root / comic_id, root / f"{_TMP}{comic_id}"
         try:
@@ -165,6 +187,7 @@ class ComicShelf:
             staged.mkdir()
             for source in wanted:
                 shutil.copyfile(source, staged / source.name)
+            (staged / SIDECAR).write_text(json.dumps(sidecar), encoding="utf-8")
             crash_point("comic-save")
             if dest.exists():
                 aside = root / f"{_OLD}{comic_id}"
@@ -200,24 +223,23 @@ class ComicShelf:
             folder.rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
 
-    def recover(self) -> None:
-        """At start-up: finish or undo what a crash cut short (see the module docstring)."""
+    def recover(self) -> int:
+        """At start-up: finish or undo what a crash cut short, and give every comic folder
+        without a row its row back (see the module docstring). Returns how many were adopted."""
         base = self.workspace.root / COMICS_FOLDER
-        if base.is_dir():
-            for owner_dir in base.iterdir():
-                for child in list(owner_dir.iterdir()) if owner_dir.is_dir() else ():
-                    if child.name.startswith(_OLD):
-                        original = child.with_name(child.name[len(_OLD):])
-                        if original.exists():
-                            shutil.rmtree(child, ignore_errors=True)
-                        else:
-                            child.rename(original)
-                    elif child.name.startswith((_TMP, _DEL)):
+        for owner_dir in self._owner_dirs(base):
+            for child in list(owner_dir.iterdir()):
+                if child.name.startswith(_OLD):
+                    original = child.with_name(child.name[len(_OLD):])
+                    if original.exists():
                         shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.rename(original)
+                elif child.name.startswith((_TMP, _DEL)):
+                    shutil.rmtree(child, ignore_errors=True)
         known = set()
         for record in self.store.comics(status=None):
-            # by the owner id's hash alone: rows of the other mode keep their folders too
-            folder = base / Owner(record.owner).folder / record.id
+            folder = self._folder(record)
             if record.status == "saving" and folder.is_dir():
                 pages = sum(1 for _ in folder.glob("page_*.png"))
                 self.store.comic_saved(record.id, record.title, pages)
@@ -226,11 +248,48 @@ class ComicShelf:
                 self.store.forget_comic(record.id)
                 continue
             known.add(folder)
-        if base.is_dir():
-            for owner_dir in base.iterdir():
-                for child in list(owner_dir.iterdir()) if owner_dir.is_dir() else ():
-                    if child.is_dir() and COMIC_ID.fullmatch(child.name) and child not in known:
-                        shutil.rmtree(child, ignore_errors=True)
+        adopted = 0
+        for owner_dir in self._owner_dirs(base):
+            for child in sorted(owner_dir.iterdir()):
+                if child.is_dir() and COMIC_ID.fullmatch(child.name) and child not in known:
+                    self.store.adopt_comic(self._found(owner_dir.name, child))
+                    adopted += 1
+        if adopted:
+            logger.warning("%d saved comics had no database row; their rows were rebuilt from "
+                           "their folders", adopted)
+        self.store.settle_wal_copy(rows_lost=adopted > 0)
+        return adopted
+
+    @staticmethod
+    def _owner_dirs(base: Path) -> list[Path]:
+        if not base.is_dir():
+            return []
+        return [d for d in base.iterdir() if d.is_dir() and OWNER_FOLDER.fullmatch(d.name)]
+
+    @staticmethod
+    def _found(owner_folder: str, folder: Path) -> ComicRecord:
+        """The row of a comic folder found without one: from its sidecar, else from its
+        project.json's title and the folder's time (anything unreadable is left blank)."""
+        limits = load_limits()
+        meta: dict = {}
+        for name in (SIDECAR, "project.json"):
+            try:
+                data = loads_json(read_capped(folder / name, limits.json_bytes, name,
+                                              "json_bytes", limits), name, limits)
+            except (OSError, ReadRefused):
+                continue
+            if isinstance(data, dict):
+                meta = data if name == SIDECAR else {"title": data.get("title")}
+                break
+        title = meta.get("title") if isinstance(meta.get("title"), str) else ""
+        owner = meta.get("owner") if isinstance(meta.get("owner"), str) else ""
+        created = meta.get("created")
+        if not isinstance(created, (int, float)) or isinstance(created, bool):
+            created = folder.stat().st_mtime
+        pages = sum(1 for _ in folder.glob("page_*.png"))
+        return ComicRecord(id=folder.name, owner=owner[:200], title=" ".join(title.split())[:200],
+                           pages=pages, status="saved", created=float(created),
+                           updated=folder.stat().st_mtime, folder=owner_folder)
 
 
 __all__ = ["ComicNotFound", "ComicShelf", "SavedComic", "check_comic_id"]

@@ -10,20 +10,41 @@ handlers in one) opens a connection of its own: SQLite connections must not cros
 Tables:
 
 * ``jobs``: one row per training job: ``id``, ``owner`` (an :class:`~identities.owners.Owner`
-  id), ``label``, ``name``, ``pronouns``, ``steps``, ``seed``, ``photo`` (the uploaded bytes,
-  kept only while the job is queued or running), ``status`` (queued, running, done, failed,
-  cancelled, interrupted), ``message``, ``step``/``total`` (the last progress written: at start
-  and end), ``created``/``updated`` (Unix seconds).
-* ``comics``: one row per saved comic: ``id``, ``owner``, ``title``, ``pages`` (count),
+  id as stored, :meth:`Store.owner_ref`), ``folder`` (the owner's folder name), ``label``,
+  ``name``, ``pronouns``, ``steps``, ``seed``, ``photo`` (the uploaded bytes, kept only while the
+  job is queued or running), ``status`` (queued, running, done, failed, cancelled,
+  interrupted), ``message``, ``step``/``total`` (the last progress written: at start and end),
+  ``created``/``updated`` (Unix seconds).
+* ``comics``: one row per saved comic: ``id``, ``owner`` (as stored), ``folder`` (the owner's
+  folder name under ``comics/``, :attr:`identities.owners.Owner.folder`), ``title``, ``pages`` (count),
   ``created``/``updated`` (Unix seconds), ``status``: ``saving`` (files being written; never
   listed), ``saved``, ``deleting`` (being removed; never listed).
 * ``settings``: ``key`` -> ``value`` (the secret that encrypts the browser's stored keys).
+
+Owner ids are stored through :meth:`Store.owner_ref`: a browser's key (``key:<32 hex>``, which
+signs a visitor in) only as ``key#`` + HMAC-SHA256 under the ``owner_keys`` secret of
+:mod:`serving.server_secrets` (a file beside the database, not in it); Hugging Face logins and
+``local`` as they are. Schema 2 (from 1: the ``folder`` columns, raw keys replaced by their HMAC,
+the freed pages wiped) keeps every row.
+
+The database is an index, not the only copy: every saved comic's folder holds its files and a
+``comic.json`` sidecar (:mod:`serving.saved_comics`), so a database that is missing, empty or
+damaged is rebuilt from the folders (:meth:`serving.saved_comics.ComicShelf.recover`). A file that
+SQLite cannot read (or whose ``PRAGMA quick_check`` fails) is never deleted: it is renamed to
+``<file>.damaged-<UTC time>`` (with its ``-wal``/``-shm``) and a new database is started. A
+``-wal`` left by a killed server is copied aside before opening (:attr:`Store.wal_copy`): when
+the comic folders then show that rows were lost (a damaged ``-wal`` is ignored by SQLite), the
+copy is kept as ``<file>-wal.damaged-<UTC time>``, otherwise it is removed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import os
 import secrets
+import shutil
 import sqlite3
 import threading
 import time
@@ -33,9 +54,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from identities.names import LibraryError
+from identities.owners import Owner
+from serving.server_secrets import SECRETS_FILE, ServerSecrets
+
+logger = logging.getLogger(__name__)
 
 DB_FILE = "comic-identity.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 COMIC_STATUSES = ("saving", "saved", "deleting")
 INTERRUPTED_MESSAGE = ("the server restarted while this identity was training, so the training "
@@ -46,15 +71,50 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, label TEXT NOT NULL, name TEXT NOT NULL,
     pronouns TEXT NOT NULL, steps INTEGER NOT NULL, seed INTEGER, photo BLOB,
     status TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', step INTEGER NOT NULL DEFAULT 0,
-    total INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, updated REAL NOT NULL);
+    total INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL, updated REAL NOT NULL,
+    folder TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE TABLE IF NOT EXISTS comics (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL, pages INTEGER NOT NULL,
-    status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+    status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+    folder TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS comics_owner ON comics (owner, created);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_INDEXES = "CREATE INDEX IF NOT EXISTS comics_folder ON comics (folder, created);"
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """Whether SQLite's error says the file itself is unreadable (not a lock or a full disk)."""
+    text = str(exc).lower()
+    return any(word in text for word in ("not a database", "malformed", "corrupt"))
+
+
+def owner_ref(owner_id: str, key: bytes) -> str:
+    """How an owner id is stored: a browser key (``key:<hex>``) as ``key#`` + the first 32 hex
+    digits of HMAC-SHA256(``key``, the hex); any other id unchanged."""
+    if not owner_id.startswith("key:"):
+        return owner_id
+    digest = hmac.new(key, owner_id[4:].encode("utf-8"), hashlib.sha256).hexdigest()
+    return "key#" + digest[:32]
+
+
+def _migrate_to_2(db: sqlite3.Connection, key: bytes) -> None:
+    """Schema 1 -> 2 (see the module docstring); each step can run again after a crash."""
+    for table in ("jobs", "comics"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "folder" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN folder TEXT NOT NULL DEFAULT ''")
+        db.execute("BEGIN IMMEDIATE")
+        for row_id, owner in db.execute(f"SELECT id, owner FROM {table} "
+                                        "WHERE folder = '' OR owner LIKE 'key:%'").fetchall():
+            folder = Owner(owner).folder if not owner.startswith("key#") else ""
+            db.execute(f"UPDATE {table} SET owner = ?, folder = CASE WHEN folder = '' THEN ? "
+                       "ELSE folder END WHERE id = ?", (owner_ref(owner, key), folder, row_id))
+        db.execute("COMMIT")
+    db.execute("VACUUM")  # no raw key left in a free page
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # nor in the log
 
 
 class StoreError(LibraryError):
@@ -78,6 +138,7 @@ class JobRecord:
     total: int = 0
     created: float = 0.0
     photo: bytes | None = field(default=None, repr=False, compare=False)
+    folder: str = ""
 
     @property
     def finished(self) -> bool:
@@ -95,6 +156,7 @@ class ComicRecord:
     status: str
     created: float
     updated: float
+    folder: str = ""
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
@@ -102,12 +164,14 @@ def _job(row: sqlite3.Row) -> JobRecord:
                      pronouns=row["pronouns"], steps=row["steps"], seed=row["seed"],
                      status=row["status"], message=row["message"], step=row["step"],
                      total=row["total"], created=row["created"],
-                     photo=bytes(row["photo"]) if row["photo"] is not None else None)
+                     photo=bytes(row["photo"]) if row["photo"] is not None else None,
+                     folder=row["folder"])
 
 
 def _comic(row: sqlite3.Row) -> ComicRecord:
     return ComicRecord(id=row["id"], owner=row["owner"], title=row["title"], pages=row["pages"],
-                       status=row["status"], created=row["created"], updated=row["updated"])
+                       status=row["status"], created=row["created"], updated=row["updated"],
+                       folder=row["folder"])
 
 
 class Store:
@@ -115,25 +179,101 @@ class Store:
 
     Args:
         path: the database file (its folder is created).
+        secrets_file: the server's secrets (default: :data:`~serving.server_secrets.SECRETS_FILE`
+            beside ``path``).
+    Attributes:
+        set_aside: where a damaged database file was moved on opening (None: it was fine).
+        wal_copy: a copy of the ``-wal`` a killed server left (None: there was none); see
+            :meth:`settle_wal_copy`.
     Raises:
-        StoreError: the file cannot be opened, is not a database, or is newer than this program.
+        StoreError: the file cannot be opened or set aside, or is newer than this program; the
+            message says how to recover. SecretsError: the secrets file is unreadable.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, secrets_file: ServerSecrets | None = None) -> None:
         self.path = Path(path)
+        self.secrets = secrets_file or ServerSecrets(self.path.parent / SECRETS_FILE)
+        self._owner_key = self.secrets.get("owner_keys")
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self.set_aside: Path | None = None
+        self.wal_copy: Path | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = self._connect()
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            self.wal_copy = self._copy_wal()
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
+                    raise
+                self.set_aside = self._put_aside()
+                self._db = self._open()
+        except StoreError:
+            self.settle_wal_copy(rows_lost=False)
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            self.settle_wal_copy(rows_lost=False)
+            raise StoreError(f"cannot open the database {self.path}: {exc}; move it (and its -wal) "
+                             "elsewhere and start again: saved comics are listed again from "
+                             "their folders") from None
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, check the file (``quick_check``), create or migrate the tables."""
+        db = self._connect()
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer version of this program "
                                  f"(schema {version}); update it")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the database {self.path}: {exc}") from None
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed ({check})")
+            db.executescript(_SCHEMA)
+            if 0 < version < 2:
+                _migrate_to_2(db, self._owner_key)
+            db.executescript(_INDEXES)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _put_aside(self) -> Path:
+        """Rename the damaged file (and its ``-wal``/``-shm``) to ``.damaged-<time>``; never
+        deletes it. Returns the new name of the main file."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        for suffix in ("-wal", "-shm", ""):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                source.rename(Path(f"{aside}{suffix}"))
+        logger.warning("the database %s was damaged; kept as %s, starting a new one that is "
+                       "rebuilt from the comic folders", self.path, aside)
+        return aside
+
+    def _copy_wal(self) -> Path | None:
+        wal = Path(f"{self.path}-wal")
+        if not wal.is_file() or wal.stat().st_size == 0:
+            return None
+        copy = wal.with_name(f"{wal.name}.copy")
+        shutil.copyfile(wal, copy)
+        return copy
+
+    def settle_wal_copy(self, rows_lost: bool) -> Path | None:
+        """After the rebuild: keep the ``-wal`` copy as ``-wal.damaged-<time>`` when rows were
+        lost (returns its path), else remove it."""
+        copy, self.wal_copy = self.wal_copy, None
+        if copy is None or not copy.exists():
+            return None
+        if not rows_lost:
+            copy.unlink(missing_ok=True)
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        kept = copy.with_name(f"{self.path.name}-wal.damaged-{stamp}")
+        copy.rename(kept)
+        logger.warning("the database %s had lost rows (a damaged -wal?); its -wal is kept as %s",
+                       self.path, kept)
+        return kept
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -182,6 +322,10 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the database {self.path}: {exc}") from None
 
+    def owner_ref(self, owner_id: str) -> str:
+        """``owner_id`` as this store keeps it (:func:`owner_ref`; idempotent)."""
+        return owner_ref(owner_id, self._owner_key)
+
     # ------------------------------------------------------------------ settings
 
     def secret(self, key: str) -> str:
@@ -201,11 +345,11 @@ class Store:
         now = time.time()
         with self._transaction() as db:
             db.execute("INSERT INTO jobs (id, owner, label, name, pronouns, steps, seed, photo, "
-                       "status, message, step, total, created, updated) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (job.id, job.owner, job.label, job.name, job.pronouns, job.steps, job.seed,
+                       "status, message, step, total, created, updated, folder) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job.id, self.owner_ref(job.owner), job.label, job.name, job.pronouns, job.steps, job.seed,
                         job.photo, job.status, job.message, job.step, job.total,
-                        job.created or now, now))
+                        job.created or now, now, job.folder or Owner(job.owner).folder))
 
     def set_job(self, job_id: str, status: str, message: str = "", step: int | None = None,
                 total: int | None = None) -> None:
@@ -226,8 +370,9 @@ class Store:
     def jobs(self, owner: str, limit: int = 20) -> list[JobRecord]:
         """The owner's newest ``limit`` jobs, newest first (photos not loaded)."""
         rows = self._query("SELECT id, owner, label, name, pronouns, steps, seed, NULL AS photo, "
-                           "status, message, step, total, created FROM jobs WHERE owner = ? "
-                           "ORDER BY created DESC LIMIT ?", (owner, limit))
+                           "status, message, step, total, created, folder FROM jobs "
+                           "WHERE owner = ? ORDER BY created DESC LIMIT ?",
+                           (self.owner_ref(owner), limit))
         return [_job(r) for r in rows]
 
     def recover_jobs(self, message: str = INTERRUPTED_MESSAGE
@@ -251,12 +396,22 @@ class Store:
 
     # ------------------------------------------------------------------ comics
 
-    def begin_comic(self, comic_id: str, owner: str, title: str) -> None:
-        """Record a comic whose files are about to be written (status ``saving``, not listed)."""
+    def begin_comic(self, comic_id: str, owner: str, title: str, folder: str) -> None:
+        """Record a comic whose files are about to be written (status ``saving``, not listed)
+        in the owner's folder ``folder``."""
         now = time.time()
         with self._transaction() as db:
-            db.execute("INSERT INTO comics (id, owner, title, pages, status, created, updated) "
-                       "VALUES (?, ?, ?, 0, 'saving', ?, ?)", (comic_id, owner, title, now, now))
+            db.execute("INSERT INTO comics (id, owner, title, pages, status, created, updated, "
+                       "folder) VALUES (?, ?, ?, 0, 'saving', ?, ?, ?)",
+                       (comic_id, self.owner_ref(owner), title, now, now, folder))
+
+    def adopt_comic(self, record: ComicRecord) -> None:
+        """Record a comic found on disk without a row (the rebuild after a lost database)."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO comics (id, owner, title, pages, status, created, "
+                       "updated, folder) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (record.id, self.owner_ref(record.owner), record.title, record.pages, record.status,
+                        record.created, record.updated, record.folder))
 
     def comic_saved(self, comic_id: str, title: str, pages: int) -> None:
         """Its files are in place: list it (status ``saved``)."""
@@ -279,13 +434,17 @@ class Store:
         rows = self._query("SELECT * FROM comics WHERE id = ?", (comic_id,))
         return _comic(rows[0]) if rows else None
 
-    def comics(self, owner: str | None = None, status: str | None = "saved") -> list[ComicRecord]:
-        """Comics (of ``owner``, or everybody's with None) with ``status`` (None: any), newest
-        first."""
+    def comics(self, owner: str | None = None, status: str | None = "saved",
+               folder: str | None = None) -> list[ComicRecord]:
+        """Comics (of ``owner`` and/or in the owner folder ``folder``, or everybody's with None)
+        with ``status`` (None: any), newest first."""
         where, args = [], []
         if owner is not None:
             where.append("owner = ?")
-            args.append(owner)
+            args.append(self.owner_ref(owner))
+        if folder is not None:
+            where.append("folder = ?")
+            args.append(folder)
         if status is not None:
             where.append("status = ?")
             args.append(status)
@@ -294,4 +453,4 @@ class Store:
 
 
 __all__ = ["COMIC_STATUSES", "ComicRecord", "DB_FILE", "INTERRUPTED_MESSAGE", "JOB_STATUSES",
-           "JobRecord", "Store", "StoreError"]
+           "JobRecord", "Store", "StoreError", "owner_ref"]

@@ -39,7 +39,7 @@ from faces.face_prep import FacePrepError, load_photo
 from faces.photo_check import check_photo
 from faces.photos import FORMAT_TEXT, read_photo_bytes
 from serving.jobs import JobProgress, JobView, TrainingQueue, WorkFunction
-from identities.library import IdentityExists, save_trained
+from identities.library import IdentityExists, IdentityLibrary, save_trained
 from identities.names import LibraryError, name_key, parse_pronouns, show, validate_name
 from identities.owners import LOCAL, Owner, Workspace, parse_owner
 from serving.store import JobRecord, Store
@@ -77,7 +77,10 @@ class TrainingRequest:
         photo: the uploaded file's bytes.
         steps: optimisation steps; seed: training seed (None: the preset's).
         warnings: notes from the face check (several faces, small face).
-        owner: the :class:`~identities.owners.Owner` id whose library receives it.
+        owner: the :class:`~identities.owners.Owner` id whose library receives it (after a
+            restart: the id as stored, :meth:`serving.store.Store.owner_ref`).
+        folder: the owner's folder name (:attr:`~identities.owners.Owner.folder`); "" means
+            the folder of ``owner``.
     """
 
     name: str
@@ -87,6 +90,7 @@ class TrainingRequest:
     seed: int | None = None
     warnings: tuple[str, ...] = ()
     owner: str = LOCAL.id
+    folder: str = ""
 
 
 class TrainingService:
@@ -118,7 +122,8 @@ class TrainingService:
     def busy_names(self, owner: Owner = LOCAL) -> set[str]:
         """Name keys of the owner's jobs still queued or running."""
         with self._lock:
-            items = [(job_id, key) for job_id, (who, key) in self._jobs.items() if who == owner.id]
+            items = [(job_id, key) for job_id, (who, key) in self._jobs.items()
+                     if who == self._ref(owner.id)]
         busy = set()
         for job_id, key in items:
             view = self.queue.get(job_id)
@@ -175,7 +180,7 @@ class TrainingService:
         return TrainingRequest(name=clean_name, pronouns=clean_pronouns, photo=raw,
                                steps=total, seed=None if seed in (None, "") else int(seed),
                                warnings=tuple(aligned.warnings) if aligned is not None else (),
-                               owner=owner.id)
+                               owner=owner.id, folder=owner.folder)
 
     def check_photo(self, photo: str | bytes | None, *, find_face: bool = True
                     ) -> tuple[bytes, "AlignedFace | None"]:
@@ -214,7 +219,7 @@ class TrainingService:
         from stableidentity.trainer import train_identity
 
         def work(report: Callable[[JobProgress], None], cancel: threading.Event) -> str:
-            library = self.workspace.library(parse_owner(request.owner))
+            library = self._library(request.owner, request.folder)
             components = self._components()
 
             def progress(update) -> None:
@@ -240,7 +245,8 @@ class TrainingService:
             self.store.add_job(JobRecord(
                 id=job_id, owner=request.owner, label=f"Training {request.name}",
                 name=request.name, pronouns=request.pronouns, steps=request.steps,
-                seed=request.seed, status="queued", total=request.steps, photo=request.photo))
+                seed=request.seed, status="queued", total=request.steps, photo=request.photo,
+                folder=request.folder))
         return self._enqueue(request, job_id)
 
     def _record(self, view: JobView) -> None:
@@ -251,7 +257,7 @@ class TrainingService:
 
     def _enqueue(self, request: TrainingRequest, job_id: str) -> JobView:
         with self._lock:
-            self._jobs[job_id] = (request.owner, name_key(request.name))
+            self._jobs[job_id] = (self._ref(request.owner), name_key(request.name))
         return self.queue.submit(f"Training {request.name}", self.work(request, job_id),
                                  job_id=job_id, on_status=self._record)
 
@@ -269,7 +275,7 @@ class TrainingService:
         interrupted, queued = self.store.recover_jobs()
         for record in interrupted:
             try:
-                library = self.workspace.library(parse_owner(record.owner))
+                library = self._library(record.owner, record.folder)
                 saved = library.get(record.name).metadata.get("job") == record.id
             except LibraryError:
                 saved = False
@@ -285,23 +291,34 @@ class TrainingService:
         for record in queued:
             assert self.store is not None  # records come from the store
             try:
-                self.workspace.library(parse_owner(record.owner))
+                self._library(record.owner, record.folder)
             except LibraryError as exc:
                 self.store.set_job(record.id, "failed", f"cannot run after the restart: {exc}")
                 continue
             request = TrainingRequest(name=record.name, pronouns=record.pronouns,
                                       photo=record.photo or b"", steps=record.steps,
-                                      seed=record.seed, owner=record.owner)
+                                      seed=record.seed, owner=record.owner, folder=record.folder)
             views.append(self._enqueue(request, record.id))
         return views
+
+    def _ref(self, owner_id: str) -> str:
+        """The owner id as the store keeps it (a browser key only as its HMAC)."""
+        return self.store.owner_ref(owner_id) if self.store is not None else owner_id
+
+    def _library(self, owner_id: str, folder: str = "") -> IdentityLibrary:
+        """The library of a job's owner: by its folder name when known (stored ids of browser
+        owners are hashes), else by its id."""
+        if folder:
+            return self.workspace.library_in(folder)
+        return self.workspace.library(parse_owner(owner_id))
 
     def _owns(self, job_id: str, owner: Owner) -> bool:
         with self._lock:
             known = self._jobs.get(job_id)
         if known is not None:
-            return known[0] == owner.id
+            return known[0] == self._ref(owner.id)
         record = self.store.job(job_id) if self.store is not None else None
-        return record is not None and record.owner == owner.id
+        return record is not None and record.owner == self._ref(owner.id)
 
     def view(self, job_id: str, owner: Owner = LOCAL) -> JobView | None:
         """The owner's job ``job_id`` (live, else as recorded), None when unknown or not theirs."""

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from core.files import served_copy
 from identities.catalog import CatalogEntry
 from identities.names import LibraryError, name_key, show
 from session.errors import StudioError
-from session.state import (PLACEHOLDER_FACE, Session, find_name)
+from session.state import PLACEHOLDER_FACE, Session, find_name
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
 logger = logging.getLogger(__name__)
+#: The folder under the downloads folder holding the served copies of library pictures.
+SERVED_PICTURES = "pictures"
 
 
 class CastSteps:
@@ -36,9 +40,22 @@ class CastSteps:
             Image.new("RGB", (64, 64), (200, 200, 200)).save(path)
         return str(path)
 
+    def served_picture(self, path: str | Path | None) -> str:
+        """What the page shows for a picture of the library or My comics (a face crop, a saved
+        comic's first page): a copy under the downloads folder, which Gradio serves, so the data
+        root can be anywhere (``/data/embeddings`` on a Space) while Gradio serves nothing else
+        of it (docs/APP.md, "What is stored"); the placeholder for None or an unreadable file."""
+        if path is None:
+            return self.placeholder_face()
+        try:
+            return str(served_copy(path, self.export_root / SERVED_PICTURES))
+        except (OSError, ValueError) as exc:
+            logger.warning("cannot show %s: %s", path, exc)
+            return self.placeholder_face()
+
     def gallery_items(self, session: Session) -> list[tuple[str, str]]:
         """(thumbnail path, caption) of every identity, the user's first."""
-        return [(str(e.identity.face_path or self.placeholder_face()), e.caption())
+        return [(self.served_picture(e.identity.face_path), e.caption())
                 for e in self.library_entries(session)]
 
     def library_summary(self, session: Session) -> str:
@@ -75,7 +92,7 @@ class CastSteps:
         if description:
             text += f"\n\n*{'This comic' if comic_only else 'Description'}:* {description}"
         path = entry.identity.face_path
-        return (str(path) if path else None), text
+        return (self.served_picture(path) if path else None), text
 
     def description(self, session: Session, name: str) -> tuple[str, bool]:
         """(description of ``name``, whether it is this comic's override): the session's
@@ -153,7 +170,7 @@ class CastSteps:
                 face = self.catalog_for(session).get(name).face_path
             except LibraryError:
                 face = None
-            items.append((str(face or self.placeholder_face()), f"{name} ({pronouns})" if pronouns else name))
+            items.append((self.served_picture(face), f"{name} ({pronouns})" if pronouns else name))
         return items
 
     def add_to_cast(self, session: Session, name: str | None) -> str:

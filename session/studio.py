@@ -36,6 +36,7 @@ from serving.jobs import TrainingQueue
 from identities.owners import LOCAL, Owner, Workspace, resolve_owner
 from serving.store import DB_FILE, Store
 from serving.training_service import TrainingService
+from serving.visitor_files import VisitorFiles
 from serving.zero_gpu import ZeroGPUTraining, on_zero_gpu
 from session.errors import ModelsUnavailable
 from session.state import (Session, StyleSettings)
@@ -111,6 +112,8 @@ class Studio(CastSteps, StorySteps, RequestSteps, DrawingSteps, CardViews, Saved
                                    multi_user=multi_user, examples_dir=examples_dir)
         self.store = Store(self.workspace.root / DB_FILE)
         self.shelf = ComicShelf(self.store, self.workspace)
+        #: multi-user: which visit may fetch which served file (serving/visitor_files.py)
+        self.visitor_files = VisitorFiles(self.store.secrets.get("visits")) if multi_user else None
         self.queue = queue or TrainingQueue(on_error=lambda text: logger.error("training failed:\n%s", text))
         self.training = TrainingService(self.components, self.workspace, self.queue, self.store)
         # on a ZeroGPU Space training runs inside spaces.GPU from the Train request (ui/zero_gpu.py)

@@ -13,6 +13,7 @@ import secrets
 import signal
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -47,6 +48,37 @@ def train(client: Client, photo: Path, name: str, steps: int) -> str:
 def captions(client: Client) -> list[str]:
     gallery, _choice, _summary, _message = client.predict(api_name="/library")
     return [item["caption"] for item in gallery]
+
+
+def _file_urls(value) -> dict[str, str]:
+    """{file name: URL} of every file in an API answer fetched with ``download_files=False``."""
+    found, stack = {}, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("url"), str) and isinstance(item.get("path"), str):
+                found[Path(item["path"]).name] = item["url"]
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return found
+
+
+def _visitor_files_stay_private(url: str, key_a: str, comic_id: str, b: Client) -> None:
+    """Issue 23, item 4: A's comic.zip, PDF, pages and face are served to A's visit only; B (or
+    a request without A's visit cookie) gets 404 for the same URLs."""
+    a = Client(url, verbose=False, download_files=False)
+    assert a.predict(key_a, api_name="/sign_in") == key_a
+    urls = _file_urls(a.predict(comic_id, api_name="/open_comic"))
+    gallery = a.predict(api_name="/library")[0]
+    assert gallery[0]["caption"] == "Hugh Jackman (he)"  # A's own identity; then the example
+    urls.update(_file_urls(gallery[0]))
+    assert {"comic.zip", "comic.pdf", "page_1.png", "face.png"} <= set(urls), urls
+    for name in ("comic.zip", "comic.pdf", "page_1.png", "face.png"):
+        link = urls[name] if urls[name].startswith("http") else url.rstrip("/") + urls[name]
+        assert httpx.get(link, cookies=a.cookies).status_code == 200, name
+        assert httpx.get(link, cookies=b.cookies).status_code == 404, name
+        assert httpx.get(link).status_code == 404, name
 
 
 def test_private_identities_and_comics_survive_a_kill(tmp_path):
@@ -86,6 +118,7 @@ def test_private_identities_and_comics_survive_a_kill(tmp_path):
         for endpoint in ("/open_comic", "/delete_comic"):
             with pytest.raises(AppError, match="not among your saved comics"):
                 b.predict(comic_id, api_name=endpoint)
+        _visitor_files_stay_private(url, key_a, comic_id, b)
 
         # the restart: two jobs queued, SIGKILL while the first trains
         long_job = train(a, faces["grace_hopper"], "Taylor Swift", 5000)
@@ -124,6 +157,9 @@ def test_private_identities_and_comics_survive_a_kill(tmp_path):
     assert sorted(p.name for p in users.iterdir()) == [owner_from_key(key_a).folder]
     assert IdentityLibrary(users / owner_from_key(key_a).folder).problems() == []
     assert not any(key_a in str(p) or key_b in str(p) for p in library.rglob("*"))
+    # the database (and its log) holds the browser keys only as their HMAC
+    stored = b"".join(p.read_bytes() for p in library.glob(DB_FILE + "*") if p.is_file())
+    assert stored and key_a.encode() not in stored and key_b.encode() not in stored
     store = Store(library / DB_FILE)
     assert {j.status for j in store.jobs(owner_from_key(key_a).id)} == {"done", "interrupted"}
     assert "Traceback" not in log.read_text(errors="replace")

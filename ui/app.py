@@ -8,6 +8,7 @@ import gradio as gr
 
 from ui import characters, comic, story, style
 from session import Session
+from ui.visitor_files import record_deliveries
 from ui.wiring import OTHER_EVENTS, POLL_SECONDS, Shared, wire_sign_in
 
 #: How often a page polls the model status while the models load (seconds).
@@ -76,6 +77,8 @@ def build_demo(studio: "Studio") -> gr.Blocks:
                    signed_in=signed_in)
         wire_load_status(studio, demo, status)
     demo.queue(default_concurrency_limit=OTHER_EVENTS)
+    if studio.visitor_files is not None:  # multi-user: a visitor's files go to that visitor only
+        record_deliveries(demo, studio.visitor_files)
     return demo
 
 

@@ -64,7 +64,7 @@ def build() -> MyComicsSection:
 def comics_view(studio: "Studio", session: "Session") -> tuple:
     """Gallery items (first page, "title · date"), a summary line, the ids in gallery order."""
     comics = studio.my_comics(session)
-    items = [(str(c.thumbnail or studio.placeholder_face()), c.caption()) for c in comics]
+    items = [(studio.served_picture(c.thumbnail), c.caption()) for c in comics]
     if studio.multi_user and studio.owner_of(session) is None:
         summary = "Log in with Hugging Face to keep your comics."
     elif not comics:

@@ -2,7 +2,8 @@
 
 One browser trains an identity; a reload and a server restart (same port, so the same origin and
 local storage) still show it, because the key survives and the browser's storage is encrypted
-with a secret kept in the database; a second browser (fresh storage) sees none of it.
+with a secret kept in the database; a second browser (fresh storage) sees none of it, and gets
+404 for the first one's face link.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def test_each_browser_keeps_its_own_library_across_reloads_and_restarts(tmp_path
                 other, stranger = _open(browser, url)  # fresh local storage: another owner
                 wait_for_text(stranger, "#library_summary", "0 identities in your library")
                 assert "Hugh Jackman" not in stranger.inner_text("#library_gallery")
+                # the face's link opens in its own browser only (the visit cookie, issue 23)
+                face = page.get_attribute("#library_gallery img", "src")
+                status = "src => fetch(src).then(r => r.status)"
+                assert page.evaluate(status, face) == 200
+                assert stranger.evaluate(status, face) == 404
                 other.close()
             with app_process(library, log, "--multi-user", port=port) as (_server, url):
                 page.goto(url)  # the same browser after a restart
