@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="regenerate a saved project (project.json, its folder or comic.zip)")
     gen.add_argument("--preset", help="config preset (tiny, sdxl); default: $COMIC_PRESET or sdxl")
     gen.add_argument("--config", type=Path, help="a preset YAML file (wins over --preset)")
+    gen.add_argument("--base", help="any SDXL checkpoint: a diffusers repo id or a local single-file "
+                                    ".safetensors (default: the preset's model.base, else model.pretrained)")
     gen.add_argument("--library", type=Path, help="identity library folder (default: the preset's)")
     gen.add_argument("--style", help="style name (see configs/styles.yaml); default: comic book")
     gen.add_argument("--keywords", help='comma-separated style keywords, e.g. "comic style,vivid colors"')
@@ -117,7 +119,7 @@ def generate(args: argparse.Namespace) -> int:
     request, title, project = _request(args)
     out = ensure_writable(args.out)
     preset = args.preset or (project.preset if project is not None and args.config is None else None)
-    config = load_config(preset=preset, path=args.config)
+    config = load_config(preset=preset, path=args.config).with_base(args.base)
     check_request(request.resolved(config), load_limits(), config.name)  # before any model loads
     limit = config.generation.max_identities_per_panel
     for i, panel in enumerate(request.panels):

@@ -294,7 +294,7 @@ class Project:
         chosen = tuple(choices) if choices is not None else (0,) * len(panels)
         if len(chosen) != len(panels):
             raise ValueError(f"{len(chosen)} choices for {len(panels)} panels")
-        return cls(request=resolved, title=title, preset=config.name, model=config.model.pretrained,
+        return cls(request=resolved, title=title, preset=config.name, model=config.model.base_name,
                    sampler=config.generation.sampler, choices=chosen, story=story,
                    cast_order=tuple(cast))
 
