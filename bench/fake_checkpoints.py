@@ -164,3 +164,43 @@ def write_single_file(path: Path, seed: int = 0, perturb: float = 0.0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(original_state_dict(parts, perturb), str(path), metadata={"format": "pt"})
     return path
+
+
+# ----------------------------------------------------------------------------- style LoRAs
+
+def _kohya_pairs(prefix: str, module: torch.nn.Module, suffixes: tuple[str, ...],
+                 rank: int, generator: torch.Generator, scale: float) -> dict[str, torch.Tensor]:
+    """kohya-style ``lora_down``/``lora_up``/``alpha`` tensors for every Linear of ``module``
+    whose name ends with one of ``suffixes``; the key is ``prefix`` + the dotted name with ``_``."""
+    out: dict[str, torch.Tensor] = {}
+    for name, child in module.named_modules():
+        if not isinstance(child, torch.nn.Linear) or not name.endswith(suffixes):
+            continue
+        key = prefix + name.replace(".", "_")
+        out[f"{key}.lora_down.weight"] = torch.randn(rank, child.in_features, generator=generator) * 0.5
+        out[f"{key}.lora_up.weight"] = torch.randn(child.out_features, rank, generator=generator) * scale
+        out[f"{key}.alpha"] = torch.tensor(float(rank))
+    return out
+
+
+def write_lora(path: Path, seed: int = 0, rank: int = 4, scale: float = 0.5,
+               text_encoders: bool = True) -> Path:
+    """Write a style LoRA for the tiny architecture in kohya's SDXL key layout: ``lora_unet_*`` on
+    the UNet's attention projections (diffusers module names, as kohya's sd-scripts write for
+    SDXL) and, with ``text_encoders``, ``lora_te1_text_model_*`` / ``lora_te2_text_model_*`` on
+    both encoders' attention projections; float32, ``alpha`` = rank. Returns ``path``."""
+    from configs import load_config
+    from models.loading import _load_diffusion_tiny
+
+    parts = _load_diffusion_tiny(load_config("tiny"))
+    generator = torch.Generator().manual_seed(seed)
+    attention = ("to_q", "to_k", "to_v", "to_out.0")
+    state = _kohya_pairs("lora_unet_", parts["unet"], attention, rank, generator, scale)
+    if text_encoders:
+        clip = ("q_proj", "k_proj", "v_proj", "out_proj")
+        for prefix, encoder in (("lora_te1_text_model_", parts["text_encoder"]),
+                                ("lora_te2_", parts["text_encoder_2"])):
+            state.update(_kohya_pairs(prefix, encoder, clip, rank, generator, scale))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={"format": "pt"})
+    return path

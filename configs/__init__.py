@@ -214,6 +214,7 @@ class AppConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     library_dir: str = "embeddings"
+    loras_dir: str = "loras"
     source: str = ""
 
     def replace(self, **changes: Any) -> "AppConfig":

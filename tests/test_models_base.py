@@ -22,7 +22,12 @@ from bench.fake_hub import environment, write_fake_hub
 from configs import load_config, load_limits
 from models.fingerprint import EncoderFingerprint, fingerprint_of, same_encoders
 from models.hub_files import ModelUnavailable
-from models.loading import build_components, component_sizes, load_components, resolve_sources
+from models.loading import (
+    build_components,
+    component_sizes,
+    load_components,
+    resolve_sources,
+)
 
 MODULES = ("text_encoder", "text_encoder_2", "unet", "vae")
 
