@@ -1,7 +1,7 @@
 """Comic Identity: the Gradio web app's command line, model loading and launch.
 
     python app.py [--preset tiny|sdxl] [--config FILE] [--library DIR] [--host H] [--port P] [--share]
-                  [--multi-user | --single-user] [--examples DIR] [--base REPO|FILE.safetensors]
+                  [--multi-user | --single-user] [--examples DIR] [--base REPO|FILE.safetensors] [--loras DIR]
 
 Four steps, one tab each: Characters (train identities, the library, the cast), Story (parse the
 story into an editable panel list), Style and settings, Comic (generate, pick candidates, redraw,
@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--library", default=os.environ.get("COMIC_LIBRARY") or None,
                         help="identity library folder (default: $COMIC_LIBRARY, else /data/embeddings on a "
                              "Space with persistent storage, else the preset's library_dir)")
+    parser.add_argument("--loras", default=None,
+                        help="folder of style LoRA .safetensors files offered in the Style step "
+                             "(default: the preset's loras_dir)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port to serve on")
@@ -62,6 +65,8 @@ def resolve_config(args: argparse.Namespace) -> AppConfig:
     config = load_config(preset=args.preset, path=args.config).with_base(args.base)
     if args.library:
         config = config.replace(library_dir=args.library)
+    if args.loras:
+        config = config.replace(loras_dir=args.loras)
     return config
 
 

@@ -165,3 +165,16 @@ def test_an_overlapping_training_step_never_runs_while_a_lora_is_loaded(generato
     without = [could for has, could in seen if not has]
     assert with_lora and not any(with_lora)  # LoRA in the UNet: no training step can start
     assert without and all(without)          # plain panels still overlap with training
+
+
+def test_the_cli_refuses_a_missing_lora_before_loading_models(loras_dir, tmp_path, capsys):
+    import json
+
+    from pipelines.cli import main
+
+    panels = tmp_path / "panels.json"
+    panels.write_text(json.dumps([{"text": "a quiet street at night", "characters": []}]))
+    code = main(["generate", "--preset", "tiny", "--panels", str(panels), "--out", str(tmp_path / "out"),
+                 "--loras", str(loras_dir), "--lora", "inked:0.5", "--lora", "watercolor"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "'watercolor'" in err and "does not have" in err
