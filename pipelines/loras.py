@@ -61,7 +61,8 @@ def available_loras(folder: str | Path | None) -> list[str]:
 
 
 def check_loras(choices: Sequence[LoraChoice], folder: str | Path | None) -> tuple[LoraChoice, ...]:
-    """The choices with a non-zero weight, checked: each names a LoRA of ``folder``, finite
+    """The choices with a non-zero weight, checked: each names a LoRA of ``folder`` (weight 0:
+    off, dropped unchecked), finite
     weights within ``MAX_WEIGHT``, at most ``MAX_LORAS``, no name twice. One-line
     :class:`GenerationError` otherwise (e.g. a project naming a LoRA this server lacks)."""
     known = set(available_loras(folder))
@@ -71,12 +72,12 @@ def check_loras(choices: Sequence[LoraChoice], folder: str | Path | None) -> tup
                 not math.isfinite(choice.weight) or abs(choice.weight) > MAX_WEIGHT:
             raise GenerationError(f"the LoRA '{choice.name}' has weight {choice.weight!r}; "
                                     f"use a number from -{MAX_WEIGHT:g} to {MAX_WEIGHT:g}")
+        if choice.weight == 0:
+            continue  # off: even a LoRA this server lacks may stay listed at weight 0
         if choice.name not in known:
             where = f"'{folder}'" if folder else "no LoRA folder (--loras DIR)"
             raise GenerationError(f"the comic uses the LoRA '{choice.name}', which this server "
-                                    f"does not have (it has {where}); add the file or remove the LoRA")
-        if choice.weight == 0:
-            continue
+                                    f"does not have (it has {where}); add the file or set its weight to 0")
         if any(c.name == choice.name for c in active):
             raise GenerationError(f"the LoRA '{choice.name}' is chosen twice")
         active.append(LoraChoice(choice.name, float(choice.weight)))

@@ -124,7 +124,14 @@ class SavedComicSteps:
             steps=request.steps or gen.steps, guidance=request.guidance_scale or gen.guidance_scale,
             width=request.width or gen.width, height=request.height or gen.height,
             candidates=request.candidates or gen.candidates, title=project.title,
-            face_pass=gen.face_pass if request.face_pass is None else request.face_pass)
+            face_pass=gen.face_pass if request.face_pass is None else request.face_pass,
+            loras=tuple(request.loras))
+        from pipelines.loras import available_loras
+
+        known = available_loras(self.config.loras_dir)
+        warnings += [f"the project uses the LoRA '{c.name}', which this server does not have; add "
+                     f"it to {self.config.loras_dir} or set its weight to 0 on the Style step"
+                     for c in request.loras if c.weight and c.name not in known]
         embedded = f", {len(project.identities)} identities inside" if project.identities else ""
         session.comic = self._saved_comic(session, project, path)
         shown_now = ("its pages and panels are shown below; **Generate** draws it again"
