@@ -178,3 +178,34 @@ def test_the_cli_refuses_a_missing_lora_before_loading_models(loras_dir, tmp_pat
                  "--loras", str(loras_dir), "--lora", "inked:0.5", "--lora", "watercolor"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "'watercolor'" in err and "does not have" in err
+
+
+def test_the_studio_lists_loras_and_an_opened_project_names_a_missing_one(tiny_components, loras_dir,
+                                                                         tmp_path):
+    from session import Session, Studio
+
+    config = tiny_components.config.replace(library_dir=str(tmp_path / "library"),
+                                            loras_dir=str(loras_dir))
+    studio = Studio(config, dataclasses.replace(tiny_components, config=config),
+                    examples_dir=tmp_path / "examples", export_root=tmp_path / "exports")
+    try:
+        assert studio.lora_rows() == [["inked", 0.0], ["pastel", 0.0]]
+        settings = studio.settings_from("comic book", [], "", 3, False, 2, 7.5, 64, 64, 1, "", False,
+                                        {"data": [["inked", 0.7], ["pastel", 0], ["", 1]]})
+        assert settings.loras == (LoraChoice("inked", 0.7),)
+        project = Project.from_request(replace_loras(comic(), LoraChoice("watercolor", 0.5),
+                                                     LoraChoice("inked", 1.0)), config)
+        path = tmp_path / "project.json"
+        path.write_text(project.to_json())
+        restored = studio.open_project(Session(), str(path))
+        missing = [w for w in restored.warnings if "LoRA" in w]
+        assert len(missing) == 1 and "'watercolor'" in missing[0] and "\n" not in missing[0]
+        assert restored.settings.loras == (LoraChoice("watercolor", 0.5), LoraChoice("inked", 1.0))
+        assert studio.lora_rows(restored.settings.loras) == [["inked", 1.0], ["pastel", 0.0],
+                                                             ["watercolor", 0.5]]
+    finally:
+        studio.shutdown()
+
+
+def replace_loras(request: ComicRequest, *loras: LoraChoice) -> ComicRequest:
+    return dataclasses.replace(request, loras=tuple(loras))
