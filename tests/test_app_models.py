@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("gradio_client")
-from gradio_client import Client  # noqa: E402
+from browser.app_server import running_app
+from gradio_client import Client
 
-from bench.fake_checkpoints import write_lora, write_single_file  # noqa: E402
-from browser.app_server import running_app  # noqa: E402
+from bench.fake_checkpoints import write_lora, write_single_file
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
+from browser.app_server import running_app
 
 from bench.fake_checkpoints import write_lora
-from browser.app_server import running_app
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
