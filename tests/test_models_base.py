@@ -9,6 +9,7 @@ fingerprint (:mod:`models.fingerprint`); one learned on other encoders gets one 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 from pathlib import Path
@@ -130,8 +131,8 @@ def test_the_sdxl_preset_converts_a_single_file_with_the_cached_configs(checkpoi
 
 
 def test_the_fingerprint_ignores_precision_and_sees_other_encoders(from_file, checkpoints):
-    same = fingerprint_of(from_file.text_encoder.to(torch.bfloat16), from_file.text_encoder_2.half())
-    from_file.text_encoder.float(), from_file.text_encoder_2.float()
+    same = fingerprint_of(copy.deepcopy(from_file.text_encoder).to(torch.bfloat16),
+                          copy.deepcopy(from_file.text_encoder_2).half())
     assert same_encoders(from_file.fingerprint, same)
     other = build_components(load_config("tiny").with_base(str(checkpoints["other"])), face_models=False)
     _equal_modules(from_file, other, names=("unet", "vae"))
@@ -170,3 +171,21 @@ def test_an_identity_from_other_encoders_says_so_in_one_line(from_file, checkpoi
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_an_identity_learned_on_a_single_file_base_records_it(checkpoints, from_file, tmp_path, astronaut):
+    from PIL import Image
+
+    from identities.library import IdentityLibrary
+    from stableidentity import cli
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(photo)
+    load_components.cache_clear()
+    assert cli.main(["train", "--image", str(photo), "--name", "Ada Lovelace", "--preset", "tiny",
+                     "--base", str(checkpoints["seed5"]), "--steps", "2",
+                     "--library", str(tmp_path / "lib")]) == 0
+    load_components.cache_clear()
+    meta = IdentityLibrary(tmp_path / "lib").get("Ada Lovelace").metadata
+    assert meta["base_model"] == str(checkpoints["seed5"])
+    assert same_encoders(EncoderFingerprint.parse(meta["text_encoders"]), from_file.fingerprint)
