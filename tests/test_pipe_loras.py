@@ -209,3 +209,30 @@ def test_the_studio_lists_loras_and_an_opened_project_names_a_missing_one(tiny_c
 
 def replace_loras(request: ComicRequest, *loras: LoraChoice) -> ComicRequest:
     return dataclasses.replace(request, loras=tuple(loras))
+
+
+def test_a_regional_two_person_panel_gets_the_lora_too(generator):
+    from pathlib import Path
+
+    from identities.library import Identity
+
+    def person(name: str, seed: int) -> Identity:
+        g = torch.Generator().manual_seed(seed)
+        return Identity(name=name, pronouns="", clip_l=torch.randn(2, 32, generator=g) * 0.05,
+                        clip_g=torch.randn(2, 64, generator=g) * 0.05, metadata={}, folder=Path("."))
+
+    cast = {"Ada Lovelace": person("Ada Lovelace", 1), "Alan Turing": person("Alan Turing", 2)}
+
+    def two(*loras: LoraChoice) -> np.ndarray:
+        request = ComicRequest(panels=(PanelSpec("Ada Lovelace talks to Alan Turing",
+                                                 ["Ada Lovelace", "Alan Turing"]),),
+                               seed=3, steps=2, width=64, height=64, candidates=1, regional=True,
+                               face_pass=False, loras=tuple(loras))
+        result = next(iter(generator.generate(request, cast)))
+        assert result.regional
+        return np.asarray(result.image, dtype=np.int16)
+
+    plain = two()
+    inked = two(LoraChoice("inked", 1.0))
+    assert np.abs(plain - inked).mean() > 1.0
+    assert np.array_equal(plain, two())  # the cached regional view is untouched
