@@ -165,6 +165,12 @@ def test_an_identity_from_other_encoders_says_so_in_one_line(from_file, checkpoi
         assert "Ada Lovelace was learned on other.safetensors" in note and "retrain" in note
         assert studio.base_note(library.get("Alan Turing")) is None
         assert studio.base_note(torch.nn.Module()) is None  # no metadata: nothing to compare
+        session = Session()
+        session.cast = ["Ada Lovelace", "Alan Turing"]
+        settings = studio.settings_from("comic book", [], "", 3, False, 1, 7.5, 64, 64, 1, "", False)
+        first = next(iter(studio.generate(session, [["Ada Lovelace waves at Alan Turing",
+                                                     "Ada Lovelace, Alan Turing", "", ""]], settings)))
+        assert [w for w in first.warnings if "retrain" in w] == [note]  # Generate says it once
     finally:
         studio.shutdown()
 
