@@ -1,7 +1,7 @@
 """Comic Identity: the Gradio web app's command line, model loading and launch.
 
     python app.py [--preset tiny|sdxl] [--config FILE] [--library DIR] [--host H] [--port P] [--share]
-                  [--multi-user | --single-user] [--examples DIR]
+                  [--multi-user | --single-user] [--examples DIR] [--base REPO|FILE.safetensors] [--loras DIR]
 
 Four steps, one tab each: Characters (train identities, the library, the cast), Story (parse the
 story into an editable panel list), Style and settings, Comic (generate, pick candidates, redraw,
@@ -35,9 +35,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=available_presets(), default=None,
                         help="model preset (default: $COMIC_PRESET or sdxl; 'tiny' runs offline with random weights)")
     parser.add_argument("--config", default=None, help="a preset YAML file (wins over --preset)")
+    parser.add_argument("--base", default=None,
+                        help="any SDXL checkpoint: a Hugging Face repo id (diffusers layout) or a local "
+                             "single-file .safetensors (default: the preset's model.base, else model.pretrained)")
     parser.add_argument("--library", default=os.environ.get("COMIC_LIBRARY") or None,
                         help="identity library folder (default: $COMIC_LIBRARY, else /data/embeddings on a "
                              "Space with persistent storage, else the preset's library_dir)")
+    parser.add_argument("--loras", default=None,
+                        help="folder of style LoRA .safetensors files offered in the Style step "
+                             "(default: the preset's loras_dir)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port to serve on")
@@ -56,9 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def resolve_config(args: argparse.Namespace) -> AppConfig:
     """The preset chosen on the command line, with ``--library`` applied."""
-    config = load_config(preset=args.preset, path=args.config)
+    config = load_config(preset=args.preset, path=args.config).with_base(args.base)
     if args.library:
         config = config.replace(library_dir=args.library)
+    if args.loras:
+        config = config.replace(loras_dir=args.loras)
     return config
 
 

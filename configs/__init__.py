@@ -50,6 +50,23 @@ class ModelConfig:
     vae: str | None = "madebyollin/sdxl-vae-fp16-fix"
     fr_vit: str = "jayanta/vit-base-patch16-224-in21k-face-recognition"
     seed: int = 0
+    base: str | None = None
+
+    @property
+    def single_file(self) -> bool:
+        """True when ``base`` names a single-file ``.safetensors`` checkpoint (not a repository)."""
+        return bool(self.base) and str(self.base).lower().endswith(".safetensors")
+
+    @property
+    def diffusers_repo(self) -> str:
+        """The diffusers-layout repository loaded (``base`` when it names one), or, under a
+        single-file ``base``, the one whose configs and tokenizers convert it (``pretrained``)."""
+        return self.base if self.base and not self.single_file else self.pretrained
+
+    @property
+    def base_name(self) -> str:
+        """What identities and projects record as the base model: ``base``, else ``pretrained``."""
+        return self.base or self.pretrained
 
     @property
     def text_encoder_widths(self) -> tuple[int, int]:
@@ -229,11 +246,21 @@ class AppConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     library_dir: str = "embeddings"
+    loras_dir: str = "loras"
     source: str = ""
 
     def replace(self, **changes: Any) -> "AppConfig":
         """Return a copy with top-level fields replaced (sections are frozen dataclasses)."""
         return dataclasses.replace(self, **changes)
+
+    def with_base(self, base: str | None) -> "AppConfig":
+        """A copy drawing with ``base`` (``--base``: a repository id or a single-file
+        ``.safetensors``, made absolute); None keeps the preset's ``model.base``."""
+        if not base:
+            return self
+        if base.lower().endswith(".safetensors"):
+            base = str(Path(base).expanduser().resolve())
+        return dataclasses.replace(self, model=dataclasses.replace(self.model, base=base))
 
 
 _POSITIVE_INTS = {"steps", "resolution", "batch_size", "mlp_depth", "mlp_hidden_factor",

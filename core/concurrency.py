@@ -106,10 +106,14 @@ class DeviceGate:
     Attributes:
         device: the torch device's name ("cuda", "cuda:1", "cpu"), for messages.
         lock: the fair, re-entrant lock; hold it around one unit of model work.
+        adapters: held (inside ``lock``) while a comic's style LoRAs are loaded into the shared
+            modules; a training step that overlaps drawing (``runtime.overlap_training``) takes
+            it too, so no training step ever runs with a comic's LoRA in the modules.
     """
 
     device: str = "cpu"
     lock: FairRLock = field(default_factory=FairRLock, repr=False, compare=False)
+    adapters: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def work(self) -> FairRLock:
         """Context for one unit of model work: a panel, a prompt encode, a training set-up."""
@@ -120,11 +124,17 @@ class DeviceGate:
 
         Overlap needs ``runtime.overlap_training`` and no CPU offload (offload hooks move the
         shared modules, so they must never run in two threads at once). With overlap the
-        device holds a training step's activations and a panel's at the same time.
+        device holds a training step's activations and a panel's at the same time, except while
+        a panel with style LoRAs holds :attr:`adapters` (the step waits for that panel).
         """
         if overlap_allowed(runtime):
-            return contextlib.nullcontext()
+            return self.adapters
         return self.lock
+
+    def with_adapters(self, active: bool) -> contextlib.AbstractContextManager:
+        """Context for a panel that loads style LoRAs (``active``): the :attr:`adapters` lock;
+        nothing otherwise (hold :meth:`work` around it)."""
+        return self.adapters if active else contextlib.nullcontext()
 
 
 def overlap_allowed(runtime: "RuntimeConfig") -> bool:

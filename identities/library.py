@@ -10,7 +10,8 @@ Layout (``embeddings/`` by default)::
 ``identity.safetensors`` is the SDXL textual-inversion layout that AUTOMATIC1111, ComfyUI and
 diffusers' ``load_textual_inversion`` read. Its safetensors metadata holds ``name``, ``pronouns``,
 ``description`` (appearance and outfit, put into every panel prompt; see :meth:`IdentityLibrary.describe`),
-``base_model``, ``preset``, ``steps``, ``created``, ``photo_sha256``, ``format``,
+``base_model``, ``preset``, ``steps``, ``created``, ``photo_sha256``, ``text_encoders`` (the
+fingerprint of the base's token tables, :mod:`models.fingerprint`), ``format``,
 ``format_version`` and ``token_count``, and for the app alone ``final_loss``, ``warnings``,
 ``imported_from`` and ``imported`` (:meth:`IdentityLibrary.export` leaves those out).
 
@@ -72,7 +73,8 @@ _TMP, _OLD, _DEL = ".tmp.", ".old.", ".del."
 #: Metadata an exported file keeps: what another tool or person needs (internal notes such as the
 #: library's ``warnings`` stay home).
 EXPORT_METADATA = ("format", "format_version", "name", "pronouns", "token_count", "base_model",
-                   "preset", "steps", "created", "photo_sha256", "description")
+                   "preset", "steps", "created", "photo_sha256", "description",
+                   "text_encoders")
 _TMP_FILE = ".tmp-"
 
 FaceInput = Image.Image | np.ndarray | str | os.PathLike
@@ -695,7 +697,8 @@ class IdentityLibrary:
         metadata: dict[str, str] = {}
         if file_meta.get("format") == FORMAT:
             metadata = {k: file_meta[k] for k in ("base_model", "preset", "steps", "created",
-                                                  "photo_sha256", "final_loss", "description")
+                                                  "photo_sha256", "final_loss", "description",
+                                                  "text_encoders")
                         if k in file_meta}
             check_imported_metadata(metadata, path.name)
             if not pronouns:
@@ -733,11 +736,13 @@ class IdentityLibrary:
 
 def save_trained(library: IdentityLibrary, name: str, trained: "TrainedIdentity", *,
                  pronouns: str, config: "AppConfig", overwrite: bool = False,
-                 job_id: str | None = None) -> Identity:
+                 job_id: str | None = None, encoders: str | None = None) -> Identity:
     """Store a freshly trained identity with metadata taken from ``config`` and the run
-    (``job_id``: the app's training job, stored as metadata ``job``)."""
+    (``job_id``: the app's training job, stored as metadata ``job``; ``encoders``: the
+    :class:`models.fingerprint.EncoderFingerprint` text of the base it was learned on, stored as
+    ``text_encoders``)."""
     metadata = {
-        "base_model": config.model.pretrained,
+        "base_model": config.model.base_name,
         "preset": config.name,
         "steps": str(trained.steps),
         "photo_sha256": trained.photo_sha256,
@@ -745,6 +750,8 @@ def save_trained(library: IdentityLibrary, name: str, trained: "TrainedIdentity"
     }
     if job_id:
         metadata["job"] = job_id
+    if encoders:
+        metadata["text_encoders"] = encoders
     if trained.warnings:
         metadata["warnings"] = " | ".join(trained.warnings)
     return library.add(name, trained.clip_l, trained.clip_g, face=trained.face, pronouns=pronouns,

@@ -80,6 +80,17 @@ def sdxl_needs(model: ModelConfig) -> list[Need]:
     return needs
 
 
+def sdxl_config_needs() -> list[Need]:
+    """What a single-file checkpoint borrows from the SDXL repository: the index, the scheduler,
+    both tokenizers and each model folder's ``config.json`` (no weights)."""
+    needs = [Need(("model_index.json",)), Need(("scheduler/scheduler_config.json",))]
+    for tokenizer in ("tokenizer", "tokenizer_2"):
+        needs += [Need(tuple(f"{tokenizer}/{name}" for name in names)) for names in TOKENIZER_FILES]
+        needs.append(Need((f"{tokenizer}/special_tokens_map.json",), required=False))
+    needs += [Need((f"{folder}/config.json",)) for folder, _ in SDXL_MODEL_FOLDERS]
+    return needs
+
+
 def vae_needs() -> list[Need]:
     """A separate VAE repository (``madebyollin/sdxl-vae-fp16-fix``): config + safetensors."""
     return [Need(("config.json",)), weight_need("", "diffusion_pytorch_model", None)]

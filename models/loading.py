@@ -7,6 +7,11 @@
   each part is loaded with ``from_pretrained(local_dir)``, the fp16 variant chosen per folder.
 * ``kind: tiny`` — the same classes from small configs with seeded random weights (see
   :mod:`models.tiny`), built offline in about a second.
+* ``model.base`` naming a single-file ``.safetensors`` (either kind) — the file's header is
+  checked, its parameters counted for the memory check, and diffusers' ``from_single_file``
+  converts it with the diffusers configs of ``model.pretrained`` (hub: configs and tokenizers of
+  the cached snapshot; tiny: written from the tiny components), offline (:mod:`models.single_file`).
+  A ``base`` naming a repository is loaded like ``pretrained``.
 
 :func:`load_components` caches one :class:`Components` per preset for the process lifetime, so the
 app never reloads SDXL per click.
@@ -15,6 +20,7 @@ app never reloads SDXL per click.
 from __future__ import annotations
 
 import sys
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,8 +40,10 @@ from models.clip_tokenizer import build_clip_tokenizer
 from models import memory
 from models.compilation import repeated_blocks, resolve_compile, use_compile_cache
 from core.files import cache_dir
-from models.hub_files import (ModelUnavailable, ensure_files, fr_vit_needs, sdxl_needs, vae_needs,
-                                 variant_in, weight_files)
+from models.hub_files import (ModelUnavailable, ensure_files, fr_vit_needs, sdxl_config_needs,
+                              sdxl_needs, vae_needs, variant_in, weight_files)
+from models import single_file
+from models.fingerprint import EncoderFingerprint, fingerprint_of
 from core.network import host_reachable
 from core.concurrency import DeviceGate
 from faces.face_detection import DlibFaceDetector, FaceDetector, RetinaFaceDetector
@@ -56,7 +64,8 @@ class Components:
     ``scheduler`` samples panels; ``train_scheduler`` (DDPM) adds noise during training.
     ``gate`` serialises model work on ``device`` (:mod:`core.concurrency`): panels and
     training steps hold it; ``dataclasses.replace`` keeps it, so copies sharing these modules
-    share their gate. The face detector locks itself.
+    share their gate. The face detector locks itself. ``fingerprint``: the text encoders' token
+    tables (:mod:`models.fingerprint`), computed when not given; identities record it.
     """
 
     config: AppConfig
@@ -74,10 +83,13 @@ class Components:
     face_parser: torch.nn.Module
     face_detector: FaceDetector
     gate: DeviceGate | None = None
+    fingerprint: EncoderFingerprint | None = None
 
     def __post_init__(self) -> None:
         if self.gate is None:
             self.gate = DeviceGate(device=str(self.device))
+        if self.fingerprint is None:
+            self.fingerprint = fingerprint_of(self.text_encoder, self.text_encoder_2)
 
     def pipeline_parts(self) -> dict[str, Any]:
         """Keyword arguments for ``StableDiffusionXLPipeline(**parts)``."""
@@ -146,26 +158,36 @@ class HubSources:
     vae: Path | None
     fr_vit: Path
     face_parser: Path | None
+    checkpoint: Path | None = None  # a single-file base; ``diffusion`` then holds configs only
 
 
 def resolve_sources(config: AppConfig, face_parser: bool = True) -> HubSources:
     """Check (and, with network, complete) every repository of ``config`` before anything loads
     (the face parser's weights too, unless ``face_parser`` is False)."""
     model = config.model
-    diffusion = ensure_files(model.pretrained, sdxl_needs(model))
+    checkpoint = None
+    if model.single_file:
+        checkpoint = Path(model.base)
+        single_file.check_single_file(checkpoint)
+        diffusion = ensure_files(model.diffusers_repo, sdxl_config_needs())
+    else:
+        diffusion = ensure_files(model.diffusers_repo, sdxl_needs(model))
     vae = ensure_files(model.vae, vae_needs()) if model.vae else None
     fr_vit = ensure_files(model.fr_vit, fr_vit_needs())
-    return HubSources(diffusion=diffusion, vae=vae, fr_vit=fr_vit,
+    return HubSources(diffusion=diffusion, vae=vae, fr_vit=fr_vit, checkpoint=checkpoint,
                       face_parser=_facexlib_weights("bisenet") if face_parser else None)
 
 
 def component_sizes(config: AppConfig, sources: HubSources) -> memory.Sizes:
     """Parameter counts of the weight files in ``sources`` (headers only, nothing loaded)."""
-    diffusion = memory.count(weight_files(sources.diffusion, sdxl_needs(config.model)))
+    if sources.checkpoint is not None:
+        diffusion, unet, _ = single_file.single_file_sizes(sources.checkpoint)
+    else:
+        diffusion = memory.count(weight_files(sources.diffusion, sdxl_needs(config.model)))
+        unet = memory.count(p for p in weight_files(sources.diffusion, sdxl_needs(config.model))
+                            if p.parent.name == "unet")
     if sources.vae is not None:
         diffusion += memory.count(weight_files(sources.vae, vae_needs()))
-    unet = memory.count(p for p in weight_files(sources.diffusion, sdxl_needs(config.model))
-                        if p.parent.name == "unet")
     float32 = memory.count(weight_files(sources.fr_vit, fr_vit_needs()))
     if sources.face_parser is not None:
         float32 += memory.file_numel(sources.face_parser)
@@ -324,6 +346,21 @@ def _load_diffusion_tiny(config: AppConfig) -> dict[str, Any]:
                 scheduler=tiny.sampling_scheduler(), train_scheduler=tiny.training_scheduler())
 
 
+def _load_tiny_single_file(config: AppConfig, tiny_parts: dict[str, Any],
+                           dtype: torch.dtype) -> dict[str, Any]:
+    """The tiny preset with a single-file ``model.base``: the file's weights in the tiny
+    architecture, converted with the tiny components' configs (written to a private temporary
+    folder, so concurrent processes never read each other's half-written configs)."""
+    if not config.model.single_file:
+        raise ModelUnavailable(f"the tiny preset takes a single-file .safetensors as its base, not "
+                               f"'{config.model.base}'")
+    with tempfile.TemporaryDirectory(prefix="tiny-sdxl-config-") as tmp:
+        folder = single_file.write_tiny_configs(tiny_parts, Path(tmp))
+        parts = single_file.load_single_file(Path(config.model.base), folder, dtype)
+    parts["scheduler"], parts["train_scheduler"] = tiny_parts["scheduler"], tiny_parts["train_scheduler"]
+    return parts
+
+
 def load_diffusion_from_folder(folder: Path, dtype: torch.dtype, variant: str | None = None,
                                vae_folder: Path | None = None) -> dict[str, Any]:
     """Load the SDXL parts from a diffusers folder (a hub snapshot or a ``save_pretrained``).
@@ -359,16 +396,24 @@ def load_diffusion(config: AppConfig, device: torch.device, dtype: torch.dtype,
     ``sources``: the checked folders of a hub preset (resolved here when None)."""
     if config.model.kind == "tiny":
         parts = _load_diffusion_tiny(config)
+        if config.model.base:
+            parts = _load_tiny_single_file(config, parts, dtype)
     else:
         sources = sources or resolve_sources(config)
-        parts = load_diffusion_from_folder(sources.diffusion, dtype, config.model.variant, sources.vae)
+        if sources.checkpoint is not None:
+            vae = (AutoencoderKL.from_pretrained(sources.vae, torch_dtype=dtype, local_files_only=True)
+                   if sources.vae is not None else None)
+            parts = single_file.load_single_file(sources.checkpoint, sources.diffusion, dtype, vae)
+        else:
+            parts = load_diffusion_from_folder(sources.diffusion, dtype, config.model.variant, sources.vae)
     parts["scheduler"] = make_sampler(config.generation.sampler, parts["scheduler"])
     fix_pooled_eos(parts["text_encoder"], parts["tokenizer"])
     fix_pooled_eos(parts["text_encoder_2"], parts["tokenizer_2"])
     for name in ("text_encoder", "text_encoder_2", "unet", "vae"):
         module = parts[name]
         # hub weights arrive in ``dtype`` already; casting them again would undo keep-in-fp32 rules
-        needs_cast = config.model.kind == "tiny" and next(module.parameters()).dtype != dtype
+        needs_cast = (config.model.kind == "tiny" and not config.model.base
+                      and next(module.parameters()).dtype != dtype)
         module = module.to(device=device, dtype=dtype) if needs_cast else module.to(device=device)
         module = module.eval()
         module.requires_grad_(False)

@@ -165,20 +165,21 @@ def character_prompts(text: str, names: Sequence[str],
 
 def encode_character_prompts(binder: SignalWordBinder, cache: PromptCache, background: str,
                              phrases: Sequence[str], cast: Sequence[IdentityLike],
-                             device: torch.device | None = None) -> PromptEmbeddings:
+                             device: torch.device | None = None, styled: object = ()) -> PromptEmbeddings:
     """The conditioning of a panel drawn with per-character prompts (no negative).
 
     Each prompt is encoded on its own through both text encoders (through ``cache``, keyed like
     any single prompt): the background with no identity rows, phrase ``i`` (bound to ``v1* v2*``)
     with ``cast[i]``'s rows only. Returns ``prompt_embeds`` (1, (1 + characters) * 77, d1 + d2) =
     ``[background | character 1 | ...]`` along the sequence, and the background's pooled
-    embedding (1, p): no identity reaches SDXL's ``text_embeds``.
+    embedding (1, p): no identity reaches SDXL's ``text_embeds``. ``styled`` joins the cache key
+    (the style LoRAs loaded now, :func:`pipelines.loras.lora_key`: they may change the encoders).
     """
     if len(phrases) != len(cast):
         raise ValueError(f"{len(phrases)} character prompts for a cast of {len(cast)}")
 
     def encode(text: str, members: tuple[IdentityLike, ...]) -> PromptEmbeddings:
-        return cache.get(("prompt", text, cast_key(members)),
+        return cache.get(("prompt", text, cast_key(members), styled),
                          lambda: binder.encode(text, members, do_classifier_free_guidance=False,
                                                device=device))
 

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="regenerate a saved project (project.json, its folder or comic.zip)")
     gen.add_argument("--preset", help="config preset (tiny, sdxl); default: $COMIC_PRESET or sdxl")
     gen.add_argument("--config", type=Path, help="a preset YAML file (wins over --preset)")
+    gen.add_argument("--base", help="any SDXL checkpoint: a diffusers repo id or a local single-file "
+                                    ".safetensors (default: the preset's model.base, else model.pretrained)")
     gen.add_argument("--library", type=Path, help="identity library folder (default: the preset's)")
     gen.add_argument("--style", help="style name (see configs/styles.yaml); default: comic book")
     gen.add_argument("--keywords", help='comma-separated style keywords, e.g. "comic style,vivid colors"')
@@ -66,7 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
                           "picture (default: each character only in its place)")
     gen.add_argument("--no-face-pass", action="store_true",
                      help="do not redraw detected faces with their character's identity")
+    gen.add_argument("--loras", type=Path, help="style LoRA folder (default: the preset's loras_dir)")
+    gen.add_argument("--lora", action="append", metavar="NAME[:WEIGHT]", type=_lora_choice,
+                     help="a style LoRA of the folder with its weight (default 1); repeat for "
+                          "several; replaces a project's LoRAs")
     return parser
+
+
+def _lora_choice(text: str):
+    """``NAME[:WEIGHT]`` -> :class:`pipelines.loras.LoraChoice` (argparse type)."""
+    from pipelines.loras import LoraChoice
+
+    name, _, weight = text.rpartition(":") if ":" in text else (text, "", "1")
+    try:
+        return LoraChoice(name.strip(), float(weight))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not NAME or NAME:WEIGHT") from None
 
 
 def _read_panels(path: Path):
@@ -95,6 +112,8 @@ def _request(args: argparse.Namespace):
         overrides["regional"] = False
     if args.no_face_pass:
         overrides["face_pass"] = False
+    if args.lora:
+        overrides["loras"] = tuple(args.lora)
     if args.style is not None:
         overrides["style"] = book.style(args.style).name
     if args.keywords is not None:
@@ -122,8 +141,13 @@ def generate(args: argparse.Namespace) -> int:
         raise UsageError(limits.refusal(f"--title ({len(title):,} characters)", "title_chars"))
     out = ensure_writable(args.out)
     preset = args.preset or (project.preset if project is not None and args.config is None else None)
-    config = load_config(preset=preset, path=args.config)
+    config = load_config(preset=preset, path=args.config).with_base(args.base)
+    if args.loras is not None:
+        config = config.replace(loras_dir=str(args.loras))
     check_request(request.resolved(config), limits, config.name)  # before any model loads
+    from pipelines.loras import check_loras
+
+    check_loras(request.loras, config.loras_dir)  # a LoRA this machine lacks: one line, no loading
     limit = config.generation.max_identities_per_panel
     for i, panel in enumerate(request.panels):
         if len(panel.characters) > limit:
@@ -137,8 +161,11 @@ def generate(args: argparse.Namespace) -> int:
         request = replace(request, descriptions=tuple(
             (name, identity.description) for name, identity in identities.items()
             if getattr(identity, "description", "")))
-    from pipelines.generation import draw_comic, panel_generator  # torch + diffusers from here
     from models.loading import load_components
+    from pipelines.generation import (  # torch + diffusers from here
+        draw_comic,
+        panel_generator,
+    )
 
     components = load_components(config)
     generator = panel_generator(components)

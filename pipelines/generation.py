@@ -52,6 +52,7 @@ from pipelines.character_prompts import character_prompts, encode_character_prom
 from pipelines.descriptions import describe
 from pipelines.face_pass import FaceEdit, IdentityMatcher
 from pipelines.layout import Box, PageStyle, detect_faces, render_pages
+from pipelines.loras import LoraChoice, check_loras, lora_key, loras_applied
 from pipelines.panel_faces import FacePassSteps
 from pipelines.project import (
     ComicRequest,
@@ -246,14 +247,21 @@ class PanelGenerator(FacePassSteps):
             self._local.pipe = pipe
         return pipe
 
-    def _regional_pipe(self) -> tuple[StableDiffusionXLPipeline, RegionalAttnProcessor]:
+    def _regional_pipe(self, fresh: bool = False) -> tuple[StableDiffusionXLPipeline, RegionalAttnProcessor]:
         """This thread's pipeline copy drawing through the generator's regional view of the UNet
         (:func:`pipelines.regional.regional_unet`), and the view's processor.
 
         The shared UNet is never changed. One view per generator (built on first use; a compiled
         UNet gives one compiled view, compiled once): its processor's plan is set and cleared
         inside :meth:`draw`, which holds the device gate, so panels never share it at once.
+        ``fresh``: a new, uncached view of the UNet as it is now (style LoRAs loaded: the cached
+        view's copied attention modules would not see their layers).
         """
+        if fresh:
+            processor = RegionalAttnProcessor()
+            pipe = copy.copy(self._call_pipe())
+            pipe.unet = regional_unet(self.pipe.unet, processor)
+            return pipe, processor
         entry = getattr(self._local, "regional", None)
         if entry is None:
             with self._inpaint_lock:
@@ -300,6 +308,7 @@ class PanelGenerator(FacePassSteps):
         if reserved:
             raise BindingError(f"the negative prompt contains the reserved word '{reserved.group(0)}'")
         check_request(request, load_limits(), self.config.name)  # steps, sizes, seeds, ...
+        request = replace(request, loras=check_loras(request.loras, self.config.loras_dir))
         factor = self.pipe.vae_scale_factor
         for label, value in (("width", request.width), ("height", request.height)):
             if value % factor:
@@ -377,7 +386,8 @@ class PanelGenerator(FacePassSteps):
 
     # ------------------------------------------------------------------ drawing
 
-    def prompt_embeddings(self, panel: PreparedPanel, guidance: bool) -> PromptEmbeddings:
+    def prompt_embeddings(self, panel: PreparedPanel, guidance: bool,
+                          loras: Sequence[LoraChoice] = ()) -> PromptEmbeddings:
         """The panel's conditioning (and the negative's, with ``guidance``), through the cache.
 
         The bound prompt is encoded with the cast's rows once per (bound prompt, cast vectors):
@@ -390,14 +400,16 @@ class PanelGenerator(FacePassSteps):
         per-character prompts the positive is ``[background | character 1 | ...]`` (each encoded
         apart, :func:`pipelines.character_prompts.encode_character_prompts`) and the negative is
         tiled to the same length.
+        ``loras``: the style LoRAs loaded now (they may change the text encoders: part of the key).
         """
         device = self.execution_device
+        styled = lora_key(loras)
         if panel.character_prompts:  # [background | character 1 | ...], each encoded apart
             positive = encode_character_prompts(self.binder, self.prompt_cache, panel.background_prompt,
-                                                panel.character_prompts, panel.cast, device)
+                                                panel.character_prompts, panel.cast, device, styled)
         else:
             positive = self.prompt_cache.get(
-                ("prompt", panel.bound_prompt, cast_key(panel.cast)),
+                ("prompt", panel.bound_prompt, cast_key(panel.cast), styled),
                 lambda: self.binder.encode(panel.bound_prompt, panel.cast,
                                            do_classifier_free_guidance=False, device=device))
         if not guidance:
@@ -408,7 +420,7 @@ class PanelGenerator(FacePassSteps):
             return replace(positive, negative_prompt_embeds=torch.zeros_like(positive.prompt_embeds),
                            negative_pooled_prompt_embeds=torch.zeros_like(positive.pooled_prompt_embeds))
         negative = self.prompt_cache.get(
-            ("negative", text),
+            ("negative", text, styled),
             lambda: self.binder.encode(text, (), do_classifier_free_guidance=False, device=device))
         # per-character prompts: the negative tiled to the same length (the unconditional rows
         # attend to its first copy only, see pipelines.regional)
@@ -432,14 +444,18 @@ class PanelGenerator(FacePassSteps):
         n = request.candidates
         guidance = float(request.guidance_scale)
         regional = bool(request.regional) and len(panel.cast) > 1
-        pipe, processor = self._regional_pipe() if regional else (self._call_pipe(), None)
-        # the pipeline's own rule for classifier-free guidance (do_classifier_free_guidance)
-        cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
         seeds = [candidate_seed(panel.seed, c) for c in range(n)]
         generators = [torch.Generator().manual_seed(s) for s in seeds]
         edits: list[tuple[FaceEdit, ...]] = [()] * n
-        with self.gate.work():
-            embeddings = self.prompt_embeddings(panel, cfg)
+        loras = request.loras
+        # style LoRAs: loaded into the shared modules for this panel's turn only (pipelines.loras)
+        with self.gate.work(), self.gate.with_adapters(bool(loras)), \
+                loras_applied(self.pipe, loras, self.config.loras_dir):
+            pipe, processor = (self._regional_pipe(fresh=bool(loras)) if regional
+                               else (self._call_pipe(), None))
+            # the pipeline's own rule for classifier-free guidance (do_classifier_free_guidance)
+            cfg = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
+            embeddings = self.prompt_embeddings(panel, cfg, loras)
             if processor is not None:
                 factor = pipe.vae_scale_factor
                 prompts = 1 + len(panel.character_prompts) if panel.character_prompts else 0

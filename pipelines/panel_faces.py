@@ -96,7 +96,7 @@ class FacePassSteps:
         face = replace(panel, cast=(panel.cast[job.character],), prompt=prompt, bound_prompt=bound,
                        characters=(name,), unnamed=(), regions=(), tokens=(), background_prompt="",
                        character_prompts=())
-        return self.prompt_embeddings(face, guidance)
+        return self.prompt_embeddings(face, guidance, request.loras)
 
     def inpaint_faces(self, request: ComicRequest, panel: PreparedPanel, crops: list[Image.Image],
                       masks: list[Image.Image], jobs: list[FaceJob], seeds: list[int]) -> list[Image.Image]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 from configs import Limits, load_limits
 from identities.names import name_key, show
 from pipelines.errors import GenerationError
+from pipelines.loras import LoraChoice
 from pipelines.regions import PlaceError, check_places, split_places
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported lazily: the CLI validates without it
@@ -182,6 +183,7 @@ class ComicRequest:
             (None -> ``generation.face_pass``).
         descriptions: (name, description) pairs put into every panel prompt naming that
             character (see :mod:`pipelines.descriptions`); empty: none.
+        loras: style LoRAs of ``loras_dir`` with their weights (:mod:`pipelines.loras`).
     """
 
     panels: tuple[PanelSpec, ...]
@@ -197,6 +199,7 @@ class ComicRequest:
     regional: bool | None = None
     face_pass: bool | None = None
     descriptions: tuple[tuple[str, str], ...] = ()
+    loras: tuple[LoraChoice, ...] = ()
 
     @property
     def description_map(self) -> dict[str, str]:
@@ -208,7 +211,7 @@ class ComicRequest:
         gen = config.generation
         return replace(
             self, panels=tuple(self.panels),
-            keywords=tuple(self.keywords),
+            keywords=tuple(self.keywords), loras=tuple(self.loras),
             negative_prompt=gen.negative_prompt if self.negative_prompt is None else self.negative_prompt,
             steps=gen.steps if self.steps is None else self.steps,
             guidance_scale=gen.guidance_scale if self.guidance_scale is None else self.guidance_scale,
@@ -316,7 +319,7 @@ class Project:
         chosen = tuple(choices) if choices is not None else (0,) * len(panels)
         if len(chosen) != len(panels):
             raise ValueError(f"{len(chosen)} choices for {len(panels)} panels")
-        return cls(request=resolved, title=title, preset=config.name, model=config.model.pretrained,
+        return cls(request=resolved, title=title, preset=config.name, model=config.model.base_name,
                    sampler=config.generation.sampler, choices=chosen, story=story,
                    cast_order=tuple(cast))
 
@@ -354,6 +357,7 @@ class Project:
             "regional": r.regional,
             "face_pass": r.face_pass,
             "descriptions": r.description_map,
+            "loras": [c.to_dict() for c in r.loras],
             "panels": [{**p.to_dict(), "seed": r.panel_seed(i), "candidate": choices[i]}
                        for i, p in enumerate(r.panels)],
         }
@@ -424,7 +428,7 @@ class Project:
                 steps=get("steps", int), guidance_scale=get("guidance_scale", (int, float)),
                 width=get("width", int), height=get("height", int),
                 candidates=get("candidates", int), regional=get("regional", bool, optional=True),
-                face_pass=get("face_pass", bool, optional=True))
+                face_pass=get("face_pass", bool, optional=True), loras=_read_loras(data, source))
             check_request(request, limits, meta["preset"] or None)
             request = replace(request, guidance_scale=float(request.guidance_scale))
             choices = []
@@ -644,3 +648,19 @@ __all__ = ["APP_VERSION", "ComicRequest", "EmbeddedIdentity", "FORMAT_VERSION", 
            "IdentitySource", "PROJECT_FILE", "PanelSpec", "Project", "ProjectError",
            "UnknownCharacter", "identity_bytes", "identity_filename", "load_panels", "load_project",
            "lookup_identity", "panels_from_json", "save_project"]
+
+
+def _read_loras(data: Mapping[str, Any], source: str) -> tuple[LoraChoice, ...]:
+    """``loras`` of a project: a list of ``{"name": text, "weight": number}`` (absent: none)."""
+    raw = data.get("loras", [])
+    if not isinstance(raw, list):
+        raise ProjectError(f"{source}: 'loras' must be a list")
+    choices = []
+    for item in raw:
+        name = item.get("name") if isinstance(item, dict) else None
+        weight = item.get("weight") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name or len(name) > 200 or \
+                isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ProjectError(f"{source}: each of 'loras' must be {{\"name\": text, \"weight\": number}}")
+        choices.append(LoraChoice(name, float(weight)))
+    return tuple(choices)

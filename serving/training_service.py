@@ -230,7 +230,8 @@ class TrainingService:
             trained = train_identity(components, request.photo, steps=request.steps,
                                      progress=progress, cancel=cancel, seed=request.seed)
             identity = save_trained(library, request.name, trained, pronouns=request.pronouns,
-                                    config=components.config, job_id=job_id)
+                                    config=components.config, job_id=job_id,
+                                    encoders=components.fingerprint.text())
             if trained.warnings:  # internal notes (face parsing, masks) are for the log
                 logger.info("training %s: %s", identity.name, "; ".join(trained.warnings))
             return f"saved {identity.name} to the library"

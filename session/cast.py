@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from core.files import served_copy
 from identities.catalog import CatalogEntry
 from identities.names import LibraryError, name_key, show
+from models.fingerprint import EncoderFingerprint, same_encoders
 from session.errors import StudioError
 from session.state import PLACEHOLDER_FACE, Session, find_name
 
@@ -26,6 +27,20 @@ SERVED_PICTURES = "pictures"
 class CastSteps:
     """The library and the cast (mixed into :class:`~session.studio.Studio`, whose
     ``catalog_for``, ``generator``, ``export_root`` and ``config`` it uses)."""
+
+    def base_note(self, identity: Any) -> str | None:
+        """One line when ``identity`` was learned on a base whose text encoders differ from the
+        loaded one (its ``text_encoders`` fingerprint, :mod:`models.fingerprint`), else None (also
+        when the identity has no fingerprint or the models are not loaded yet)."""
+        metadata = getattr(identity, "metadata", None) or {}
+        stored = EncoderFingerprint.parse(metadata.get("text_encoders", ""))
+        loaded = getattr(self._components, "fingerprint", None)
+        if stored is None or loaded is None or same_encoders(stored, loaded):
+            return None
+        base = _short_base(metadata.get("base_model", "")) or "another base"
+        return (f"{identity.name} was learned on {base}, whose text encoders differ from the loaded "
+                f"base {_short_base(self.config.model.base_name)}: retrain {identity.name} on this base "
+                "for a faithful likeness")
 
     def library_entries(self, session: Session) -> list[CatalogEntry]:
         return self.catalog_for(session).entries()
@@ -85,12 +100,17 @@ class CastSteps:
             facts.append(f"{meta['steps']} steps")
         if meta.get("preset"):
             facts.append(f"preset {meta['preset']}")
+        if meta.get("base_model"):
+            facts.append(f"base {_short_base(meta['base_model'])}")
         if meta.get("created"):
             facts.append(meta["created"][:10])
         text = " · ".join(facts)  # training notes (meta["warnings"]) are for the log only
         description, comic_only = self.description(session, entry.name)
         if description:
             text += f"\n\n*{'This comic' if comic_only else 'Description'}:* {description}"
+        note = self.base_note(entry.identity)
+        if note:
+            text += f"\n\n⚠ {note}"
         path = entry.identity.face_path
         return (self.served_picture(path) if path else None), text
 
@@ -229,3 +249,8 @@ class CastSteps:
 
 
 __all__ = ['CastSteps']
+
+
+def _short_base(base: str) -> str:
+    """A base model as shown: a single-file checkpoint by its file name, a repository by its id."""
+    return Path(base).name if base.lower().endswith(".safetensors") else base

@@ -103,6 +103,7 @@ class DrawingSteps:
         resolved, prepared = generator.prepare(request, identities)
         warnings = tuple(f"panel {p.index + 1}: '{name}' is listed but not named in the text, so "
                          "that identity will not appear" for p in prepared for name in p.unnamed)
+        warnings += tuple(note for note in map(self.base_note, identities.values()) if note)
         restored = session.restored
         choices = restored.choices if restored is not None and \
             _same_request(restored.request, resolved, self.config) else None

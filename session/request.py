@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-
-from pipelines.panel_table import panels_from_rows
-from pipelines.project import (ComicRequest, PanelSpec, UnknownCharacter)
 from identities.names import LibraryError, name_key
+from pipelines.loras import LoraChoice
+from pipelines.panel_table import panels_from_rows
+from pipelines.project import ComicRequest, PanelSpec, UnknownCharacter
 from session.errors import StudioError
-from session.state import (MAX_UI_SEED, Session, StyleSettings, find_name)
+from session.state import MAX_UI_SEED, Session, StyleSettings, find_name
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -27,11 +27,12 @@ class RequestSteps:
     def settings_from(self, style: str | None, keywords: Sequence[str] | None, negative: str | None,
                       seed: Any, randomize: bool, steps: Any, guidance: Any, width: Any,
                       height: Any, candidates: Any, title: str | None,
-                      face_pass: bool | None = None) -> StyleSettings:
+                      face_pass: bool | None = None, loras: Any = None) -> StyleSettings:
         """The Style and settings step's inputs as :class:`StyleSettings`, checked against
         ``configs/limits.yaml`` (finite numbers, steps, sizes for this preset, guidance, the
         title's ``title_chars``);
-        ``face_pass`` None -> the preset's ``generation.face_pass``."""
+        ``face_pass`` None -> the preset's ``generation.face_pass``; ``loras``: the LoRA table's
+        rows ``[name, weight]`` (None or empty: none; weight 0 or blank: off)."""
         from configs import load_limits
         from pipelines.request_limits import check_guidance, check_size
 
@@ -75,7 +76,33 @@ class RequestSteps:
             width=size(width, "the width"), height=size(height, "the height"),
             candidates=whole(candidates, "candidates per panel", 1, limits.candidates, "candidates"),
             title=text_title(title),
-            face_pass=self.config.generation.face_pass if face_pass is None else bool(face_pass))
+            face_pass=self.config.generation.face_pass if face_pass is None else bool(face_pass),
+            loras=self._lora_choices(loras, number))
+
+    @staticmethod
+    def _lora_choices(rows: Any, number: Any) -> tuple[LoraChoice, ...]:
+        """The LoRA table's rows with a non-zero weight as choices (checked when drawing)."""
+        if isinstance(rows, dict):  # the Dataframe's JSON form through the API
+            rows = rows.get("data")
+        chosen = []
+        for row in rows or []:
+            if not isinstance(row, (list, tuple)) or len(row) < 2 or not str(row[0] or "").strip():
+                continue
+            name, weight = str(row[0]).strip(), row[1]
+            value = 0.0 if weight in (None, "") else number(weight, f"the weight of the LoRA '{name}'")
+            if value:
+                chosen.append(LoraChoice(name, value))
+        return tuple(chosen)
+
+    def lora_rows(self, chosen: Sequence[LoraChoice] = ()) -> list[list[Any]]:
+        """The Style step's LoRA table: every LoRA of ``loras_dir`` with its weight in
+        ``chosen`` (else 0), then chosen ones this server lacks (generating says so)."""
+        from pipelines.loras import available_loras
+
+        weights = {c.name: c.weight for c in chosen}
+        names = available_loras(self.config.loras_dir)
+        return [[name, weights.get(name, 0.0)] for name in names] + \
+            [[c.name, c.weight] for c in chosen if c.name not in names]
 
     def build_request(self, session: Session, rows: Any, settings: StyleSettings) -> ComicRequest:
         """The comic to draw from the panel table and the settings, fully checked.
@@ -97,7 +124,8 @@ class RequestSteps:
                                width=settings.width, height=settings.height,
                                candidates=settings.candidates, face_pass=settings.face_pass,
                                descriptions=tuple(self.descriptions_for(
-                                   session, [n for p in fixed for n in p.characters]).items()))
+                                   session, [n for p in fixed for n in p.characters]).items()),
+                               loras=settings.loras)
         return self.generator().check_request(request)
 
     def _checked_panel(self, session: Session, panel: PanelSpec, number: int) -> PanelSpec:

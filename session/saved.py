@@ -8,14 +8,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
-from pipelines.panel_table import rows_from_panels
-from pipelines.project import (Project,
-                               ProjectError, UnknownCharacter, load_project)
-from serving.saved_comics import ComicNotFound, SavedComic
 from identities.names import LibraryError
+from pipelines.panel_table import rows_from_panels
+from pipelines.project import Project, ProjectError, UnknownCharacter, load_project
+from serving.saved_comics import ComicNotFound, SavedComic
 from session.errors import ModelsUnavailable, StudioError
-from session.state import (Comic, DrawnPanel, RestoredProject, Session, StyleSettings, find_name)
+from session.state import (
+    Comic,
+    DrawnPanel,
+    RestoredProject,
+    Session,
+    StyleSettings,
+    find_name,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -122,7 +127,14 @@ class SavedComicSteps:
             steps=request.steps or gen.steps, guidance=request.guidance_scale or gen.guidance_scale,
             width=request.width or gen.width, height=request.height or gen.height,
             candidates=request.candidates or gen.candidates, title=project.title,
-            face_pass=gen.face_pass if request.face_pass is None else request.face_pass)
+            face_pass=gen.face_pass if request.face_pass is None else request.face_pass,
+            loras=tuple(request.loras))
+        from pipelines.loras import available_loras
+
+        known = available_loras(self.config.loras_dir)
+        warnings += [f"the project uses the LoRA '{c.name}', which this server does not have; add "
+                     f"it to {self.config.loras_dir} or set its weight to 0 on the Style step"
+                     for c in request.loras if c.weight and c.name not in known]
         comic, identities = self._saved_comic(session, project, path, embedded)
         session.embedded = embedded
         session.restored = project

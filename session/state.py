@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from pipelines.loras import LoraChoice
 from pipelines.panel_table import Row
 from pipelines.project import (ComicRequest, EmbeddedIdentity, Project)
 from identities.names import name_key
@@ -50,6 +51,7 @@ class StyleSettings:
     candidates: int = 1
     title: str = ""
     face_pass: bool = True
+    loras: tuple[LoraChoice, ...] = ()
 
 
 @dataclass

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="identity library folder (default: the preset's library_dir)")
     common.add_argument("--preset", help="model preset: sdxl (default) or tiny")
     common.add_argument("--config", metavar="FILE", help="a preset YAML file (wins over --preset)")
+    common.add_argument("--base", help="any SDXL checkpoint: a diffusers repo id or a local single-file "
+                                       ".safetensors (default: the preset's model.base, else model.pretrained)")
 
     parser = _Parser(prog=PROG, description="Learn, list and manage face identities "
                                             "(StableIdentity on SDXL).")
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> Any:
     from configs import load_config
 
-    return load_config(preset=args.preset, path=args.config)
+    return load_config(preset=args.preset, path=args.config).with_base(getattr(args, "base", None))
 
 
 def _library(args: argparse.Namespace, config: Any = None) -> Any:
@@ -236,7 +238,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for warning in trained.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     identity = save_trained(library, name, trained, pronouns=pronouns, config=config,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, encoders=components.fingerprint.text())
     print(f"saved '{identity.name}' to {identity.folder} ({trained.steps} steps, "
           f"final loss {trained.final_loss:.4f})")
     return EXIT_OK

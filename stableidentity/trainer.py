@@ -280,7 +280,7 @@ class StableIdentityTrainer:
             # (2, hidden): the FR-ViT crop and its mirror image (crop first, then flip, as officially)
             self.features = identity_features(components.fr_vit, aligned.image,
                                               with_mirror=True).to(self.device)
-            model_id = components.config.model.pretrained
+            model_id = components.config.model.base_name
             names = celebrity_names(cfg.celebrity_names)
             self.stats_l: CelebStats = celeb_stats(components.text_encoder, components.tokenizer,
                                                    f"{model_id}/text_encoder", names=names).to(self.device)

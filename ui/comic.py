@@ -212,10 +212,11 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
     """Wire Generate; returns its event."""
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
                  guidance_value, width_value, height_value, candidates_value, title,
-                 face_pass=None):
+                 face_pass=None, loras_value=None):
         settings = studio.settings_from(style_name, keywords, negative, seed_value, randomize,
                                         steps_value, guidance_value, width_value,
-                                        height_value, candidates_value, title, face_pass)
+                                        height_value, candidates_value, title, face_pass,
+                                        loras_value)
         for update in studio.generate(state, rows, settings):
             warn_all(update.warnings)
             yield (update.gallery, update.status,

@@ -27,12 +27,13 @@ class StyleStep:
     candidates: Any
     comic_title: Any
     face_pass: Any
+    loras: Any
 
     def inputs(self) -> list:
         """In the order of :meth:`session.request.RequestSteps.settings_from`'s arguments."""
         return [self.style_template, self.style_keywords, self.negative_prompt, self.seed,
                 self.seed_randomize, self.steps, self.guidance, self.width, self.height,
-                self.candidates, self.comic_title, self.face_pass]
+                self.candidates, self.comic_title, self.face_pass, self.loras]
 
 
 def build(studio: "Studio") -> StyleStep:
@@ -71,5 +72,10 @@ def build(studio: "Studio") -> StyleStep:
         face_pass = gr.Checkbox(label="Face pass: redraw each character's face with its identity "
                                       "(places and faces: see the Place column on the Story step)",
                                 value=defaults.face_pass, elem_id="face_pass")
+        # style LoRAs of loras_dir (--loras DIR), one row each; weight 0 = off (docs/APP.md)
+        loras = gr.Dataframe(studio.lora_rows(), headers=["LoRA", "weight"],
+                             datatype=["str", "number"], type="array", column_count=2,
+                             interactive=True, label="Style LoRAs (weight 0 = off)",
+                             elem_id="style_loras")
     return StyleStep(style_template, style_keywords, negative_prompt, seed, seed_randomize, steps,
-                     guidance, width, height, candidates, comic_title, face_pass)
+                     guidance, width, height, candidates, comic_title, face_pass, loras)

@@ -210,7 +210,8 @@ def restored_view(studio: "Studio", session: "Session", restored: "RestoredProje
     s = restored.settings
     return (restored.rows, restored.info, restored.info, *cast_view(studio, session),
             s.style, list(s.keywords), s.negative_prompt, s.seed, s.randomize, s.steps,
-            s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass)
+            s.guidance, s.width, s.height, s.candidates, s.title, s.face_pass,
+            studio.lora_rows(s.loras))
 
 
 def cast_view(studio: "Studio", session: "Session") -> tuple:
