@@ -264,6 +264,11 @@ class Store:
             db.execute("UPDATE comics SET status = 'saved', title = ?, pages = ?, updated = ? "
                        "WHERE id = ?", (title, pages, time.time(), comic_id))
 
+    def rename_comic(self, comic_id: str, title: str) -> None:
+        """Give a saved comic a new title (its date stays: the pictures did not change)."""
+        with self._transaction() as db:
+            db.execute("UPDATE comics SET title = ? WHERE id = ?", (title, comic_id))
+
     def set_comic_status(self, comic_id: str, status: str) -> None:
         if status not in COMIC_STATUSES:
             raise ValueError(f"unknown comic status {status!r}")

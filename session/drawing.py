@@ -89,8 +89,13 @@ class DrawingSteps:
             chosen = 0
         return DrawnPanel(text=text, results=results, scores=scores, chosen=chosen)
 
-    def generate(self, session: Session, rows: Any, settings: StyleSettings) -> Iterator[ComicUpdate]:
+    def generate(self, session: Session, rows: Any, settings: StyleSettings,
+                 save_as_new: bool = False) -> Iterator[ComicUpdate]:
         """Draw the comic panel by panel, yielding after each; the last update has pages and files.
+
+        The comic replaces the session's entry in My comics (the comic reopened or drawn last:
+        its pages, date and thumbnail change), or becomes a new entry with ``save_as_new`` or
+        when the session has none.
 
         With ``settings.randomize`` a fresh seed is drawn (and reported in every update).
         Everything is checked before the first panel is drawn.
@@ -125,7 +130,8 @@ class DrawingSteps:
                                       status=f"Drew panel {len(drawn)} of {total}; drawing panel "
                                              f"{len(drawn) + 1} …")
             comic = Comic(request=resolved, title=settings.title, panels=drawn)
-            session.saved_id = ""  # a new comic: a new entry in My comics
+            if save_as_new:
+                session.saved_id = ""  # kept as a new entry in My comics
             self._finish(session, identities, comic)
             session.comic = comic  # the previous comic stays until this one is complete
         finally:

@@ -121,7 +121,9 @@ class Session:
         story: the story text last parsed (or restored from a project); saved with the comic.
         drawing: the panels of a comic being drawn, while Generate runs.
         owner: whose library and comics this session uses (multi-user mode; set by
-            :meth:`Studio.sign_in` or on first use). saved_id: the drawn comic's id in My comics.
+            :meth:`Studio.sign_in` or on first use). saved_id: the drawn or reopened comic's id in
+            My comics: Generate updates that entry (unless asked to save a new one); opening
+            another project or parsing a new story clears it.
     """
 
     id: str = ""

@@ -46,6 +46,8 @@ class StorySteps:
         result = parse_story(text, characters, config=self.config.llm)
         if not result.panels:
             raise StudioError("the parser found no panels in the story")
+        if text != session.story:
+            session.saved_id = ""  # a new story: the next Generate saves a new comic
         session.story = text
         outside = {name_key(n) for n in outsiders.all}
         warnings = tuple(w for w in result.warnings

@@ -53,6 +53,7 @@ class ComicStep:
     project_open: Any
     project_info: Any
     generate_button: Any
+    save_as_new: Any
     generate_status: Any
     slots: list[PanelSlot]
     pages_gallery: Any
@@ -119,7 +120,12 @@ def build(studio: "Studio") -> ComicStep:
                                    elem_id="project_file", scale=3)
             project_open = gr.Button("Open", elem_id="project_open", scale=1)
         project_info = gr.Markdown(elem_id="project_info")
-        generate_button = gr.Button("Generate", variant="primary", elem_id="generate_button")
+        with gr.Row(equal_height=True):
+            generate_button = gr.Button("Generate", variant="primary", scale=3,
+                                        elem_id="generate_button")
+            save_as_new = gr.Checkbox(label="Save as a new comic", value=False, scale=1,
+                                      info="unticked: Generate updates the comic opened or drawn "
+                                           "last in My comics", elem_id="save_as_new")
         generate_status = gr.Markdown(elem_id="generate_status")
         with gr.Row(equal_height=False, elem_id="panel_cards"):  # cards wrap: min_width each
             slots = [_slot(n + 1) for n in range(count)]
@@ -131,6 +137,7 @@ def build(studio: "Studio") -> ComicStep:
         hidden = _api_only()
     return ComicStep(project_file=project_file, project_open=project_open,
                      project_info=project_info, generate_button=generate_button,
+                     save_as_new=save_as_new,
                      generate_status=generate_status, slots=slots, pages_gallery=pages_gallery,
                      downloads_html=downloads_html, version=version, my_comics=saved, **hidden)
 
@@ -211,11 +218,11 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
     """Wire Generate; returns its event."""
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
                  guidance_value, width_value, height_value, candidates_value, title,
-                 face_pass=None):
+                 face_pass=None, save_as_new=False):
         settings = studio.settings_from(style_name, keywords, negative, seed_value, randomize,
                                         steps_value, guidance_value, width_value,
                                         height_value, candidates_value, title, face_pass)
-        for update in studio.generate(state, rows, settings):
+        for update in studio.generate(state, rows, settings, save_as_new=bool(save_as_new)):
             warn_all(update.warnings)
             yield (update.gallery, update.status,
                    update.pages if update.done else gr.skip(),
@@ -233,7 +240,7 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
         return drawing_duration_s(panels, candidates)
 
     return on(step.generate_button.click, generate,
-       inputs=[shared.session, story.panels_table, *style.inputs()],
+       inputs=[shared.session, story.panels_table, *style.inputs(), step.save_as_new],
        outputs=[step.panels_gallery, step.generate_status, step.pages_gallery, step.downloads,
                 style.seed, step.panel_notes, step.version, shared.session],
        line=step.generate_status, on_gpu=True, gpu_duration=gpu_seconds, api_name="generate",
