@@ -50,3 +50,16 @@ def test_too_few_people_for_the_number_is_left_with_a_warning():
     result = parse_offline("Grace Hopper waved. All three laughed.", CAST)
     assert result.panels[1].text == "All three laughed."
     assert any("could not tell who 'All three'" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("story, last", [  # sentences used while writing the rules (not held out)
+    ("Grace Hopper met Eileen Collins. Both teams played.", "Both teams played."),
+    ("Grace Hopper met Eileen Collins. Both quickly ran home.",
+     "Grace Hopper and Eileen Collins quickly ran home."),
+    ("Grace Hopper met Eileen Collins and both laughed.",
+     "Grace Hopper met Eileen Collins and Grace Hopper and Eileen Collins laughed."),
+    ("Grace Hopper met Eileen Collins. Ada Lovelace came. Everyone else cheered.",
+     "Grace Hopper, Eileen Collins and Ada Lovelace cheered."),
+])
+def test_rules_while_writing_them(story, last):
+    assert parse_offline(story, CAST).panels[-1].text == last
