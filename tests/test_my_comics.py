@@ -100,3 +100,21 @@ def test_every_action_from_any_state_is_one_line(studio):
     assert damaged.summary[0] == 1  # still listed with its panel count, and deletable
     assert studio.delete_saved(session, damaged.id) == "Damaged"
     assert studio.my_comics(session) == []
+
+
+def test_the_seed_box_refuses_blank_and_letters_in_one_range(studio):
+    from session import StudioError
+
+    def settings(seed, randomize=False):
+        return studio.settings_from("comic book", [], "", seed, randomize, 2, 7.5, 64, 64, 1, "")
+
+    for blank in (None, "", "  "):  # letters in a number box arrive blank
+        with pytest.raises(StudioError, match=r"^the seed box is empty or not a number: type a "
+                                              r"whole number from 0 to 2147483647"):
+            settings(blank)
+    assert settings(None, randomize=True).randomize  # the seed is drawn, the box ignored
+    for bad in ("abc", -1, 2**31, 1.5, float("nan")):
+        with pytest.raises(StudioError, match=r"^the seed must be a whole number from 0 to "
+                                              r"2147483647, got"):
+            settings(bad)
+    assert settings("42").seed == 42 and settings(2**31 - 1).seed == 2**31 - 1

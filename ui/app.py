@@ -25,7 +25,6 @@ CSS = """
 }
 .panel-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
 .panel-card [id$="_image"] img { width: 100%; height: 100%; object-fit: contain; }
-#style_keywords_group { margin-top: 8px; }
 """
 
 
