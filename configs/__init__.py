@@ -158,6 +158,7 @@ class GenerationConfig:
     ``face_pass`` redraws each detected face with its character's signal words (SDXL
     inpainting, same weights): crop ``face_pass_margin`` x the face size around it, upscale to
     ``face_pass_size`` pixels, denoise with ``face_pass_strength`` (0-1), paste back feathered.
+    ``pdf_paper``: the paper of ``comic.pdf`` (each comic page scaled to fit one sheet).
     """
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
@@ -175,6 +176,7 @@ class GenerationConfig:
     face_pass_strength: float = 0.4
     face_pass_margin: float = 0.35
     face_pass_size: int = 1024
+    pdf_paper: Literal["A4", "Letter"] = "A4"
 
 
 @dataclass(frozen=True)

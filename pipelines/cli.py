@@ -160,7 +160,8 @@ def generate(args: argparse.Namespace) -> int:
                        on_warning=lambda line: print(f"warning: {line}", file=sys.stderr))
     written = export_comic(out, comic.project, comic.panels, comic.pages,
                            candidates=comic.candidates(),
-                           identities=None if args.no_identities else identities)
+                           identities=None if args.no_identities else identities,
+                           paper=config.generation.pdf_paper)
     print(f"drew {total} panel(s) on {len(comic.pages)} page(s) in "
           f"{time.perf_counter() - started:.1f} s -> {out}", file=sys.stderr)
     for path in [*written.panels, *written.candidates, *written.pages, written.pdf,

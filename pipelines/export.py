@@ -5,7 +5,8 @@ Files in the output folder (panel numbers and page numbers are 1-based)::
     panel_01.png ...          the chosen candidate of each panel
     panel_01_c2.png ...       other candidates (only when candidates > 1)
     page_1.png ...            the laid-out pages
-    comic.pdf                 every page, one PDF page each
+    comic.pdf                 every page on one A4 or Letter page each (pipelines.pdf), the
+                              page PNGs embedded unchanged, title and author in its metadata
     project.json              see pipelines.project
     comic.zip                 project.json, panels/, pages/ and identities/<slug>-<hash>.safetensors
 
@@ -27,11 +28,11 @@ from typing import Any, Mapping, Sequence
 from PIL import Image
 
 from core.files import FILE_MODE, write_bytes_atomic
+from pipelines.pdf import write_pdf
 from pipelines.project import PROJECT_FILE, Project, identity_bytes, identity_filename
 
 PDF_FILE = "comic.pdf"
 ZIP_FILE = "comic.zip"
-PDF_DPI = 150.0
 #: zlib level of exported PNGs. Every generate, redraw and candidate choice re-exports the pages
 #: on the server's shared CPU; level 1 encodes a 1600 px page ~4x faster than Pillow's default
 #: 6 (0.3 s vs 1.3 s on a busy 2-core machine) for ~25% larger files. Still lossless.
@@ -86,20 +87,18 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def pdf_bytes(pages: Sequence[Image.Image], resolution: float = PDF_DPI) -> bytes:
-    """One PDF with one page per image (Pillow ``save_all``), RGB, ``resolution`` dpi."""
-    if not pages:
-        raise ValueError("a PDF needs at least one page")
-    rgb = [page.convert("RGB") for page in pages]
-    buffer = io.BytesIO()
-    rgb[0].save(buffer, format="PDF", save_all=True, append_images=rgb[1:], resolution=resolution)
-    return buffer.getvalue()
+def pdf_bytes(pages: Sequence[Image.Image | bytes], paper: str = "A4", title: str = "",
+              author: str = "") -> bytes:
+    """One PDF with one ``paper`` page (A4 or Letter) per comic page, each scaled to fit; PNG
+    bytes are embedded without recompression (see :mod:`pipelines.pdf`)."""
+    return write_pdf(pages, paper=paper, title=title, author=author)
 
 
 def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Image],
                  pages: Sequence[Image.Image],
                  candidates: Mapping[tuple[int, int], Image.Image] | None = None,
-                 identities: Mapping[str, Any] | None = None) -> ExportedComic:
+                 identities: Mapping[str, Any] | None = None, paper: str = "A4",
+                 author: str = "") -> ExportedComic:
     """Write every file of a comic into ``folder`` (created if needed).
 
     Args:
@@ -111,6 +110,8 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
             as ``panel_NN_cK.png``.
         identities: name -> identity (``clip_l``/``clip_g``) of the cast, embedded in the zip so
             the project regenerates without the library. None embeds none.
+        paper: the PDF's paper size, ``"A4"`` or ``"Letter"`` (``generation.pdf_paper``).
+        author: the PDF's author (its title is the project's title, else "Untitled comic").
     """
     folder = ensure_writable(folder)
     if len(panels) != len(project.request.panels):
@@ -128,11 +129,14 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
         data = png_bytes(image)
         candidate_paths.append(write_bytes_atomic(folder / panel_filename(i, c), data))
         files[f"panels/{panel_filename(i, c)}"] = data
+    page_data = []
     for number, page in enumerate(pages, start=1):
         data = png_bytes(page)
+        page_data.append(data)
         page_paths.append(write_bytes_atomic(folder / page_filename(number), data))
         files[f"pages/{page_filename(number)}"] = data
-    pdf = write_bytes_atomic(folder / PDF_FILE, pdf_bytes(pages))
+    pdf = write_bytes_atomic(folder / PDF_FILE, pdf_bytes(
+        page_data, paper=paper, title=project.title or "Untitled comic", author=author))
     project_text = project.to_json().encode("utf-8")
     project_path = write_bytes_atomic(folder / PROJECT_FILE, project_text)
     files[PROJECT_FILE] = project_text

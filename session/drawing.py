@@ -167,7 +167,8 @@ class DrawingSteps:
         folder = self.session_folder(session)
         shutil.rmtree(folder, ignore_errors=True)
         written = export_comic(folder, project, images, comic.pages, candidates=candidates,
-                              identities=identities)
+                              identities=identities, paper=self.config.generation.pdf_paper,
+                              author=self.author_of(session))
         comic.files = [str(p) for p in [*written.pages, written.pdf, written.zip, written.project]]
         comic.page_files = [str(p) for p in written.pages]
         if keep:

@@ -44,6 +44,14 @@ class SavedComicSteps:
             return
         session.saved_id = saved.id
 
+    def author_of(self, session: Session) -> str:
+        """The author written into the comic's PDF: the Hugging Face user name when signed in
+        with one, else "Comic Identity" (a browser key or this computer names nobody)."""
+        owner = self.owner_of(session)
+        if owner is not None and owner.id.startswith("hf:"):
+            return owner.label or owner.id[3:]
+        return "Comic Identity"
+
     def my_comics(self, session: Session) -> list[SavedComic]:
         """The session owner's saved comics, newest first (none without an owner)."""
         owner = self.owner_of(session)
