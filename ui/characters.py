@@ -29,6 +29,7 @@ class CharactersStep:
     train_steps: Any
     train_button: Any
     train_cancel: Any
+    train_again: Any
     train_status: Any
     train_job_id: Any
     train_progress: Any
@@ -85,6 +86,9 @@ def _training_form(studio: "Studio") -> dict[str, Any]:
     with gr.Row():
         c["train_button"] = gr.Button("Train", variant="primary", elem_id="train_button")
         c["train_cancel"] = gr.Button("Cancel training", elem_id="train_cancel")
+        # a job a restart interrupted kept its photo, name, pronouns and consent: one click
+        c["train_again"] = gr.Button("Train again", elem_id="train_again",
+                                     visible=studio.zero_gpu is None)
     c["train_status"] = gr.Markdown(elem_id="train_status")
     # the job id is for API callers (the ``train`` endpoint returns it); people see the cards below
     c["train_job_id"] = gr.Textbox(label="Job id", interactive=False, visible=False,
@@ -202,23 +206,30 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
             outputs=[step.train_photo, step.train_face, step.train_name, step.train_pronouns,
                      step.train_consent, step.form_done], api_visibility="private")
 
-    def poll(state, job_ids, seen, selected):
+    def poll(state, job_ids, seen, selected, shown_job, line):
         html, active, views = jobs_view(studio, state, job_ids)
         newly = [v for v in views if v.finished and v.id not in (seen or [])]
         for view in newly:
             if view.status in ("failed", "interrupted"):
                 gr.Warning(job_line(view))
+        # the status line follows the job it announced to its end (an error line stays)
+        followed = next((v for v in views if v.id == shown_job), None)
+        status = job_line(followed) if followed is not None and \
+            not str(line or "").startswith("⚠️") else gr.skip()
         if not newly:
-            return html, active, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+            return html, active, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen, status
         gallery, choice, summary, names = library_view(studio, state, keep=selected)
-        return html, active, gallery, choice, summary, names, [*(seen or []), *(v.id for v in newly)]
+        return (html, active, gallery, choice, summary, names,
+                [*(seen or []), *(v.id for v in newly)], status)
 
     shared.timer.tick(guarded(poll),
                       inputs=[shared.session, shared.jobs, shared.finished_seen,
-                              step.library_choice],
+                              step.library_choice, step.train_job_id, step.train_status],
                       outputs=[step.train_progress, shared.timer, *step.library_outputs(),
-                               shared.shown_names, shared.finished_seen],
+                               shared.shown_names, shared.finished_seen, step.train_status],
                       show_progress="hidden", api_visibility="private")
+    if studio.zero_gpu is None:
+        _wire_train_again(studio, shared, step)
     _wire_job_status(studio, shared, step)
 
     def cancel_training(state, job_ids):
@@ -236,6 +247,40 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
         on(step.train_cancel.click, cancel_training, inputs=[shared.session, shared.jobs],
            outputs=[step.train_status, step.train_progress, shared.timer], line=step.train_status,
            api_name="cancel_training")
+
+
+def _wire_train_again(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
+    """*Train again*: the newest job of the owner's that a restart interrupted is queued anew
+    with its kept photo, name, pronouns and steps. API ``train_again`` (job id)."""
+    def queued_again(state, job_id):
+        view, name = studio.training.retrain(job_id, studio.owner_of(state))
+        return view, (f"**{name}** is queued for training again with the same photo; follow it "
+                      "below.")
+
+    def retrain_newest(state, job_ids):
+        owner = studio.owner_of(state)
+        waiting = studio.training.retrainable(owner) if owner is not None else []
+        if not waiting:
+            raise StudioError("no interrupted training to start again: an interrupted job is "
+                              "trained again once (then upload the photo and press Train)")
+        view, line = queued_again(state, waiting[0])
+        remembered = ([*(job_ids or []), view.id])[-MAX_REMEMBERED_JOBS:]
+        html, active, _ = jobs_view(studio, state, remembered)
+        return line, view.id, remembered, html, active
+
+    on(step.train_again.click, retrain_newest, inputs=[shared.session, shared.jobs],
+       outputs=[step.train_status, step.train_job_id, shared.jobs, step.train_progress,
+                shared.timer], line=step.train_status, api_visibility="private", **FACES)
+
+    def train_again(state, job_id):
+        view, line = queued_again(state, job_id)
+        html, active, _ = jobs_view(studio, state, [job_id, view.id])
+        return line, view.id, html, active
+
+    trigger = gr.Button(visible=False, elem_id="train_again_api")
+    on(trigger.click, train_again, inputs=[shared.session, step.train_job_id],
+       outputs=[step.train_status, step.train_job_id, step.train_progress, shared.timer],
+       line=step.train_status, api_name="train_again", **FACES)
 
 
 def _clear_form(done):
