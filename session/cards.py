@@ -82,10 +82,11 @@ class CardViews:
                     f"{self._seed_text(panel, comic.request, i)}")
             if panel.faces_caption:  # which face is whose, as the face pass matched them
                 text += f"\n\n{panel.faces_caption}"
-            strip = [(r.image, f"{c + 1}{' ✓' if c == panel.chosen else ''}"
+            strip = [(r.image, (f"✓ {c + 1} in the comic" if c == panel.chosen else f"{c + 1}")
                       + (f" · {self._badge(panel, c)}" if self._badge(panel, c) else ""))
                      for c, r in enumerate(panel.results)] if len(panel.results) > 1 else []
-            out.append(PanelCard(image=panel.image, text=text, candidates=strip))
+            out.append(PanelCard(image=panel.image, text=text, candidates=strip,
+                                 chosen=panel.chosen))
         return out
 
     def panel_gallery(self, session: Session) -> list[tuple[Image.Image, str]]:

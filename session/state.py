@@ -185,12 +185,15 @@ class PanelCard:
     Attributes:
         image: the chosen candidate.
         text: markdown: number, sentence, face score, seed and candidate.
-        candidates: (image, caption) of every candidate (one: no choice to make).
+        candidates: (image, caption) of every candidate (one: no choice to make); the chosen
+            one's caption starts with "✓ N in the comic".
+        chosen: the index of the chosen candidate in ``candidates``.
     """
 
     image: Image.Image
     text: str
     candidates: list[tuple[Image.Image, str]]
+    chosen: int = 0
 
 
 # ----------------------------------------------------------------------------- the studio

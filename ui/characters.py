@@ -103,7 +103,8 @@ def _library_and_cast() -> dict[str, Any]:
     gr.Markdown("### Identity library\nClick a face to select it, then add it "
                 "to the story's cast.")
     c["library_summary"] = gr.Markdown(elem_id="library_summary")
-    c["library_gallery"] = gr.Gallery(label="Identities", columns=6, height=250,
+    # grows with the library (height auto), each name under its face (ui/app.py's CSS)
+    c["library_gallery"] = gr.Gallery(label="Identities", columns=6, height="auto",
                                       allow_preview=False, object_fit="cover", fit_columns=False,
                                       interactive=False, elem_id="library_gallery")
     with gr.Row():
@@ -127,7 +128,7 @@ def _library_and_cast() -> dict[str, Any]:
     c["confirm_row"] = confirm_row
     gr.Markdown("### Cast\nThe characters of this story (click one to select it).")
     c["cast_list"] = gr.Markdown(elem_id="cast_list")
-    c["cast_gallery"] = gr.Gallery(label="Cast", columns=6, height=150, allow_preview=False,
+    c["cast_gallery"] = gr.Gallery(label="Cast", columns=6, height="auto", allow_preview=False,
                                    object_fit="cover", fit_columns=False, interactive=False,
                                    elem_id="cast_gallery")
     with gr.Row():

@@ -35,6 +35,7 @@ class PanelSlot:
     candidates: Any
     seed: Any
     redraw: Any
+    note: Any
 
     def outputs(self) -> list:
         return [self.box, self.image, self.text, self.candidates]
@@ -79,14 +80,19 @@ def _slot(number: int) -> PanelSlot:
         image = gr.Image(label=f"Panel {number}", interactive=False, height=300, format="png",
                          elem_id=f"card_{number}_image")
         text = gr.Markdown(elem_id=f"card_{number}_text")  # sentence, face score, seed
+        # whole pictures (contain), the caption under each; the chosen one is selected and
+        # captioned "✓ N in the comic"; thumbnails are buttons (Tab, then Enter chooses)
         candidates = gr.Gallery(label="Candidates (click one to use it)", show_label=False,
-                                columns=4, height=150, allow_preview=False, object_fit="cover",
-                                format="png", visible=False, elem_id=f"card_{number}_candidates")
+                                columns=4, height="auto", allow_preview=False,
+                                object_fit="contain", format="png", visible=False,
+                                elem_id=f"card_{number}_candidates",
+                                elem_classes=["candidate-strip"])
         with gr.Row(equal_height=True):
             seed = gr.Textbox(placeholder="seed (blank: random)", show_label=False, scale=2,
                               container=False, elem_id=f"card_{number}_seed")
             redraw = gr.Button("Redraw", size="sm", scale=1, elem_id=f"card_{number}_redraw")
-    return PanelSlot(box, image, text, candidates, seed, redraw)
+        note = gr.Markdown(elem_id=f"card_{number}_note")  # this card's feedback line
+    return PanelSlot(box, image, text, candidates, seed, redraw, note)
 
 
 def _api_only() -> dict[str, Any]:
@@ -165,7 +171,8 @@ def _render(studio: "Studio", step: ComicStep):
             if i < len(cards):
                 card = cards[i]
                 values += [gr.Column(visible=True), card.image, card.text,
-                           gr.Gallery(value=card.candidates, visible=bool(card.candidates))]
+                           gr.Gallery(value=card.candidates, visible=bool(card.candidates),
+                                      selected_index=card.chosen if card.candidates else None)]
             else:
                 values += [gr.Column(visible=False), None, "", gr.Gallery(value=[], visible=False)]
         comic = state.comic
@@ -184,12 +191,12 @@ def _wire_cards(studio: "Studio", shared: Shared, step: ComicStep, story: "Story
     events = []
     for number, slot in enumerate(step.slots, start=1):
         events.append(on(slot.candidates.select, _chooser(studio, number), inputs=[shared.session],
-           outputs=[step.pages_gallery, step.downloads, step.generate_status, step.version,
-                    shared.session], line=step.generate_status, api_visibility="private", **FACES))
+           outputs=[step.pages_gallery, step.downloads, slot.note, step.version,
+                    shared.session], line=slot.note, api_visibility="private", **FACES))
         events.append(on(slot.redraw.click, _redrawer(studio, number),
            inputs=[shared.session, story.panels_table, slot.seed],
-           outputs=[step.pages_gallery, step.downloads, story.panels_table, step.generate_status,
-                    step.version, shared.session], line=step.generate_status, on_gpu=True,
+           outputs=[step.pages_gallery, step.downloads, story.panels_table, slot.note,
+                    step.version, shared.session], line=slot.note, on_gpu=True,
            api_visibility="private", **drawing(studio.zero_gpu is not None)))
     return events
 
@@ -200,7 +207,8 @@ def _chooser(studio: "Studio", number: int):
         candidate = selected_index(evt) + 1
         studio.choose(state, number, candidate)
         return (state.comic.page_files, state.comic.files,
-                f"Panel {number} now shows candidate {candidate}.", time.time_ns(), state)
+                f"✓ Now shows candidate {candidate}; the pages and downloads are updated.",
+                time.time_ns(), state)
     return choose
 
 
@@ -209,7 +217,8 @@ def _redrawer(studio: "Studio", number: int):
     def redraw(state, rows, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
         return (state.comic.page_files, state.comic.files, table,
-                f"Redrew panel {number} with seed {used}.", time.time_ns(), state)
+                f"✓ Redrawn with seed {used}; the pages and downloads are updated.",
+                time.time_ns(), state)
     return redraw
 
 

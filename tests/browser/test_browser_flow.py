@@ -253,13 +253,13 @@ def test_the_four_steps_in_a_browser(page, workdir):
     assert thumbs.count() == 2
     unused = 1 if "✓" in thumbs.nth(0).inner_text() else 0
     thumbs.nth(unused).click()
-    wait_for_text(page, "#generate_status", f"Panel 1 now shows candidate {unused + 1}")
+    wait_for_text(page, "#card_1_note", f"Now shows candidate {unused + 1}")  # under its card
     wait_for_text(page, "#card_1_text", f"candidate {unused + 1} of 2")
     assert "seed 0, candidate" in page.inner_text("#card_1_text")  # the table's seed
 
     page.locator("#card_2_seed textarea, #card_2_seed input").first.fill("777")
     page.click("#card_2_redraw")
-    wait_for_text(page, "#generate_status", "Redrew panel 2 with seed 777")
+    wait_for_text(page, "#card_2_note", "Redrawn with seed 777")
     wait_for_text(page, "#card_2_text", "seed 777")
     page.evaluate("window.scrollTo(0, 0)")
     shoot(page, workdir, "04_comic.png")
