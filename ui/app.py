@@ -38,6 +38,13 @@ CSS = """
 #my_comics_gallery .grid-container, .candidate-strip .grid-container {
   grid-template-rows: none; grid-auto-rows: auto;
 }
+/* no fixed box: the library, cast and candidate strips grow; My comics scrolls past 560 px */
+#library_gallery .grid-wrap, #cast_gallery .grid-wrap, .candidate-strip .grid-wrap {
+  min-height: 0 !important; max-height: none !important; height: auto !important;
+}
+#my_comics_gallery .grid-wrap {
+  min-height: 0 !important; max-height: 560px !important; height: auto !important;
+}
 /* the chosen candidate: a thick accent ring besides its "✓ N in the comic" caption */
 .candidate-strip .thumbnail-item.selected { box-shadow: inset 0 0 0 3px var(--color-accent); }
 .panel-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }

@@ -87,8 +87,9 @@ def _training_form(studio: "Studio") -> dict[str, Any]:
         c["train_button"] = gr.Button("Train", variant="primary", elem_id="train_button")
         c["train_cancel"] = gr.Button("Cancel training", elem_id="train_cancel")
         # a job a restart interrupted kept its photo, name, pronouns and consent: one click
-        c["train_again"] = gr.Button("Train again", elem_id="train_again",
-                                     visible=studio.zero_gpu is None)
+        # (shown on page load while there is such a job)
+        c["train_again"] = gr.Button("Train again", variant="primary", elem_id="train_again",
+                                     visible=False)
     c["train_status"] = gr.Markdown(elem_id="train_status")
     # the job id is for API callers (the ``train`` endpoint returns it); people see the cards below
     c["train_job_id"] = gr.Textbox(label="Job id", interactive=False, visible=False,
@@ -230,7 +231,7 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
                                shared.shown_names, shared.finished_seen, step.train_status],
                       show_progress="hidden", api_visibility="private")
     if studio.zero_gpu is None:
-        _wire_train_again(studio, shared, step)
+        _wire_train_again(studio, signed_in, shared, step)
     _wire_job_status(studio, shared, step)
 
     def cancel_training(state, job_ids):
@@ -250,9 +251,24 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
            api_name="cancel_training")
 
 
-def _wire_train_again(studio: "Studio", shared: Shared, step: CharactersStep) -> None:
-    """*Train again*: the newest job of the owner's that a restart interrupted is queued anew
-    with its kept photo, name, pronouns and steps. API ``train_again`` (job id)."""
+def _wire_train_again(studio: "Studio", signed_in: Any, shared: Shared,
+                      step: CharactersStep) -> None:
+    """*Train again* (shown while the owner has a job a restart interrupted): the newest such
+    job is queued anew with its kept photo, name, pronouns and steps. API ``train_again``
+    (job id)."""
+    def offer(state):
+        owner = studio.owner_of(state)
+        waiting = studio.training.retrainable(owner) if owner is not None else []
+        if not waiting:
+            return gr.Button(visible=False), gr.skip()
+        view = studio.training.view(waiting[0], owner)
+        who = view.label.removeprefix("Training ") if view is not None else "an identity"
+        return (gr.Button(visible=True), f"The training of **{who}** was interrupted by a server "
+                "restart: press **Train again** to start it over with the same photo.")
+
+    signed_in.then(guarded(offer), inputs=[shared.session],
+                   outputs=[step.train_again, step.train_status], api_visibility="private")
+
     def queued_again(state, job_id):
         view, name = studio.training.retrain(job_id, studio.owner_of(state))
         return view, (f"**{name}** is queued for training again with the same photo; follow it "
@@ -267,11 +283,13 @@ def _wire_train_again(studio: "Studio", shared: Shared, step: CharactersStep) ->
         view, line = queued_again(state, waiting[0])
         remembered = ([*(job_ids or []), view.id])[-MAX_REMEMBERED_JOBS:]
         html, active, _ = jobs_view(studio, state, remembered)
-        return line, view.id, remembered, html, active
+        more = len(waiting) > 1
+        return line, view.id, remembered, html, active, gr.Button(visible=more)
 
     on(step.train_again.click, retrain_newest, inputs=[shared.session, shared.jobs],
        outputs=[step.train_status, step.train_job_id, shared.jobs, step.train_progress,
-                shared.timer], line=step.train_status, api_visibility="private", **FACES)
+                shared.timer, step.train_again], line=step.train_status,
+       api_visibility="private", **FACES)
 
     def train_again(state, job_id):
         view, line = queued_again(state, job_id)

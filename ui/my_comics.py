@@ -62,7 +62,7 @@ def build() -> MyComicsSection:
     """Lay out the section (call inside the Comic tab, first)."""
     with gr.Accordion("My comics", open=True, elem_id="my_comics_section"):
         summary = gr.Markdown(elem_id="my_comics_summary")
-        gallery = gr.Gallery(label="Saved comics (click one to open it)", columns=6, height=220,
+        gallery = gr.Gallery(label="Saved comics (click one to open it)", columns=6, height="auto",
                              allow_preview=False, object_fit="contain", fit_columns=False,
                              interactive=False, elem_id="my_comics_gallery")
         comic_id = gr.Textbox(visible=False, elem_id="my_comic_id")
