@@ -192,8 +192,10 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
         view = studio.training.submit(request)
         remembered = ([*(job_ids or []), view.id])[-MAX_REMEMBERED_JOBS:]
         html, active, _ = jobs_view(studio, state, remembered)
-        return (f"**{request.name}** is queued for training; follow it below. You can learn the "
-                "next character meanwhile.", view.id, remembered, html, active, True, state)
+        # never stale: the job's state (queued, learning, ready) is in its line below
+        return (f"Training of **{request.name}** submitted: its progress is shown below, to the "
+                "end. You can learn the next character meanwhile.", view.id, remembered, html,
+                active, True, state)
 
     if studio.zero_gpu is not None:  # ZeroGPU: Train streams inside spaces.GPU (ui/zero_gpu.py)
         zero_gpu.wire_training(studio, shared, step)
@@ -208,27 +210,22 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
             outputs=[step.train_photo, step.train_face, step.train_name, step.train_pronouns,
                      step.train_consent, step.form_done], api_visibility="private")
 
-    def poll(state, job_ids, seen, selected, shown_job, line):
+    def poll(state, job_ids, seen, selected):
         html, active, views = jobs_view(studio, state, job_ids)
         newly = [v for v in views if v.finished and v.id not in (seen or [])]
         for view in newly:
             if view.status in ("failed", "interrupted"):
                 gr.Warning(job_line(view))
-        # the status line follows the job it announced to its end (an error line stays)
-        followed = next((v for v in views if v.id == shown_job), None)
-        status = job_line(followed) if followed is not None and \
-            not str(line or "").startswith("⚠️") else gr.skip()
         if not newly:
-            return html, active, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen, status
+            return html, active, gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
         gallery, choice, summary, names = library_view(studio, state, keep=selected)
-        return (html, active, gallery, choice, summary, names,
-                [*(seen or []), *(v.id for v in newly)], status)
+        return html, active, gallery, choice, summary, names, [*(seen or []), *(v.id for v in newly)]
 
     shared.timer.tick(guarded(poll),
                       inputs=[shared.session, shared.jobs, shared.finished_seen,
-                              step.library_choice, step.train_job_id, step.train_status],
+                              step.library_choice],
                       outputs=[step.train_progress, shared.timer, *step.library_outputs(),
-                               shared.shown_names, shared.finished_seen, step.train_status],
+                               shared.shown_names, shared.finished_seen],
                       show_progress="hidden", api_visibility="private")
     if studio.zero_gpu is None:
         _wire_train_again(studio, signed_in, shared, step)
@@ -271,8 +268,8 @@ def _wire_train_again(studio: "Studio", signed_in: Any, shared: Shared,
 
     def queued_again(state, job_id):
         view, name = studio.training.retrain(job_id, studio.owner_of(state))
-        return view, (f"**{name}** is queued for training again with the same photo; follow it "
-                      "below.")
+        return view, (f"Training of **{name}** submitted again with the same photo: its progress "
+                      "is shown below, to the end.")
 
     def retrain_newest(state, job_ids):
         owner = studio.owner_of(state)

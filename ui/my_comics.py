@@ -121,9 +121,13 @@ def wire(studio: "Studio", shared: Shared, section: MyComicsSection, comic: "Com
                        api_visibility="private")
     section.refresh.click(guarded(list_comics), inputs=[shared.session],
                           outputs=section.outputs(), api_name="my_comics")
+    def relist(state):
+        """After a drawing: the list again, the section's old message cleared."""
+        return (*comics_view(studio, state), "")
+
     for event in drawn:
-        event.then(guarded(list_comics), inputs=[shared.session], outputs=section.outputs(),
-                   api_visibility="private")
+        event.then(guarded(relist), inputs=[shared.session],
+                   outputs=[*section.outputs(), section.message], api_visibility="private")
 
     def open_comic(state, comic_id):
         restored, files = studio.open_saved(state, comic_id)

@@ -143,11 +143,11 @@ def characters_step(page, workdir: Path, faces: dict[str, Path]) -> None:
     wait_for_text(page, "#train_status", "Choose the person's pronouns")
     page.locator("#train_pronouns").get_by_label("he", exact=True).check()
     page.click("#train_button")
-    wait_for_text(page, "#train_status", "Hugh Jackman is queued")
+    wait_for_text(page, "#train_status", "Training of Hugh Jackman submitted")
     wait_for_empty_form(page)  # the form is ready for the next character
     fill_number(page, "#train_steps", 3)
     train(page, faces["grace_hopper"], "Taylor Swift", "she")
-    wait_for_text(page, "#train_status", "Taylor Swift is queued")
+    wait_for_text(page, "#train_status", "Training of Taylor Swift submitted")
     wait_for_empty_form(page)
     fill_number(page, "#train_steps", 3)
     train(page, faces["astronaut"], "Agent 47", "he")  # digits are fine in a name

@@ -118,10 +118,11 @@ def test_library_train_again_my_comics_and_cards(page, workdir):
     wait_for_text(page, "#train_status", "The training of Eileen Collins was interrupted")
     shoot(page, workdir, "10_train_again.png")
     page.click("#train_again")
-    wait_for_text(page, "#train_status", "queued for training again with the same photo")
-    # the status line follows the job to its end (no stale "queued")
-    wait_for_text(page, "#train_status", "Eileen Collins is ready and in your library",
+    wait_for_text(page, "#train_status", "submitted again with the same photo")
+    # its line follows the job to its end, and the status line never says a stale "queued"
+    wait_for_text(page, "#train_progress", "Eileen Collins is ready and in your library",
                   timeout_ms=TRAINING_TIMEOUT_MS)
+    assert "queued" not in page.inner_text("#train_status")
     gallery.locator("button.thumbnail-item").nth(len(NAMES)).wait_for()
     assert "Eileen Collins" in gallery.inner_text()
     assert not page.locator("#train_again").is_visible()  # once only: its photo is gone now
