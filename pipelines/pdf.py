@@ -18,7 +18,7 @@ import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from PIL import Image
 
@@ -117,7 +117,7 @@ def write_pdf(pages: Sequence[Image.Image | bytes], paper: str = "A4", title: st
         return len(objects)
 
     catalog, tree = add(b""), add(b"")  # filled in once the pages are known
-    when = (created or datetime.now(timezone.utc)).strftime("D:%Y%m%d%H%M%SZ")
+    when = (created or datetime.now(UTC)).strftime("D:%Y%m%d%H%M%SZ")
     info = add(b"<< /Title " + _text(title) + b" /Author " + _text(author) + b" /Creator "
                + _text(CREATOR) + b" /Producer " + _text(CREATOR) + b" /CreationDate "
                + _text(when) + b" >>")

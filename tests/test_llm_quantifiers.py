@@ -17,8 +17,8 @@ CAST = [("Grace Hopper", "she"), ("Eileen Collins", "she"), ("Ada Lovelace", "sh
      "Grace Hopper and Eileen Collins waved."),
     ("Ada Lovelace and Alan Turing sat by the fire. The two of them laughed at the joke.",
      "Ada Lovelace and Alan Turing laughed at the joke."),
-    ("Grace Hopper, Ada Lovelace and Eileen Collins boarded the train. All three smiled at the "
-     "camera.", "Grace Hopper, Ada Lovelace and Eileen Collins smiled at the camera."),
+    (("Grace Hopper, Ada Lovelace and Eileen Collins boarded the train. All three smiled at the "
+      "camera."), "Grace Hopper, Ada Lovelace and Eileen Collins smiled at the camera."),
     ("Grace Hopper greeted Ada Lovelace. Eileen Collins arrived late. Everyone sat down to eat.",
      "Grace Hopper, Ada Lovelace and Eileen Collins sat down to eat."),
     ("Alan Turing and Mark Twain played chess. Ada Lovelace watched both of them.",

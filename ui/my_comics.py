@@ -153,8 +153,8 @@ def wire(studio: "Studio", shared: Shared, section: MyComicsSection, comic: "Com
         titles = {c.id: c.title or "Untitled comic" for c in studio.my_comics(state)}
         if comic_id not in titles:
             return (*comics_view(studio, state), "", _selected_line(""),
-                    "That comic is no longer in My comics (deleted in another tab?); the list "
-                    "is up to date now.")
+                    ("That comic is no longer in My comics (deleted in another tab?); the list "
+                     "is up to date now."))
         return (gr.skip(), gr.skip(), gr.skip(), comic_id, _selected_line(titles[comic_id]), "")
 
     def open_picked(state, comic_id):
