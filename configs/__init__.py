@@ -202,6 +202,7 @@ class GenerationConfig:
     cosine similarity to their character is >= ``face_pass_min_similarity``; the others are left
     as drawn. ``face_pass_context``: the face prompt keeps the panel's sentence (other characters
     removed) after the close-up words. All faces of a panel are redrawn in one batched call.
+    ``pdf_paper``: the paper of ``comic.pdf`` (each comic page scaled to fit one sheet).
     """
 
     sampler: Literal["dpm_multistep", "euler", "ddim"] = "dpm_multistep"
@@ -222,8 +223,9 @@ class GenerationConfig:
     face_pass_size: int = 768
     face_pass_min_score: float = 0.3
     face_pass_min_size: int = 24
-    face_pass_min_similarity: float = 0.3
+    face_pass_min_similarity: float = 0.8
     face_pass_context: bool = True
+    pdf_paper: Literal["A4", "Letter"] = "A4"
 
 
 @dataclass(frozen=True)

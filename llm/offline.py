@@ -46,6 +46,33 @@ GROUP_RE = re.compile(
     r"duo|trio|siblings)(?P<poss>['’]s?)?(?![\w-])",
     re.IGNORECASE,
 )
+#: "both of them", "the two of them", "all three (of them)", "all of them", "everyone (else)":
+#: the named people. The bare forms ("Both waved", "All three laughed") only open a clause.
+QUANTIFIER_RE = re.compile(
+    r"(?<![\w-])(?:"
+    r"(?P<of>(?:both|all(?:\s+(?P<n1>two|three|four|five))?|the\s+(?P<n2>two|three|four|five))"
+    r"\s+of\s+them)"
+    r"|(?P<every>every(?:one|body)(?:\s+else)?)"
+    r"|(?P<bare>both|all\s+(?P<n3>two|three|four|five))(?=\s+[a-z])"
+    r")(?![\w-])",
+    re.IGNORECASE,
+)
+#: What may stand before a bare quantifier that opens a clause ("..., and then both left").
+_CLAUSE_OPENER_RE = re.compile(r"(?:^|[,;:—(]|\b(?:and|then|but|so|while|when))\s*$",
+                               re.IGNORECASE)
+#: Words after a bare "both"/"all three" that show it is the subject ("Both waved", "All three
+#: were late"), not a determiner ("Both teams", "all three apples"): a past tense, an adverb, or:
+_BARE_FOLLOWERS = frozenset(
+    """
+were are had have will would could can should might must did do went ran sat stood ate drank
+took got came saw said made held left fell sang wore rode swam flew hid met fought won lost
+began kept felt thought knew grew drew threw spoke broke chose woke laugh laughed smile smiled
+wave waved look looked nod nodded agree agreed
+""".split())
+_NUMBER = {"two": 2, "three": 3, "four": 4, "five": 5}
+#: Singular verbs after "everyone" that become plural once it is the people's names.
+_PLURAL_VERB = {"was": "were", "is": "are", "has": "have", "does": "do", "wasn't": "weren't",
+                "isn't": "aren't", "hasn't": "haven't", "doesn't": "don't"}
 _GROUP_CLASS = {"women": "she", "girls": "she", "ladies": "she", "sisters": "she",
                 "men": "he", "boys": "he", "gentlemen": "he", "brothers": "he"}
 _GROUP_SIZE = {"two": 2, "both": 2, "three": 3, "four": 4, "pair": 2, "couple": 2, "duo": 2,
@@ -444,24 +471,82 @@ def _resolve(
     return _resolve_plural(scopes, by_name, exclude)
 
 
+@dataclass(frozen=True)
+class _GroupSpec:
+    """Who a group phrase may be: ``pclass`` (None: anyone), ``size`` (None: the nearest two or
+    more), ``everyone`` (every character named so far)."""
+
+    pclass: str | None
+    size: int | None
+    everyone: bool = False
+
+
+def _group_spec(match: re.Match[str]) -> _GroupSpec:
+    """The :class:`_GroupSpec` of a :data:`GROUP_RE` or :data:`QUANTIFIER_RE` match."""
+    found = match.groupdict()
+    if "noun" not in found:  # a quantifier
+        if found["every"]:
+            return _GroupSpec(None, None, everyone=True)
+        number = found["n1"] or found["n2"] or found["n3"]
+        if number:
+            return _GroupSpec(None, _NUMBER[number.lower()])
+        word = (found["of"] or found["bare"] or "").split()[0].lower()
+        return _GroupSpec(None, 2 if word == "both" else None)
+    noun = match.group("noun").lower()
+    size = _GROUP_SIZE.get((match.group("number") or "").lower()) or \
+        _GROUP_SIZE.get(match.group("det").lower() if match.group("det").lower() == "both" else "") or \
+        _GROUP_SIZE.get(noun)
+    return _GroupSpec(_GROUP_CLASS.get(noun), size)
+
+
+def group_matches(sentence: str) -> list[re.Match[str]]:
+    """The group phrases of ``sentence`` in order: group nouns ("the two women") and quantifiers
+    ("both of them", "all three", "everyone"; a bare "both"/"all three" only opening a clause,
+    so "were both tired" and "raised both hands" stay)."""
+    nouns = list(GROUP_RE.finditer(sentence))
+    found = list(nouns)
+    for m in QUANTIFIER_RE.finditer(sentence):
+        if any(n.start() < m.end() and m.start() < n.end() for n in nouns):
+            continue
+        if m.group("bare"):
+            following = re.match(r"\s+([a-z]+)", sentence[m.end():], re.IGNORECASE)
+            word = following.group(1).lower() if following else ""
+            if not _CLAUSE_OPENER_RE.search(sentence[:m.start()]) or not (
+                    word in _BARE_FOLLOWERS or word.endswith(("ed", "ly"))):
+                continue
+        found.append(m)
+    return sorted(found, key=lambda m: m.start())
+
+
+def pronoun_matches(sentence: str) -> list[re.Match[str]]:
+    """The pronouns of ``sentence`` outside its group phrases (the "them" of "both of them" is
+    part of the phrase)."""
+    spans = [(g.start(), g.end()) for g in group_matches(sentence)]
+    return [p for p in PRONOUN_RE.finditer(sentence)
+            if not any(a <= p.start() < b for a, b in spans)]
+
+
 def _resolve_group(
     match: re.Match[str], done: Sequence[_Sentence], current: Sequence[Mention],
-    by_name: dict[str, Character],
+    by_name: dict[str, Character], exclude_named: bool = True,
 ) -> tuple[str, ...]:
     """The characters a group noun phrase names: those of its gender (women -> she, brothers ->
     he, twins/friends/pair -> any) from the previous sentences, nearest first, leaving out who
     the sentence itself already names, as many as its number says ("two", "both", "pair",
     "trio"; none: everyone of the nearest sentence with two or more). Returned in order of first
-    mention; empty when too few fit."""
-    noun = match.group("noun").lower()
-    pclass = _GROUP_CLASS.get(noun)
-    size = _GROUP_SIZE.get((match.group("number") or "").lower()) or \
-        _GROUP_SIZE.get(match.group("det").lower() if match.group("det").lower() == "both" else "") or \
-        _GROUP_SIZE.get(noun)
+    mention; empty when too few fit. Quantifiers ("both of them", "all three", "everyone") fit
+    anyone; "everyone" is every character named so far but those the sentence already names."""
+    spec = _group_spec(match)
+    pclass, size = spec.pclass, spec.size
     # "Ada waved at the twins": people already named in the sentence are not the group
     order: list[str] = []  # nearest first
-    taken = {n for m in current for n in m.names}
-    for mentions in [[], *[s.mentions for s in reversed(done)]]:
+    taken = {n for m in current for n in m.names} if exclude_named else set()
+    first_seen = [n for s in done for m in s.mentions for n in m.names] + \
+        [n for m in current for n in m.names]
+    if spec.everyone:
+        everyone = [n for n in _distinct(first_seen) if n not in taken]
+        return tuple(everyone) if len(everyone) >= 2 else ()
+    for mentions in [[] if exclude_named else list(current), *[s.mentions for s in reversed(done)]]:
         fitting = [n for m in reversed(mentions) for n in m.names
                    if n not in order and n not in taken
                    and (pclass is None or by_name[n].accepts(pclass))
@@ -473,9 +558,10 @@ def _resolve_group(
             break
     chosen = order[:size] if size is not None else order
     if len(chosen) < (size or 2):
+        if exclude_named and "noun" not in match.groupdict():
+            # "A and B shook hands, and then both left": the people the sentence names
+            return _resolve_group(match, done, current, by_name, exclude_named=False)
         return ()
-    first_seen = [n for s in done for m in s.mentions for n in m.names] + \
-        [n for m in current for n in m.names]
     return tuple(sorted(chosen, key=first_seen.index))
 
 
@@ -502,10 +588,10 @@ def analyze_story(story: str, characters: Iterable[CharacterLike]) -> StoryAnaly
         clause_of = _ClauseIndex(sentence)
         state = _Sentence(sentence)
         name_mentions = find_mentions(sentence, matcher, clause_of)
-        pronouns = list(PRONOUN_RE.finditer(sentence))
+        pronouns = pronoun_matches(sentence)
         events: list[tuple[int, object]] = [(m.start, m) for m in name_mentions]
         events += [(p.start(), p) for p in pronouns]
-        events += [(g.start(), ("group", g)) for g in GROUP_RE.finditer(sentence)]
+        events += [(g.start(), ("group", g)) for g in group_matches(sentence)]
         events.sort(key=lambda e: e[0])
         for _, event in events:
             if isinstance(event, Mention):
@@ -677,6 +763,11 @@ def render_sentence(
             edits.append((group.start, group.end,
                           possessive(phrase) if text.endswith(("'s", "’s", "s'", "s’")) and
                           re.search(r"['’]s?$", text) else phrase))
+            verb = re.match(r"\s+([\w'’]+)", sentence[group.end:])
+            if re.match(r"every", text, re.IGNORECASE) and verb and \
+                    verb.group(1).lower() in _PLURAL_VERB:  # "Everyone was" -> "... were"
+                edits.append((group.end + verb.start(1), group.end + verb.end(1),
+                              _PLURAL_VERB[verb.group(1).lower()]))
     drops = _drop_spans(sentence, mentions)
     return capitalize_first(tidy(_apply(sentence, edits, drops)))
 
@@ -694,7 +785,7 @@ def parse_offline(story: str, characters: Iterable[CharacterLike]) -> ParseResul
         by_sentence.setdefault(r.sentence, []).append(r)
     for index, sentence in enumerate(analysis.sentences):
         resolutions = by_sentence.get(index, [])
-        matches = list(PRONOUN_RE.finditer(sentence))
+        matches = pronoun_matches(sentence)
         groups = [g for g in analysis.groups if g.sentence == index]
         text = normalise_quotes(render_sentence(sentence, analysis.mentions[index], resolutions,
                                                 matches, groups))

@@ -199,7 +199,8 @@ def generate(args: argparse.Namespace) -> int:
     written = export_comic(out, comic.project, comic.panels, comic.pages,
                            candidates=comic.candidates(),
                            identities=None if args.no_identities else identities,
-                           writer=" ".join(args.writer.split())[:200])
+                           writer=" ".join(args.writer.split())[:200],
+                           paper=config.generation.pdf_paper)
     print(f"drew {total} panel(s) on {len(comic.pages)} page(s) in "
           f"{time.perf_counter() - started:.1f} s -> {out}", file=sys.stderr)
     for path in [*written.panels, *written.candidates, *written.pages, written.pdf,

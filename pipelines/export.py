@@ -5,7 +5,8 @@ Files in the output folder (panel numbers and page numbers are 1-based)::
     panel_01.png ...          the chosen candidate of each panel
     panel_01_c2.png ...       other candidates (only when candidates > 1)
     page_1.png ...            the laid-out pages
-    comic.pdf                 every page, one PDF page each
+    comic.pdf                 every page on one A4 or Letter page each (pipelines.pdf), the
+                              page PNGs embedded unchanged, title and author in its metadata
     project.json              see pipelines.project
     comic.zip                 project.json, panels/, pages/ and identities/<slug>-<hash>.safetensors
     comic.cbz                 the pages for comic readers plus ComicInfo.xml (see pipelines.cbz)
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import io
 import re
-import time
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +31,11 @@ from PIL import Image
 from configs import Limits
 from core.files import FILE_MODE, write_bytes_atomic
 from pipelines.cbz import CBZ_FILE, ComicInfo, cbz_bytes
+from pipelines.pdf import write_pdf
 from pipelines.project import PROJECT_FILE, Project, identity_bytes, identity_filename
 
 PDF_FILE = "comic.pdf"
 ZIP_FILE = "comic.zip"
-PDF_DPI = 150.0
 #: zlib level of exported PNGs. Every generate, redraw and candidate choice re-exports the pages
 #: on the server's shared CPU; level 1 encodes a 1600 px page ~4x faster than Pillow's default
 #: 6 (0.3 s vs 1.3 s on a busy 2-core machine) for ~25% larger files. Still lossless.
@@ -90,20 +91,18 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def pdf_bytes(pages: Sequence[Image.Image], resolution: float = PDF_DPI) -> bytes:
-    """One PDF with one page per image (Pillow ``save_all``), RGB, ``resolution`` dpi."""
-    if not pages:
-        raise ValueError("a PDF needs at least one page")
-    rgb = [page.convert("RGB") for page in pages]
-    buffer = io.BytesIO()
-    rgb[0].save(buffer, format="PDF", save_all=True, append_images=rgb[1:], resolution=resolution)
-    return buffer.getvalue()
+def pdf_bytes(pages: Sequence[Image.Image | bytes], paper: str = "A4", title: str = "",
+              author: str = "") -> bytes:
+    """One PDF with one ``paper`` page (A4 or Letter) per comic page, each scaled to fit; PNG
+    bytes are embedded without recompression (see :mod:`pipelines.pdf`)."""
+    return write_pdf(pages, paper=paper, title=title, author=author)
 
 
 def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Image],
                  pages: Sequence[Image.Image],
                  candidates: Mapping[tuple[int, int], Image.Image] | None = None,
-                 identities: Mapping[str, Any] | None = None, writer: str = "") -> ExportedComic:
+                 identities: Mapping[str, Any] | None = None, writer: str = "",
+                 paper: str = "A4") -> ExportedComic:
     """Write every file of a comic into ``folder`` (created if needed).
 
     Args:
@@ -115,7 +114,9 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
             as ``panel_NN_cK.png``.
         identities: name -> identity (``clip_l``/``clip_g``) of the cast, embedded in the zip so
             the project regenerates without the library. None embeds none.
-        writer: who wrote the story, for ``comic.cbz``'s ComicInfo.xml ("" leaves it out).
+        writer: who wrote the story: ``comic.cbz``'s ComicInfo Writer and ``comic.pdf``'s
+            author ("" leaves them out; the PDF's title is the project's, else "Untitled comic").
+        paper: the PDF's paper size, ``"A4"`` or ``"Letter"`` (``generation.pdf_paper``).
     """
     folder = ensure_writable(folder)
     if len(panels) != len(project.request.panels):
@@ -138,7 +139,8 @@ def export_comic(folder: str | Path, project: Project, panels: Sequence[Image.Im
         page_pngs.append(data)
         page_paths.append(write_bytes_atomic(folder / page_filename(number), data))
         files[f"pages/{page_filename(number)}"] = data
-    pdf = write_bytes_atomic(folder / PDF_FILE, pdf_bytes(pages))
+    pdf = write_bytes_atomic(folder / PDF_FILE, pdf_bytes(
+        page_pngs, paper=paper, title=project.title or "Untitled comic", author=writer))
     project_text = project.to_json().encode("utf-8")
     project_path = write_bytes_atomic(folder / PROJECT_FILE, project_text)
     files[PROJECT_FILE] = project_text

@@ -36,8 +36,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from pipelines.regions import Region
 from faces.similarity import assign_faces, cosine_matrix
+from pipelines.regions import Region
 
 FaceBox = tuple[float, float, float, float]
 FACE_PROMPT = "a close-up portrait of {}, detailed face"

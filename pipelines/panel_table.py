@@ -21,7 +21,12 @@ from typing import Any
 from configs import Limits, load_limits
 from pipelines.project import GenerationError, PanelSpec
 from pipelines.regions import PlaceError, check_places, join_places, split_places
-from pipelines.request_limits import LimitError, check_panel, check_panel_count, check_seed
+from pipelines.request_limits import (
+    LimitError,
+    check_panel,
+    check_panel_count,
+    check_seed,
+)
 
 HEADERS = ["Text", "Characters", "Seed", "Place", "Speaker"]
 WIDTH = len(HEADERS)

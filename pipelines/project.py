@@ -374,7 +374,11 @@ class Project:
         Every limit of ``configs/limits.yaml`` is checked here (sizes against the project's own
         preset), so an opened project is never partly applied.
         """
-        from pipelines.request_limits import check_panel_count, check_request, check_text
+        from pipelines.request_limits import (
+            check_panel_count,
+            check_request,
+            check_text,
+        )
 
         limits = limits or load_limits()
         if not isinstance(data, Mapping):

@@ -14,8 +14,8 @@ import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 from configs import Limits
-from pipelines.errors import GenerationError
 from identities.names import name_key, show
+from pipelines.errors import GenerationError
 
 if TYPE_CHECKING:  # pragma: no cover
     from pipelines.project import ComicRequest, PanelSpec

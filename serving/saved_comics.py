@@ -78,6 +78,21 @@ class SavedComic:
     pages: tuple[Path, ...]
 
     @property
+    def summary(self) -> tuple[int, tuple[str, ...]]:
+        """(panel count, cast names) from the comic's ``project.json``; ``(0, ())`` when that
+        file is missing or damaged (the entry is still listed, and opening it says why)."""
+        try:
+            data = json.loads((self.folder / "project.json").read_text(encoding="utf-8"))
+            panels = data.get("panels") if isinstance(data, dict) else None
+            cast = data.get("cast") if isinstance(data, dict) else None
+            count = len(panels) if isinstance(panels, list) else 0
+            names = tuple(str(n) for n in cast if isinstance(n, str)) \
+                if isinstance(cast, list) else ()
+            return count, names
+        except (OSError, ValueError):
+            return 0, ()
+
+    @property
     def files(self) -> list[Path]:
         """Pages, PDF, CBZ, project.json and comic.zip (those present), for a download list."""
         return [*self.pages, *(p for p in (self.folder / f for f in KEPT_FILES) if p.is_file())]
@@ -92,9 +107,16 @@ class SavedComic:
         return self.pages[0] if self.pages else None
 
     def caption(self) -> str:
-        """``"Title · 2026-12-03 10:42 UTC"`` (the time of the last save)."""
+        """``"Title · 2026-12-03 10:42 UTC · 4 panels · Ada Lovelace, Grace Hopper"`` (the time
+        of the last save; panels and cast from ``project.json`` when it can be read)."""
         when = datetime.fromtimestamp(self.updated, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return f"{self.title or UNTITLED} · {when}"
+        panels, cast = self.summary
+        parts = [self.title or UNTITLED, when]
+        if panels:
+            parts.append(f"{panels} panel{'s' if panels != 1 else ''}")
+        if cast:
+            parts.append(", ".join(cast))
+        return " · ".join(parts)
 
 
 def _page_number(path: Path) -> int:
@@ -105,6 +127,8 @@ def _page_number(path: Path) -> int:
 def check_comic_id(comic_id: object) -> str:
     """``comic_id`` when it is 16 hex digits (it names a folder), else :class:`ComicNotFound`."""
     if not isinstance(comic_id, str) or not COMIC_ID.fullmatch(comic_id):
+        if comic_id is None or (isinstance(comic_id, str) and not comic_id.strip()):
+            raise ComicNotFound("no comic is selected: click a comic's thumbnail first")
         raise ComicNotFound(f"no saved comic {str(comic_id)[:20]!r}")
     return comic_id
 
@@ -202,6 +226,17 @@ class ComicShelf:
             raise LibraryError(f"cannot save the comic: {exc.strerror or exc}") from None
         self.store.comic_saved(comic_id, title, pages)
         return self.get(owner, comic_id)
+
+    def rename(self, owner: Owner, comic_id: object, title: str) -> SavedComic:
+        """Give the owner's saved comic a new title (spaces collapsed, at most 200 characters;
+        blank: "Untitled comic").
+
+        Raises:
+            ComicNotFound: not the owner's (or unknown).
+        """
+        saved = self.get(owner, comic_id)
+        self.store.rename_comic(saved.id, " ".join(str(title or "").split())[:200])
+        return self.get(owner, saved.id)
 
     def delete(self, owner: Owner, comic_id: object) -> None:
         """Delete the owner's saved comic (its row stops being listed first).

@@ -123,7 +123,8 @@ class StoreError(LibraryError):
 
 @dataclass(frozen=True)
 class JobRecord:
-    """One training job as stored (``photo`` is None once the job has ended)."""
+    """One training job as stored (``photo`` is None once the job has ended, except for an
+    interrupted job, which keeps it until it is trained again)."""
 
     id: str
     owner: str
@@ -353,7 +354,8 @@ class Store:
 
     def set_job(self, job_id: str, status: str, message: str = "", step: int | None = None,
                 total: int | None = None) -> None:
-        """Record a job's new status (the photo is dropped once the job has ended)."""
+        """Record a job's new status (the photo is dropped once the job has ended; a job
+        interrupted by a restart keeps it, see :meth:`recover_jobs`)."""
         if status not in JOB_STATUSES:
             raise ValueError(f"unknown job status {status!r}")
         ended = status not in ("queued", "running")
@@ -362,6 +364,18 @@ class Store:
                        "total = COALESCE(?, total), updated = ?"
                        + (", photo = NULL" if ended else "") + " WHERE id = ?",
                        (status, message, step, total, time.time(), job_id))
+
+    def drop_photo(self, job_id: str, message: str) -> None:
+        """Forget an ended job's photo (an interrupted job's, once it is trained again)."""
+        with self._transaction() as db:
+            db.execute("UPDATE jobs SET photo = NULL, message = ?, updated = ? WHERE id = ?",
+                       (message, time.time(), job_id))
+
+    def retrainable(self, owner: str) -> list[str]:
+        """The owner's interrupted jobs that still hold their photo, newest first."""
+        rows = self._query("SELECT id FROM jobs WHERE owner = ? AND status = 'interrupted' AND "
+                           "photo IS NOT NULL ORDER BY created DESC", (owner,))
+        return [r["id"] for r in rows]
 
     def job(self, job_id: str) -> JobRecord | None:
         rows = self._query("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -386,12 +400,13 @@ class Store:
         with self._transaction() as db:
             running = [_job(r) for r in db.execute(
                 "SELECT * FROM jobs WHERE status = 'running' ORDER BY created").fetchall()]
-            db.execute("UPDATE jobs SET status = 'interrupted', message = ?, photo = NULL, "
+            # the photo stays until the job is trained again (drop_photo), so that is one click
+            db.execute("UPDATE jobs SET status = 'interrupted', message = ?, "
                        "updated = ? WHERE status = 'running'", (message, time.time()))
             queued = [_job(r) for r in db.execute(
                 "SELECT * FROM jobs WHERE status = 'queued' ORDER BY created").fetchall()]
-        interrupted = [JobRecord(**{**r.__dict__, "status": "interrupted", "message": message,
-                                    "photo": None}) for r in running]
+        interrupted = [JobRecord(**{**r.__dict__, "status": "interrupted", "message": message})
+                       for r in running]
         return interrupted, queued
 
     # ------------------------------------------------------------------ comics
@@ -418,6 +433,11 @@ class Store:
         with self._transaction() as db:
             db.execute("UPDATE comics SET status = 'saved', title = ?, pages = ?, updated = ? "
                        "WHERE id = ?", (title, pages, time.time(), comic_id))
+
+    def rename_comic(self, comic_id: str, title: str) -> None:
+        """Give a saved comic a new title (its date stays: the pictures did not change)."""
+        with self._transaction() as db:
+            db.execute("UPDATE comics SET title = ? WHERE id = ?", (title, comic_id))
 
     def set_comic_status(self, comic_id: str, status: str) -> None:
         if status not in COMIC_STATUSES:

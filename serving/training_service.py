@@ -13,7 +13,7 @@
 
 The photo's bytes are read at submit time: the job does not depend on the upload staying on disk.
 With a :class:`~serving.store.Store`, every job and each status change is recorded in
-SQLite (the photo only until the job ends), and :meth:`TrainingService.resume` (called once at
+SQLite (the photo only until the job ends; an interrupted job keeps it until :meth:`retrain`), and :meth:`TrainingService.resume` (called once at
 start-up) marks a job that was running when the server died as ``interrupted`` with a message
 (or ``done`` when its identity reached the library just before) and queues the waiting ones again
 under their old ids. Each job trains into its owner's library (:mod:`identities.owners`).
@@ -284,6 +284,34 @@ class TrainingService:
                 self.store.set_job(record.id, "done", f"saved {record.name} to the library "
                                    "(just before the server restarted)")
         return queued
+
+    def retrainable(self, owner: Owner = LOCAL) -> list[str]:
+        """The owner's interrupted jobs that can be trained again in one click, newest first."""
+        return self.store.retrainable(owner.id) if self.store is not None else []
+
+    def retrain(self, job_id: object, owner: Owner = LOCAL) -> tuple[JobView, str]:
+        """Train an interrupted job again with what it kept: photo, name, pronouns, steps and
+        seed (consent was given when it was submitted). The photo is checked again, the new job
+        queued, then the old job's photo dropped. Returns (the new job, the name).
+
+        Raises:
+            TrainingInputError: not the owner's interrupted job, or its photo is gone; and what
+                :meth:`check` raises (the name was taken meanwhile, say).
+        """
+        record = self.store.job(job_id) if self.store is not None and isinstance(job_id, str) \
+            else None
+        if record is None or record.owner != owner.id:
+            raise TrainingInputError(f"no training job of yours with id {str(job_id)[:20]!r}")
+        if record.status != "interrupted" or not record.photo:
+            raise TrainingInputError(f"the training of {show(record.name)} was not interrupted "
+                                     "or was already started again; upload the photo and press "
+                                     "Train")
+        request = self.check(record.photo, record.name, record.pronouns, True, record.steps,
+                             record.seed, owner=owner)
+        view = self.submit(request)
+        self.store.drop_photo(record.id, f"{record.message.split(';')[0]}; trained again "
+                                         f"(job {view.id})")
+        return view, request.name
 
     def requeue(self, queued: list[JobRecord]) -> list[JobView]:
         """Queue the recorded jobs ``queued`` again under their ids (those whose owner does not

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from pipelines.descriptions import description_of
-from pipelines.project import (ComicRequest)
+from pipelines.project import ComicRequest
 from session.errors import StudioError, zero_based
-from session.state import (Comic, DrawnPanel, PanelCard,
-                           Session)
+from session.state import Comic, DrawnPanel, PanelCard, Session
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -88,10 +87,11 @@ class CardViews:
             if described and i < len(comic.request.panels) and any(
                     description_of(described, n) for n in comic.request.panels[i].characters):
                 text += f"\n\n*Prompt:* {prompt}"  # the descriptions it was drawn with
-            strip = [(r.image, f"{c + 1}{' ✓' if c == panel.chosen else ''}"
+            strip = [(r.image, (f"✓ {c + 1} in the comic" if c == panel.chosen else f"{c + 1}")
                       + (f" · {self._badge(panel, c)}" if self._badge(panel, c) else ""))
                      for c, r in enumerate(panel.results)] if len(panel.results) > 1 else []
-            out.append(PanelCard(image=panel.image, text=text, candidates=strip))
+            out.append(PanelCard(image=panel.image, text=text, candidates=strip,
+                                 chosen=panel.chosen))
         return out
 
     def panel_gallery(self, session: Session) -> list[tuple[Image.Image, str]]:

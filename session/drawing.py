@@ -13,14 +13,21 @@ import numpy as np
 from PIL import Image
 
 from pipelines.panel_table import Row, normalise_rows, panels_from_rows, set_seed
-from pipelines.project import (ComicRequest, Project)
+from pipelines.project import ComicRequest, Project
 from session.errors import StudioError, zero_based
-from session.state import (MAX_UI_SEED, Comic, ComicUpdate, DrawnPanel, Session, StyleSettings)
+from session.state import (
+    MAX_UI_SEED,
+    Comic,
+    ComicUpdate,
+    DrawnPanel,
+    Session,
+    StyleSettings,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from configs import AppConfig
-    from pipelines.generation import PanelResult
     from faces.similarity import PanelScore
+    from pipelines.generation import PanelResult
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +96,13 @@ class DrawingSteps:
             chosen = 0
         return DrawnPanel(text=text, results=results, scores=scores, chosen=chosen)
 
-    def generate(self, session: Session, rows: Any, settings: StyleSettings) -> Iterator[ComicUpdate]:
+    def generate(self, session: Session, rows: Any, settings: StyleSettings,
+                 save_as_new: bool = False) -> Iterator[ComicUpdate]:
         """Draw the comic panel by panel, yielding after each; the last update has pages and files.
+
+        The comic replaces the session's entry in My comics (the comic reopened or drawn last:
+        its pages, date and thumbnail change), or becomes a new entry with ``save_as_new`` or
+        when the session has none.
 
         With ``settings.randomize`` a fresh seed is drawn (and reported in every update).
         Everything is checked before the first panel is drawn.
@@ -126,7 +138,8 @@ class DrawingSteps:
                                       status=f"Drew panel {len(drawn)} of {total}; drawing panel "
                                              f"{len(drawn) + 1} …")
             comic = Comic(request=resolved, title=settings.title, panels=drawn)
-            session.saved_id = ""  # a new comic: a new entry in My comics
+            if save_as_new:
+                session.saved_id = ""  # kept as a new entry in My comics
             self._finish(session, identities, comic)
             session.comic = comic  # the previous comic stays until this one is complete
         finally:
@@ -165,11 +178,9 @@ class DrawingSteps:
         candidates = {(i, r.candidate): r.image for i, p in enumerate(comic.panels) for r in p.results}
         folder = self.session_folder(session)
         shutil.rmtree(folder, ignore_errors=True)
-        owner = self.owner_of(session)  # a Hugging Face login signs the CBZ as its writer
-        writer = owner.id.removeprefix("hf:") if owner is not None and owner.id.startswith("hf:") \
-            else ""
         written = export_comic(folder, project, images, comic.pages, candidates=candidates,
-                              identities=identities, writer=writer)
+                              identities=identities, writer=self.author_of(session),
+                              paper=self.config.generation.pdf_paper)
         comic.files = [str(p) for p in [*written.pages, written.pdf, written.cbz, written.zip,
                                         written.project]]
         comic.page_files = [str(p) for p in written.pages]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-
+from identities.names import LibraryError, one_line
 from llm import StoryError
-from pipelines.project import (GenerationError, ProjectError)
+from pipelines.project import GenerationError, ProjectError
 from pipelines.safety import UnsafePrompt
 from pipelines.styles import StyleError
-from identities.names import LibraryError, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -31,8 +30,8 @@ class ModelsUnavailable(StudioError):
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Exception types whose message is meant for the user as it is."""
     from configs import ConfigError
-    from pipelines.binding import BindingError
     from faces.face_prep import FacePrepError
+    from pipelines.binding import BindingError
 
     return (StudioError, LibraryError, FacePrepError, StoryError, UnsafePrompt, GenerationError,
             ProjectError, StyleError, BindingError, ConfigError)

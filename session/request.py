@@ -63,6 +63,24 @@ class RequestSteps:
                                                  "title_chars"))
             return (value or "").strip()
 
+        def seed_of(value: Any) -> int:
+            """The Style step's seed: blank (a number box holding letters sends blank too) is
+            refused unless the seed is randomised, never read as 0."""
+            wanted = f"the seed must be a whole number from 0 to {MAX_UI_SEED}"
+            if value is None or (isinstance(value, str) and not value.strip()):
+                if randomize:
+                    return 0
+                raise StudioError("the seed box is empty or not a number: type a whole number "
+                                  f"from 0 to {MAX_UI_SEED} (or tick Randomise the seed)")
+            try:
+                result = float(value)
+            except (TypeError, ValueError, OverflowError):
+                raise StudioError(f"{wanted}, got {str(value)[:20]!r}") from None
+            if not math.isfinite(result) or not result.is_integer() \
+                    or not 0 <= result <= MAX_UI_SEED:
+                raise StudioError(f"{wanted}, got {value}")
+            return int(result)
+
         def size(value: Any, label: str) -> int:
             return check_size(label, whole(value, label, 1, 2**62, "max_side"), limits,
                               self.config.name)
@@ -70,7 +88,7 @@ class RequestSteps:
         return StyleSettings(
             style=style or self.styles.default_style, keywords=tuple(keywords or ()),
             negative_prompt=negative or "",
-            seed=whole(seed if seed not in (None, "") else 0, "the seed", 0, MAX_UI_SEED, "seed"),
+            seed=seed_of(seed),
             randomize=bool(randomize), steps=whole(steps, "steps", 1, limits.steps, "steps"),
             guidance=check_guidance(number(guidance, "guidance"), limits),
             width=size(width, "the width"), height=size(height, "the height"),

@@ -49,6 +49,15 @@ class SavedComicSteps:
             return
         session.saved_id = saved.id
 
+    def author_of(self, session: Session) -> str:
+        """The writer of the session's comics (the PDF's author, the CBZ's Writer): the Hugging
+        Face user name when signed in with one, else "" (a browser key or this computer names
+        nobody)."""
+        owner = self.owner_of(session)
+        if owner is not None and owner.id.startswith("hf:"):
+            return owner.label or owner.id[3:]
+        return ""
+
     def my_comics(self, session: Session) -> list[SavedComic]:
         """The session owner's saved comics, newest first (none without an owner)."""
         owner = self.owner_of(session)
@@ -57,23 +66,54 @@ class SavedComicSteps:
     def open_saved(self, session: Session, comic_id: Any) -> tuple[RestoredProject, list[str]]:
         """Reopen one of the owner's saved comics: its project (panels, cast, settings, the
         identities inside its zip) goes into the session, its files into the session's download
-        folder. Returns the restored project and the download paths (pages first)."""
+        folder. Returns the restored project and the download paths (pages first).
+
+        Raises:
+            ComicNotFound: nothing selected, not the owner's, deleted meanwhile, or its files are
+                damaged (then the session keeps what it had).
+        """
         owner = self.owner_of(session)
         if owner is None:
             raise ComicNotFound("log in with Hugging Face to keep and open comics of your own")
         saved = self.shelf.get(owner, comic_id)
+        title = saved.title or "Untitled comic"
+        damaged = ComicNotFound(f"'{title}' cannot be opened: its files are damaged or missing "
+                                "(delete it, or open its comic.zip if you downloaded it)")
         folder = self.session_folder(session)
+        staging = folder.with_name(folder.name + ".opening")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staging.mkdir(parents=True)
+            for source in saved.files:
+                shutil.copyfile(source, staging / source.name)
+            load_project(str(staging / saved.zip.name))  # checked before the session changes
+        except (OSError, ProjectError):
+            shutil.rmtree(staging, ignore_errors=True)
+            raise damaged from None
         shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        files = []
-        for source in saved.files:
-            shutil.copyfile(source, folder / source.name)
-            files.append(str(folder / source.name))
+        staging.rename(folder)
+        files = [str(folder / source.name) for source in saved.files]
         restored = self.open_project(session, str(folder / saved.zip.name))
         session.saved_id = saved.id
-        title = saved.title or "Untitled comic"
         info = restored.info.replace(f"Opened **{saved.zip.name}**", f"Opened **{title}**", 1)
         return replace(restored, info=info), files
+
+    def rename_saved(self, session: Session, comic_id: Any, title: Any) -> str:
+        """Rename one of the owner's saved comics; returns the new title as listed."""
+        owner = self.owner_of(session)
+        if owner is None:
+            raise ComicNotFound("that comic is not among your saved comics")
+        renamed = self.shelf.rename(owner, comic_id, str(title or ""))
+        if session.saved_id == renamed.id and session.comic is not None:
+            session.comic.title = renamed.title  # the next redraw keeps the new title
+        return renamed.title or "Untitled comic"
+
+    def saved_title(self, session: Session, comic_id: Any) -> str:
+        """The title of one of the owner's saved comics (ComicNotFound when it is not there)."""
+        owner = self.owner_of(session)
+        if owner is None:
+            raise ComicNotFound("that comic is not among your saved comics")
+        return self.shelf.get(owner, comic_id).title or "Untitled comic"
 
     def delete_saved(self, session: Session, comic_id: Any) -> str:
         """Delete one of the owner's saved comics; returns its title."""
@@ -136,6 +176,7 @@ class SavedComicSteps:
                      f"it to {self.config.loras_dir} or set its weight to 0 on the Style step"
                      for c in request.loras if c.weight and c.name not in known]
         comic, identities = self._saved_comic(session, project, path, embedded)
+        session.saved_id = ""  # another comic: Generate saves a new entry (open_saved sets it)
         session.embedded = embedded
         session.restored = project
         session.story = project.story
@@ -147,7 +188,8 @@ class SavedComicSteps:
                 self._finish(session, identities or {}, comic, keep=False)  # opened, not new
             except (ModelsUnavailable, OSError):
                 comic.files = [str(path)]
-        embedded_text = f", {len(project.identities)} identities inside" if project.identities else ""
+        embedded_text = (f", {len(project.identities)} identit"
+                         f"{'y' if len(project.identities) == 1 else 'ies'} inside") if project.identities else ""
         shown_now = ("its pages and panels are shown below; **Generate** draws it again"
                      if session.comic is not None else "press **Generate** to draw it again")
         info = f"Opened **{shown}**: {len(request.panels)} panels{embedded_text}; {shown_now}."

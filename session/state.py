@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from pipelines.loras import LoraChoice
-from pipelines.panel_table import Row
-from pipelines.project import (ComicRequest, EmbeddedIdentity, Project)
 from identities.names import name_key
 from identities.owners import Owner
+from pipelines.loras import LoraChoice
+from pipelines.panel_table import Row
+from pipelines.project import ComicRequest, EmbeddedIdentity, Project
 
 if TYPE_CHECKING:  # pragma: no cover
+    from faces.similarity import PanelScore
     from pipelines.generation import PanelResult
     from pipelines.layout import Box
-    from faces.similarity import PanelScore
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,9 @@ class Session:
         story: the story text last parsed (or restored from a project); saved with the comic.
         drawing: the panels of a comic being drawn, while Generate runs.
         owner: whose library and comics this session uses (multi-user mode; set by
-            :meth:`Studio.sign_in` or on first use). saved_id: the drawn comic's id in My comics.
+            :meth:`Studio.sign_in` or on first use). saved_id: the drawn or reopened comic's id in
+            My comics: Generate updates that entry (unless asked to save a new one); opening
+            another project or parsing a new story clears it.
         descriptions: per-comic character descriptions (name -> text, "" for none) that win
             over the library's; an opened project puts the ones it was drawn with here.
     """
@@ -188,12 +190,15 @@ class PanelCard:
     Attributes:
         image: the chosen candidate.
         text: markdown: number, sentence, face score, seed and candidate.
-        candidates: (image, caption) of every candidate (one: no choice to make).
+        candidates: (image, caption) of every candidate (one: no choice to make); the chosen
+            one's caption starts with "✓ N in the comic".
+        chosen: the index of the chosen candidate in ``candidates``.
     """
 
     image: Image.Image
     text: str
     candidates: list[tuple[Image.Image, str]]
+    chosen: int = 0
 
 
 # ----------------------------------------------------------------------------- the studio

@@ -6,12 +6,11 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-
+from identities.names import name_key
 from llm import parse_story
 from pipelines.panel_table import rows_from_panels
-from identities.names import name_key
 from session.errors import StudioError
-from session.state import (ParseOutcome, Session)
+from session.state import ParseOutcome, Session
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -46,6 +45,8 @@ class StorySteps:
         result = parse_story(text, characters, config=self.config.llm)
         if not result.panels:
             raise StudioError("the parser found no panels in the story")
+        if text != session.story:
+            session.saved_id = ""  # a new story: the next Generate saves a new comic
         session.story = text
         outside = {name_key(n) for n in outsiders.all}
         warnings = tuple(w for w in result.warnings

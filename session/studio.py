@@ -28,40 +28,40 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from identities.catalog import EXAMPLES_DIR, IdentityCatalog
+from identities.owners import LOCAL, Owner, Workspace, resolve_owner
 from pipelines.safety import SafetyFilter
 from pipelines.styles import StyleBook, load_style_book
-from serving.saved_comics import ComicShelf
-from identities.catalog import EXAMPLES_DIR, IdentityCatalog
 from serving.jobs import TrainingQueue
-from identities.owners import LOCAL, Owner, Workspace, resolve_owner
+from serving.saved_comics import ComicShelf
 from serving.store import DB_FILE, Store
 from serving.training_service import TrainingService
 from serving.visitor_files import VisitorFiles
 from serving.zero_gpu import ZeroGPUTraining, on_zero_gpu
 from session.errors import ModelsUnavailable
-from session.state import (Session, StyleSettings)
+from session.state import Session, StyleSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from configs import AppConfig
-    from pipelines.generation import PanelGenerator
-    from models.loading import Components
     from faces.similarity import FaceSimilarity
+    from models.loading import Components
+    from pipelines.generation import PanelGenerator
 
 logger = logging.getLogger(__name__)
-from session.cast import CastSteps
-from session.story import StorySteps
-from session.request import RequestSteps
-from session.drawing import DrawingSteps
 from session.cards import CardViews
+from session.cast import CastSteps
+from session.drawing import DrawingSteps
+from session.request import RequestSteps
 from session.saved import SavedComicSteps
+from session.story import StorySteps
 
 
 def _load_models(config: "AppConfig") -> "tuple[Components | None, str | None]":
     """Load the models once per process and build (and, with ``runtime.compile``, warm) the
     panel generator: ``(components, None)``, or ``(None, one-line message)`` (also printed)."""
-    from pipelines.generation import panel_generator
     from models.compilation import warm_compiled
     from models.loading import load_components
+    from pipelines.generation import panel_generator
 
     try:
         components = load_components(config)

@@ -67,7 +67,7 @@ def trained(server, faces) -> dict[str, dict]:
                                   ("Taylor Swift", "she", faces["grace_hopper"])):
         status, job_id, remembered, html, _timer = train(client, photo, name, pronouns)
         assert job_id and job_id in remembered and job_id in html
-        assert "is queued for training" in status and name in status
+        assert "submitted: its progress is shown below" in status and name in status
         jobs[name] = job_id
     return {name: wait_for_job(client, job_id) for name, job_id in jobs.items()}
 

@@ -159,9 +159,13 @@ def test_store_records_jobs_in_wal_mode_and_recovers_them(tmp_path):
     assert [j.id for j in interrupted] == ["a"] and [j.id for j in queued] == ["b"]
     assert queued[0].photo == b"photo-bytes"
     a = again.job("a")
-    assert (a.status, a.message, a.photo) == ("interrupted", INTERRUPTED_MESSAGE, None)
+    # an interrupted job keeps its photo until it is trained again (one click)
+    assert (a.status, a.message, a.photo) == ("interrupted", INTERRUPTED_MESSAGE, b"photo-bytes")
+    assert again.retrainable(LOCAL.id) == ["a"] and again.retrainable("hf:x") == []
     assert again.job("c").status == "done"
     assert again.recover_jobs() == ([], queued)  # idempotent
+    again.drop_photo("a", "trained again")
+    assert again.job("a").photo is None and again.retrainable(LOCAL.id) == []
 
 
 def _write_in_child(store: Store) -> None:

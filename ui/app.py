@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from ui import characters, comic, story, style
 from session import Session
+from ui import characters, comic, story, style
 from ui.visitor_files import record_deliveries
 from ui.wiring import OTHER_EVENTS, POLL_SECONDS, Shared, wire_sign_in
 
@@ -20,13 +20,36 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Page styles (passed to ``launch``): whole names under gallery thumbnails, framed panel cards.
 CSS = """
-#library_gallery .caption-label, #cast_gallery .caption-label, #my_comics_gallery .caption-label {
-  max-width: calc(100% - 8px); left: 4px; white-space: normal; overflow: visible;
-  text-overflow: clip; line-height: 1.2;
+/* thumbnails with their caption UNDER the picture (never over a face), whole names */
+#library_gallery .thumbnail-item, #cast_gallery .thumbnail-item,
+#my_comics_gallery .thumbnail-item, .candidate-strip .thumbnail-item {
+  aspect-ratio: auto; height: auto; display: flex; flex-direction: column;
 }
+#library_gallery .thumbnail-item img, #cast_gallery .thumbnail-item img,
+#my_comics_gallery .thumbnail-item img, .candidate-strip .thumbnail-item img {
+  aspect-ratio: 1 / 1; height: auto; flex: none;
+}
+#library_gallery .caption-label, #cast_gallery .caption-label,
+#my_comics_gallery .caption-label, .candidate-strip .caption-label {
+  position: static; max-width: 100%; white-space: normal; overflow: visible;
+  text-overflow: clip; line-height: 1.2; border: none; border-radius: 0; text-align: center;
+  opacity: 1;
+}
+#library_gallery .grid-container, #cast_gallery .grid-container,
+#my_comics_gallery .grid-container, .candidate-strip .grid-container {
+  grid-template-rows: none; grid-auto-rows: auto;
+}
+/* no fixed box: the library, cast and candidate strips grow; My comics scrolls past 560 px */
+#library_gallery .grid-wrap, #cast_gallery .grid-wrap, .candidate-strip .grid-wrap {
+  min-height: 0 !important; max-height: none !important; height: auto !important;
+}
+#my_comics_gallery .grid-wrap {
+  min-height: 0 !important; max-height: 560px !important; height: auto !important;
+}
+/* the chosen candidate: a thick accent ring besides its "✓ N in the comic" caption */
+.candidate-strip .thumbnail-item.selected { box-shadow: inset 0 0 0 3px var(--color-accent); }
 .panel-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
 .panel-card [id$="_image"] img { width: 100%; height: 100%; object-fit: contain; }
-#style_keywords_group { margin-top: 8px; }
 """
 
 

@@ -9,10 +9,21 @@ import gradio as gr
 
 from configs import load_limits
 from serving.training_service import job_line
-from ui import zero_gpu
 from session import StudioError
-from ui.wiring import (FACES, MAX_REMEMBERED_JOBS, Shared, cast_view, error_line, guarded,
-                       jobs_view, library_view, on, selected_index, warn_all)
+from ui import zero_gpu
+from ui.wiring import (
+    FACES,
+    MAX_REMEMBERED_JOBS,
+    Shared,
+    cast_view,
+    error_line,
+    guarded,
+    jobs_view,
+    library_view,
+    on,
+    selected_index,
+    warn_all,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from session import Studio
@@ -30,6 +41,7 @@ class CharactersStep:
     train_steps: Any
     train_button: Any
     train_cancel: Any
+    train_again: Any
     train_status: Any
     train_job_id: Any
     train_progress: Any
@@ -89,6 +101,10 @@ def _training_form(studio: "Studio") -> dict[str, Any]:
     with gr.Row():
         c["train_button"] = gr.Button("Train", variant="primary", elem_id="train_button")
         c["train_cancel"] = gr.Button("Cancel training", elem_id="train_cancel")
+        # a job a restart interrupted kept its photo, name, pronouns and consent: one click
+        # (shown on page load while there is such a job)
+        c["train_again"] = gr.Button("Train again", variant="primary", elem_id="train_again",
+                                     visible=False)
     c["train_status"] = gr.Markdown(elem_id="train_status")
     # the job id is for API callers (the ``train`` endpoint returns it); people see the cards below
     c["train_job_id"] = gr.Textbox(label="Job id", interactive=False, visible=False,
@@ -103,7 +119,8 @@ def _library_and_cast() -> dict[str, Any]:
     gr.Markdown("### Identity library\nClick a face to select it, then add it "
                 "to the story's cast.")
     c["library_summary"] = gr.Markdown(elem_id="library_summary")
-    c["library_gallery"] = gr.Gallery(label="Identities", columns=6, height=250,
+    # grows with the library (height auto), each name under its face (ui/app.py's CSS)
+    c["library_gallery"] = gr.Gallery(label="Identities", columns=6, height="auto",
                                       allow_preview=False, object_fit="cover", fit_columns=False,
                                       interactive=False, elem_id="library_gallery")
     with gr.Row():
@@ -136,7 +153,7 @@ def _library_and_cast() -> dict[str, Any]:
     c["confirm_row"] = confirm_row
     gr.Markdown("### Cast\nThe characters of this story (click one to select it).")
     c["cast_list"] = gr.Markdown(elem_id="cast_list")
-    c["cast_gallery"] = gr.Gallery(label="Cast", columns=6, height=150, allow_preview=False,
+    c["cast_gallery"] = gr.Gallery(label="Cast", columns=6, height="auto", allow_preview=False,
                                    object_fit="cover", fit_columns=False, interactive=False,
                                    elem_id="cast_gallery")
     with gr.Row():
@@ -199,8 +216,10 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
         view = studio.training.submit(request)
         remembered = ([*(job_ids or []), view.id])[-MAX_REMEMBERED_JOBS:]
         html, active, _ = jobs_view(studio, state, remembered)
-        return (f"**{request.name}** is queued for training; follow it below. You can learn the "
-                "next character meanwhile.", view.id, remembered, html, active, True, state)
+        # never stale: the job's state (queued, learning, ready) is in its line below
+        return (f"Training of **{request.name}** submitted: its progress is shown below, to the "
+                "end. You can learn the next character meanwhile.", view.id, remembered, html,
+                active, True, state)
 
     if studio.zero_gpu is not None:  # ZeroGPU: Train streams inside spaces.GPU (ui/zero_gpu.py)
         zero_gpu.wire_training(studio, shared, step)
@@ -232,6 +251,8 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
                       outputs=[step.train_progress, shared.timer, *step.library_outputs(),
                                shared.shown_names, shared.finished_seen],
                       show_progress="hidden", api_visibility="private")
+    if studio.zero_gpu is None:
+        _wire_train_again(studio, signed_in, shared, step)
     _wire_job_status(studio, shared, step)
 
     def cancel_training(state, job_ids):
@@ -249,6 +270,57 @@ def _wire_training(studio: "Studio", signed_in: Any, shared: Shared, step: Chara
         on(step.train_cancel.click, cancel_training, inputs=[shared.session, shared.jobs],
            outputs=[step.train_status, step.train_progress, shared.timer], line=step.train_status,
            api_name="cancel_training")
+
+
+def _wire_train_again(studio: "Studio", signed_in: Any, shared: Shared,
+                      step: CharactersStep) -> None:
+    """*Train again* (shown while the owner has a job a restart interrupted): the newest such
+    job is queued anew with its kept photo, name, pronouns and steps. API ``train_again``
+    (job id)."""
+    def offer(state):
+        owner = studio.owner_of(state)
+        waiting = studio.training.retrainable(owner) if owner is not None else []
+        if not waiting:
+            return gr.Button(visible=False), gr.skip()
+        view = studio.training.view(waiting[0], owner)
+        who = view.label.removeprefix("Training ") if view is not None else "an identity"
+        return (gr.Button(visible=True), f"The training of **{who}** was interrupted by a server "
+                "restart: press **Train again** to start it over with the same photo.")
+
+    signed_in.then(guarded(offer), inputs=[shared.session],
+                   outputs=[step.train_again, step.train_status], api_visibility="private")
+
+    def queued_again(state, job_id):
+        view, name = studio.training.retrain(job_id, studio.owner_of(state))
+        return view, (f"Training of **{name}** submitted again with the same photo: its progress "
+                      "is shown below, to the end.")
+
+    def retrain_newest(state, job_ids):
+        owner = studio.owner_of(state)
+        waiting = studio.training.retrainable(owner) if owner is not None else []
+        if not waiting:
+            raise StudioError("no interrupted training to start again: an interrupted job is "
+                              "trained again once (then upload the photo and press Train)")
+        view, line = queued_again(state, waiting[0])
+        remembered = ([*(job_ids or []), view.id])[-MAX_REMEMBERED_JOBS:]
+        html, active, _ = jobs_view(studio, state, remembered)
+        more = len(waiting) > 1
+        return line, view.id, remembered, html, active, gr.Button(visible=more)
+
+    on(step.train_again.click, retrain_newest, inputs=[shared.session, shared.jobs],
+       outputs=[step.train_status, step.train_job_id, shared.jobs, step.train_progress,
+                shared.timer, step.train_again], line=step.train_status,
+       api_visibility="private", **FACES)
+
+    def train_again(state, job_id):
+        view, line = queued_again(state, job_id)
+        html, active, _ = jobs_view(studio, state, [job_id, view.id])
+        return line, view.id, html, active
+
+    trigger = gr.Button(visible=False, elem_id="train_again_api")
+    on(trigger.click, train_again, inputs=[shared.session, step.train_job_id],
+       outputs=[step.train_status, step.train_job_id, step.train_progress, shared.timer],
+       line=step.train_status, api_name="train_again", **FACES)
 
 
 def _clear_form(done):

@@ -13,12 +13,20 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from ui import my_comics
-from ui.wiring import FACES, Shared, drawing, on, restored_view, selected_index, warn_all
+from ui.wiring import (
+    FACES,
+    Shared,
+    drawing,
+    on,
+    restored_view,
+    selected_index,
+    warn_all,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from session import Studio
     from ui.characters import CharactersStep
     from ui.story import StoryStep
-    from session import Studio
     from ui.style import StyleStep
 
 #: Narrowest a panel card gets (pixels); cards wrap onto the next line below that.
@@ -35,6 +43,7 @@ class PanelSlot:
     candidates: Any
     seed: Any
     redraw: Any
+    note: Any
 
     def outputs(self) -> list:
         return [self.box, self.image, self.text, self.candidates]
@@ -53,6 +62,7 @@ class ComicStep:
     project_open: Any
     project_info: Any
     generate_button: Any
+    save_as_new: Any
     generate_status: Any
     slots: list[PanelSlot]
     pages_gallery: Any
@@ -78,14 +88,19 @@ def _slot(number: int) -> PanelSlot:
         image = gr.Image(label=f"Panel {number}", interactive=False, height=300, format="png",
                          elem_id=f"card_{number}_image")
         text = gr.Markdown(elem_id=f"card_{number}_text")  # sentence, face score, seed
+        # whole pictures (contain), the caption under each; the chosen one is selected and
+        # captioned "✓ N in the comic"; thumbnails are buttons (Tab, then Enter chooses)
         candidates = gr.Gallery(label="Candidates (click one to use it)", show_label=False,
-                                columns=4, height=150, allow_preview=False, object_fit="cover",
-                                format="png", visible=False, elem_id=f"card_{number}_candidates")
+                                columns=4, height="auto", allow_preview=False,
+                                object_fit="contain", format="png", visible=False,
+                                elem_id=f"card_{number}_candidates",
+                                elem_classes=["candidate-strip"])
         with gr.Row(equal_height=True):
             seed = gr.Textbox(placeholder="seed (blank: random)", show_label=False, scale=2,
                               container=False, elem_id=f"card_{number}_seed")
             redraw = gr.Button("Redraw", size="sm", scale=1, elem_id=f"card_{number}_redraw")
-    return PanelSlot(box, image, text, candidates, seed, redraw)
+        note = gr.Markdown(elem_id=f"card_{number}_note")  # this card's feedback line
+    return PanelSlot(box, image, text, candidates, seed, redraw, note)
 
 
 def _api_only() -> dict[str, Any]:
@@ -119,7 +134,12 @@ def build(studio: "Studio") -> ComicStep:
                                    elem_id="project_file", scale=3)
             project_open = gr.Button("Open", elem_id="project_open", scale=1)
         project_info = gr.Markdown(elem_id="project_info")
-        generate_button = gr.Button("Generate", variant="primary", elem_id="generate_button")
+        with gr.Row(equal_height=True):
+            generate_button = gr.Button("Generate", variant="primary", scale=3,
+                                        elem_id="generate_button")
+            save_as_new = gr.Checkbox(label="Save as a new comic", value=False, scale=1,
+                                      info="unticked: Generate updates the comic opened or drawn "
+                                           "last in My comics", elem_id="save_as_new")
         generate_status = gr.Markdown(elem_id="generate_status")
         with gr.Row(equal_height=False, elem_id="panel_cards"):  # cards wrap: min_width each
             slots = [_slot(n + 1) for n in range(count)]
@@ -131,6 +151,7 @@ def build(studio: "Studio") -> ComicStep:
         hidden = _api_only()
     return ComicStep(project_file=project_file, project_open=project_open,
                      project_info=project_info, generate_button=generate_button,
+                     save_as_new=save_as_new,
                      generate_status=generate_status, slots=slots, pages_gallery=pages_gallery,
                      downloads_html=downloads_html, version=version, my_comics=saved, **hidden)
 
@@ -159,7 +180,8 @@ def _render(studio: "Studio", step: ComicStep):
             if i < len(cards):
                 card = cards[i]
                 values += [gr.Column(visible=True), card.image, card.text,
-                           gr.Gallery(value=card.candidates, visible=bool(card.candidates))]
+                           gr.Gallery(value=card.candidates, visible=bool(card.candidates),
+                                      selected_index=card.chosen if card.candidates else None)]
             else:
                 values += [gr.Column(visible=False), None, "", gr.Gallery(value=[], visible=False)]
         comic = state.comic
@@ -178,12 +200,12 @@ def _wire_cards(studio: "Studio", shared: Shared, step: ComicStep, story: "Story
     events = []
     for number, slot in enumerate(step.slots, start=1):
         events.append(on(slot.candidates.select, _chooser(studio, number), inputs=[shared.session],
-           outputs=[step.pages_gallery, step.downloads, step.generate_status, step.version,
-                    shared.session], line=step.generate_status, api_visibility="private", **FACES))
+           outputs=[step.pages_gallery, step.downloads, slot.note, step.version,
+                    shared.session], line=slot.note, api_visibility="private", **FACES))
         events.append(on(slot.redraw.click, _redrawer(studio, number),
            inputs=[shared.session, story.panels_table, slot.seed],
-           outputs=[step.pages_gallery, step.downloads, story.panels_table, step.generate_status,
-                    step.version, shared.session], line=step.generate_status, on_gpu=True,
+           outputs=[step.pages_gallery, step.downloads, story.panels_table, slot.note,
+                    step.version, shared.session], line=slot.note, on_gpu=True,
            api_visibility="private", **drawing(studio.zero_gpu is not None)))
     return events
 
@@ -194,7 +216,8 @@ def _chooser(studio: "Studio", number: int):
         candidate = selected_index(evt) + 1
         studio.choose(state, number, candidate)
         return (state.comic.page_files, state.comic.files,
-                f"Panel {number} now shows candidate {candidate}.", time.time_ns(), state)
+                f"✓ Now shows candidate {candidate}; the pages and downloads are updated.",
+                time.time_ns(), state)
     return choose
 
 
@@ -203,7 +226,8 @@ def _redrawer(studio: "Studio", number: int):
     def redraw(state, rows, new_seed):
         table, used = studio.redraw(state, rows, number, new_seed)
         return (state.comic.page_files, state.comic.files, table,
-                f"Redrew panel {number} with seed {used}.", time.time_ns(), state)
+                f"✓ Redrawn with seed {used}; the pages and downloads are updated.",
+                time.time_ns(), state)
     return redraw
 
 
@@ -212,12 +236,12 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
     """Wire Generate; returns its event."""
     def generate(state, rows, style_name, keywords, negative, seed_value, randomize, steps_value,
                  guidance_value, width_value, height_value, candidates_value, title,
-                 face_pass=None, loras_value=None):
+                 face_pass=None, loras_value=None, save_as_new=False):
         settings = studio.settings_from(style_name, keywords, negative, seed_value, randomize,
                                         steps_value, guidance_value, width_value,
                                         height_value, candidates_value, title, face_pass,
                                         loras_value)
-        for update in studio.generate(state, rows, settings):
+        for update in studio.generate(state, rows, settings, save_as_new=bool(save_as_new)):
             warn_all(update.warnings)
             yield (update.gallery, update.status,
                    update.pages if update.done else gr.skip(),
@@ -242,7 +266,7 @@ def _wire_generate(studio: "Studio", shared: Shared, step: ComicStep, story: "St
         return drawing_duration_s(panels, candidates, face_pass=face_pass, steps=steps, pixels=pixels)
 
     return on(step.generate_button.click, generate,
-       inputs=[shared.session, story.panels_table, *style.inputs()],
+       inputs=[shared.session, story.panels_table, *style.inputs(), step.save_as_new],
        outputs=[step.panels_gallery, step.generate_status, step.pages_gallery, step.downloads,
                 style.seed, step.panel_notes, step.version, shared.session],
        line=step.generate_status, on_gpu=True, gpu_duration=gpu_seconds, api_name="generate",

@@ -10,8 +10,8 @@ import gradio as gr
 from ui.wiring import PARSING, Shared, cast_view, on, warn_all
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ui.characters import CharactersStep
     from session import Studio
+    from ui.characters import CharactersStep
 
 
 @dataclass

@@ -45,10 +45,10 @@ def build(studio: "Studio") -> StyleStep:
             style_template = gr.Dropdown(studio.style_choices(), value=defaults.style,
                                          label="Style", elem_id="style_template")
             comic_title = gr.Textbox(label="Title (first page)", elem_id="comic_title")
-        with gr.Group(elem_id="style_keywords_group"):
-            style_keywords = gr.CheckboxGroup(list(studio.styles.keywords),
-                                              label="Style keywords (added to every panel)",
-                                              elem_id="style_keywords")
+        # no gr.Group around it: a group draws an empty grey bar above the label
+        style_keywords = gr.CheckboxGroup(list(studio.styles.keywords),
+                                          label="Style keywords (added to every panel)",
+                                          elem_id="style_keywords")
         negative_prompt = gr.Textbox(label="Negative prompt", value=defaults.negative_prompt,
                                      lines=2, elem_id="negative_prompt")
         with gr.Row():

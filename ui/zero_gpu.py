@@ -17,8 +17,8 @@ import gradio as gr
 from ui.wiring import TRAINING, Shared, guarded, library_view
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ui.characters import CharactersStep
     from session import Studio
+    from ui.characters import CharactersStep
 
 #: The id shown for a streamed run (it is not on the queue, so ``job_status`` does not know it).
 STREAM_JOB_ID = "zerogpu"

@@ -143,11 +143,11 @@ def characters_step(page, workdir: Path, faces: dict[str, Path]) -> None:
     wait_for_text(page, "#train_status", "Choose the person's pronouns")
     page.locator("#train_pronouns").get_by_label("he", exact=True).check()
     page.click("#train_button")
-    wait_for_text(page, "#train_status", "Hugh Jackman is queued")
+    wait_for_text(page, "#train_status", "Training of Hugh Jackman submitted")
     wait_for_empty_form(page)  # the form is ready for the next character
     fill_number(page, "#train_steps", 3)
     train(page, faces["grace_hopper"], "Taylor Swift", "she")
-    wait_for_text(page, "#train_status", "Taylor Swift is queued")
+    wait_for_text(page, "#train_status", "Training of Taylor Swift submitted")
     wait_for_empty_form(page)
     fill_number(page, "#train_steps", 3)
     train(page, faces["astronaut"], "Agent 47", "he")  # digits are fine in a name
@@ -253,13 +253,13 @@ def test_the_four_steps_in_a_browser(page, workdir):
     assert thumbs.count() == 2
     unused = 1 if "✓" in thumbs.nth(0).inner_text() else 0
     thumbs.nth(unused).click()
-    wait_for_text(page, "#generate_status", f"Panel 1 now shows candidate {unused + 1}")
+    wait_for_text(page, "#card_1_note", f"Now shows candidate {unused + 1}")  # under its card
     wait_for_text(page, "#card_1_text", f"candidate {unused + 1} of 2")
     assert "seed 0, candidate" in page.inner_text("#card_1_text")  # the table's seed
 
     page.locator("#card_2_seed textarea, #card_2_seed input").first.fill("777")
     page.click("#card_2_redraw")
-    wait_for_text(page, "#generate_status", "Redrew panel 2 with seed 777")
+    wait_for_text(page, "#card_2_note", "Redrawn with seed 777")
     wait_for_text(page, "#card_2_text", "seed 777")
     page.evaluate("window.scrollTo(0, 0)")
     shoot(page, workdir, "04_comic.png")
