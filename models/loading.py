@@ -65,7 +65,8 @@ class Components:
     ``gate`` serialises model work on ``device`` (:mod:`core.concurrency`): panels and
     training steps hold it; ``dataclasses.replace`` keeps it, so copies sharing these modules
     share their gate. The face detector locks itself. ``fingerprint``: the text encoders' token
-    tables (:mod:`models.fingerprint`), computed when not given; identities record it.
+    tables (:mod:`models.fingerprint`), computed when not given (None for weights on the meta
+    device); identities record it.
     """
 
     config: AppConfig
@@ -88,7 +89,8 @@ class Components:
     def __post_init__(self) -> None:
         if self.gate is None:
             self.gate = DeviceGate(device=str(self.device))
-        if self.fingerprint is None:
+        if self.fingerprint is None and not self.text_encoder.get_input_embeddings().weight.is_meta:
+            # (weights on the meta device, as the benchmarks' shape-only models: nothing to read)
             self.fingerprint = fingerprint_of(self.text_encoder, self.text_encoder_2)
 
     def pipeline_parts(self) -> dict[str, Any]:

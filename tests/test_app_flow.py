@@ -204,10 +204,10 @@ def test_story_to_comic_to_pdf_and_back_gives_the_same_pixels(server, trained):
     fresh = client_for(server)
     restored = fresh.predict(handle_file(by_suffix(files, ".zip")), api_name="/open_project")
     (rows_back, project_info, _story_info, cast_back, _cg, _cc, style, keywords, negative, seed,
-     randomize, steps, guidance, width, height, n_candidates, title, face_pass, panels_back,
-     pages_back, files_back, _candidates, notes_back, story_back) = restored
+     randomize, steps, guidance, width, height, n_candidates, title, face_pass, loras_back,
+     panels_back, pages_back, files_back, _candidates, notes_back, story_back) = restored
     assert rows_of(rows_back) == [[r[0], r[1], s, "", ""] for r, s in zip(rows, ["5", "777", "7"])]
-    assert face_pass is True
+    assert face_pass is True and not any(row[1] for row in rows_of(loras_back))  # no LoRA chosen
     assert "3 panels, 2 identities inside" in project_info
     assert "Hugh Jackman (he), Taylor Swift (she)" in cast_back
     assert (style, keywords, negative, seed, randomize, steps, guidance, width, height,

@@ -231,6 +231,7 @@ def test_gradio_bounds_every_event_and_groups_the_model_events(tiny_config, tiny
     assert groups.pop("generate") == groups.pop("redraw") == ("gpu", 2)
     assert groups.pop("train") == groups.pop("choose_candidate") == ("faces", 4)
     assert groups.pop("check_photo") == groups.pop("open_project") == ("faces", 4)
+    assert groups.pop("train_again") == ("faces", 4)  # re-queues a job: checks its photo
     assert groups.pop("parse") == groups.pop("story_add_cast") == ("parse", 4)
     assert cards == {"gpu": 2, "faces": 4}
     # every other event touches no model and is bounded by the queue's default
