@@ -73,9 +73,13 @@ def build(studio: "Studio") -> StyleStep:
                                       "(places and faces: see the Place column on the Story step)",
                                 value=defaults.face_pass, elem_id="face_pass")
         # style LoRAs of loras_dir (--loras DIR), one row each; weight 0 = off (docs/APP.md)
-        loras = gr.Dataframe(studio.lora_rows(), headers=["LoRA", "weight"],
+        rows = studio.lora_rows()
+        label = ("Style LoRAs: type a weight to use one (0 = off)" if rows else
+                 f"Style LoRAs: none on this server (put SDXL LoRA .safetensors files in "
+                 f"{studio.config.loras_dir}/ and restart)")
+        loras = gr.Dataframe(rows, headers=["LoRA", "weight"],
                              datatype=["str", "number"], type="array", column_count=2,
-                             interactive=True, label="Style LoRAs (weight 0 = off)",
+                             interactive=True, label=label, static_columns=[0],
                              elem_id="style_loras")
     return StyleStep(style_template, style_keywords, negative_prompt, seed, seed_randomize, steps,
                      guidance, width, height, candidates, comic_title, face_pass, loras)
