@@ -57,3 +57,16 @@ def group_photo():
     from insightface.data import get_image
 
     return get_image("t1")[..., ::-1].copy()
+
+
+@pytest.fixture()
+def studio(tiny_config, tiny_components, tmp_path):
+    """A Studio on the tiny components, its library, examples and exports under ``tmp_path``;
+    shut down after the test."""
+    from session import Studio
+
+    config = tiny_config.replace(library_dir=str(tmp_path / "library"))
+    studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
+                    export_root=tmp_path / "exports")
+    yield studio
+    studio.shutdown()
