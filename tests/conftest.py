@@ -70,3 +70,13 @@ def studio(tiny_config, tiny_components, tmp_path):
                     export_root=tmp_path / "exports")
     yield studio
     studio.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shared_generator(tiny_components):
+    """A tiny PanelGenerator on the earlier regional path (``character_prompts: false``): one
+    shared prompt, signal words masked by a logit bias."""
+    from pipelines.generation import PanelGenerator
+    from tiny_cast import with_generation
+
+    return PanelGenerator(with_generation(tiny_components, character_prompts=False))

@@ -21,7 +21,7 @@ from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, draw_c
 from pipelines.regional import (RegionalAttnProcessor, RegionalMismatch, blend_weights, make_plan,
                                 region_weights)
 from pipelines.regions import WHOLE, auto_places, panel_regions
-from tiny_cast import CAST, person, pixels, with_generation
+from tiny_cast import CAST, person, pixels
 
 
 TWO = PanelSpec("Ada Lovelace in a red dress and Alan Turing play chess.", ("Ada Lovelace", "Alan Turing"))
@@ -30,12 +30,6 @@ TWO = PanelSpec("Ada Lovelace in a red dress and Alan Turing play chess.", ("Ada
 @pytest.fixture(scope="module")
 def generator(tiny_components):
     return panel_generator(tiny_components)
-
-
-@pytest.fixture(scope="module")
-def shared_generator(tiny_components):
-    """The earlier regional path, unchanged: one shared prompt, signal words masked by a bias."""
-    return PanelGenerator(with_generation(tiny_components, character_prompts=False))
 
 
 # ----------------------------------------------------------------------------- the phrase cutter

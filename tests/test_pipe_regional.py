@@ -36,12 +36,6 @@ def generator(tiny_components):
     return panel_generator(tiny_components)
 
 
-@pytest.fixture(scope="module")
-def shared_generator(tiny_components):
-    """The earlier regional path: one shared prompt, signal words masked by a logit bias."""
-    return PanelGenerator(with_generation(tiny_components, character_prompts=False))
-
-
 # ----------------------------------------------------------------------------- places
 
 
