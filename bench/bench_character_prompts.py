@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.bench_panel import BenchIdentity  # noqa: E402
+
 CASTS: dict[int, tuple[str, tuple[str, ...]]] = {
     2: ("Ada Lovelace in a green dress and Alan Turing read a letter by the window",
         ("Ada Lovelace", "Alan Turing")),
@@ -42,13 +44,6 @@ CASTS: dict[int, tuple[str, tuple[str, ...]]] = {
         ("Ada Lovelace", "Alan Turing", "Grace Hopper")),
 }
 GOAL = 1.10
-
-
-@dataclasses.dataclass(frozen=True)
-class BenchIdentity:
-    name: str
-    clip_l: object
-    clip_g: object
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -45,7 +45,8 @@ from safetensors import safe_open
 from core.files import write_bytes_atomic
 from core.crash import crash_point
 from identities.names import (InvalidDescription, InvalidName, InvalidPronouns, LibraryError,
-                              clean_description, name_key, parse_pronouns, show, validate_name)
+                              clean_description, name_key, parse_pronouns, refused_character, show,
+                              validate_name)
 
 try:  # POSIX advisory locks serialise writers (threads and processes); elsewhere none
     import fcntl
@@ -349,10 +350,6 @@ def _read_entry(folder: Path) -> _Entry | None:
     return _Entry(folder, name, identity=identity)
 
 
-#: Characters refused in imported metadata values: markup and entity syntax.
-MARKUP = frozenset("<>&`")
-
-
 def check_imported_metadata(metadata: dict[str, str], source: str) -> None:
     """Refuse metadata values from an imported file that are too long (``metadata_chars`` in
     ``configs/limits.yaml``), hold markup (``< > & ```) or non-printable characters.
@@ -368,7 +365,7 @@ def check_imported_metadata(metadata: dict[str, str], source: str) -> None:
         if len(value) > limits.metadata_chars:
             raise LibraryError(limits.refusal(f"{where} ({len(value):,} characters)",
                                               "metadata_chars"))
-        bad = next((ch for ch in value if ch in MARKUP or not ch.isprintable()), None)
+        bad = refused_character(value)
         if bad is not None:
             raise LibraryError(f"{where} contains {show(bad)}; markup and control characters are "
                                "not accepted")

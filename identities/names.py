@@ -118,8 +118,14 @@ class InvalidDescription(LibraryError):
     """A character description that is too long or holds markup or control characters."""
 
 
-#: Characters refused in a description: markup and entity syntax (it is shown in the page).
+#: Characters refused in a description and in imported metadata: markup and entity syntax
+#: (both are shown in the page).
 DESCRIPTION_MARKUP = frozenset("<>&`")
+
+
+def refused_character(text: str) -> str | None:
+    """The first markup (``DESCRIPTION_MARKUP``) or non-printable character in ``text``, or None."""
+    return next((ch for ch in text if ch in DESCRIPTION_MARKUP or not ch.isprintable()), None)
 
 
 def clean_description(description: object) -> str:
@@ -139,7 +145,7 @@ def clean_description(description: object) -> str:
     if len(text) > limits.description_chars:
         raise InvalidDescription(limits.refusal(f"the description ({len(text):,} characters)",
                                                 "description_chars"))
-    bad = next((ch for ch in text if ch in DESCRIPTION_MARKUP or not ch.isprintable()), None)
+    bad = refused_character(text)
     if bad is not None:
         raise InvalidDescription(f"the description contains {show(bad)}; markup and control "
                                  "characters are not accepted")

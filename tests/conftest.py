@@ -57,3 +57,26 @@ def group_photo():
     from insightface.data import get_image
 
     return get_image("t1")[..., ::-1].copy()
+
+
+@pytest.fixture()
+def studio(tiny_config, tiny_components, tmp_path):
+    """A Studio on the tiny components, its library, examples and exports under ``tmp_path``;
+    shut down after the test."""
+    from session import Studio
+
+    config = tiny_config.replace(library_dir=str(tmp_path / "library"))
+    studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
+                    export_root=tmp_path / "exports")
+    yield studio
+    studio.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shared_generator(tiny_components):
+    """A tiny PanelGenerator on the earlier regional path (``character_prompts: false``): one
+    shared prompt, signal words masked by a logit bias."""
+    from pipelines.generation import PanelGenerator
+    from tiny_cast import with_generation
+
+    return PanelGenerator(with_generation(tiny_components, character_prompts=False))

@@ -99,17 +99,6 @@ def test_catalog_lists_the_library_then_read_only_examples(tmp_path):
 
 
 @pytest.fixture()
-def studio(tiny_config, tiny_components, tmp_path):
-    from session import Studio
-
-    config = tiny_config.replace(library_dir=str(tmp_path / "library"))
-    studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
-                    export_root=tmp_path / "exports")
-    yield studio
-    studio.shutdown()
-
-
-@pytest.fixture()
 def photo(tmp_path, astronaut):
     path = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(path)

@@ -105,17 +105,6 @@ def test_project_json_keeps_descriptions_and_refuses_bad_ones(tiny_config):
 
 # ----------------------------------------------------------------------------- the prompt
 
-@pytest.fixture()
-def studio(tiny_config, tiny_components, tmp_path):
-    from session import Studio
-
-    config = tiny_config.replace(library_dir=str(tmp_path / "library"))
-    studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
-                    export_root=tmp_path / "exports")
-    yield studio
-    studio.shutdown()
-
-
 def _tiny_identity(studio, tiny_components, name: str, folder=None) -> None:
     width = (tiny_components.text_encoder.get_input_embeddings().embedding_dim,
              tiny_components.text_encoder_2.get_input_embeddings().embedding_dim)

@@ -14,19 +14,14 @@ ROWS = [["Ada Lovelace ate an apple.", "Ada Lovelace", "", ""]]
 
 
 @pytest.fixture()
-def studio(tiny_config, tiny_components, tmp_path):
-    from session import Studio
-
-    config = tiny_config.replace(library_dir=str(tmp_path / "library"))
-    studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
-                    export_root=tmp_path / "exports")
+def studio(studio, tiny_components):
+    """conftest's tiny Studio with Ada Lovelace in its library."""
     width = (tiny_components.text_encoder.get_input_embeddings().embedding_dim,
              tiny_components.text_encoder_2.get_input_embeddings().embedding_dim)
     library: IdentityLibrary = studio.catalog.library
     library.add("Ada Lovelace", torch.randn(2, width[0]), torch.randn(2, width[1]),
                 pronouns="she", face=np.full((64, 64, 3), 128, np.uint8))
-    yield studio
-    studio.shutdown()
+    return studio
 
 
 def _draw(studio, session, title: str, save_as_new: bool = False) -> None:

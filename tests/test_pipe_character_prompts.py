@@ -6,10 +6,8 @@ Run on their own: ``pytest -k "leak and character"``, ``pytest -k unnamed``.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,44 +15,21 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
-from identities.library import Identity
 from pipelines.binding import BindingError
 from pipelines.character_prompts import PLACEHOLDER, character_prompts
 from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, draw_comic, panel_generator
 from pipelines.regional import (RegionalAttnProcessor, RegionalMismatch, blend_weights, make_plan,
                                 region_weights)
 from pipelines.regions import WHOLE, auto_places, panel_regions
+from tiny_cast import CAST, person, pixels
 
 
-def person(name: str, seed: int, scale: float = 0.05) -> Identity:
-    g = torch.Generator().manual_seed(seed)
-    return Identity(name=name, pronouns="", clip_l=torch.randn(2, 32, generator=g) * scale,
-                    clip_g=torch.randn(2, 64, generator=g) * scale, metadata={}, folder=Path("."))
-
-
-CAST = {n: person(n, s) for n, s in (("Ada Lovelace", 1), ("Alan Turing", 2), ("Grace Hopper", 3))}
 TWO = PanelSpec("Ada Lovelace in a red dress and Alan Turing play chess.", ("Ada Lovelace", "Alan Turing"))
-
-
-def pixels(image: Image.Image) -> np.ndarray:
-    return np.asarray(image, dtype=np.int16)
-
-
-def with_generation(components, **changes):
-    cfg = components.config
-    return dataclasses.replace(components, config=cfg.replace(
-        generation=dataclasses.replace(cfg.generation, **changes)))
 
 
 @pytest.fixture(scope="module")
 def generator(tiny_components):
     return panel_generator(tiny_components)
-
-
-@pytest.fixture(scope="module")
-def shared_generator(tiny_components):
-    """The earlier regional path, unchanged: one shared prompt, signal words masked by a bias."""
-    return PanelGenerator(with_generation(tiny_components, character_prompts=False))
 
 
 # ----------------------------------------------------------------------------- the phrase cutter

@@ -3,9 +3,7 @@ face, thresholds from config, the panel's context in the face prompt, one batche
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import replace
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,31 +11,18 @@ import pytest
 import torch
 from PIL import Image
 
-from identities.library import Identity
 from pipelines.face_pass import (FACE_PROMPT, FaceJob, IdentityMatcher, crop_box, face_mask, face_prompt,
                                  panel_context, usable_faces)
 from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, panel_generator
+from tiny_cast import CAST, with_generation
 
 
-def person(name: str, seed: int) -> Identity:
-    g = torch.Generator().manual_seed(seed)
-    return Identity(name=name, pronouns="", clip_l=torch.randn(2, 32, generator=g) * 0.05,
-                    clip_g=torch.randn(2, 64, generator=g) * 0.05, metadata={}, folder=Path("."))
-
-
-CAST = {n: person(n, s) for n, s in (("Ada Lovelace", 1), ("Alan Turing", 2), ("Grace Hopper", 3))}
 TWO = PanelSpec("Ada Lovelace and Alan Turing laugh, wearing glasses.", ("Ada Lovelace", "Alan Turing"))
 
 
 @pytest.fixture(scope="module")
 def generator(tiny_components):
     return panel_generator(tiny_components)
-
-
-def with_generation(components, **changes):
-    cfg = components.config
-    return dataclasses.replace(components, config=cfg.replace(
-        generation=dataclasses.replace(cfg.generation, **changes)))
 
 
 @pytest.fixture(scope="module")

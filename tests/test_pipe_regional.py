@@ -20,43 +20,20 @@ from pipelines.face_pass import (FaceJob, IdentityMatcher, crop_box, faces_capti
 from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, panel_generator
 from pipelines.panel_table import panels_from_rows, rows_from_panels
 from pipelines.project import GenerationError, Project, ProjectError
-from pipelines.regional import RegionalAttnProcessor, attention_resolutions, region_weights
+from pipelines.regional import attention_resolutions, region_weights
 from pipelines.regions import (NAMED_PLACES, PlaceError, auto_places, panel_regions, parse_place,
                                split_places)
-from identities.library import Identity
+from tiny_cast import CAST, pixels, with_generation
 
 
-def person(name: str, seed: int) -> Identity:
-    g = torch.Generator().manual_seed(seed)
-    return Identity(name=name, pronouns="", clip_l=torch.randn(2, 32, generator=g) * 0.05,
-                    clip_g=torch.randn(2, 64, generator=g) * 0.05, metadata={}, folder=Path("."))
-
-
-CAST = {n: person(n, s) for n, s in (("Ada Lovelace", 1), ("Alan Turing", 2), ("Grace Hopper", 3))}
 TWO = PanelSpec("Alan Turing and Ada Lovelace play chess.", ("Ada Lovelace", "Alan Turing"))
 THREE = PanelSpec("Ada Lovelace, Alan Turing and Grace Hopper talk.",
                   ("Ada Lovelace", "Alan Turing", "Grace Hopper"), places=("right", "0,0,0.45,1"))
 
 
-def pixels(image):
-    return np.asarray(image, dtype=np.int16)
-
-
 @pytest.fixture(scope="module")
 def generator(tiny_components):
     return panel_generator(tiny_components)
-
-
-@pytest.fixture(scope="module")
-def shared_generator(tiny_components):
-    """The earlier regional path: one shared prompt, signal words masked by a logit bias."""
-    return PanelGenerator(with_generation(tiny_components, character_prompts=False))
-
-
-def with_generation(components, **changes):
-    cfg = components.config
-    return dataclasses.replace(components, config=cfg.replace(
-        generation=dataclasses.replace(cfg.generation, **changes)))
 
 
 # ----------------------------------------------------------------------------- places

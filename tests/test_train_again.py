@@ -11,17 +11,6 @@ from serving.store import INTERRUPTED_MESSAGE, JobRecord
 from serving.training_service import TrainingInputError
 
 
-@pytest.fixture()
-def studio(tiny_config, tiny_components, tmp_path):
-    from session import Studio
-
-    config = tiny_config.replace(library_dir=str(tmp_path / "library"))
-    studio = Studio(config, tiny_components, examples_dir=tmp_path / "examples",
-                    export_root=tmp_path / "exports")
-    yield studio
-    studio.shutdown()
-
-
 def test_an_interrupted_job_trains_again_in_one_call(studio, astronaut, tmp_path):
     path = tmp_path / "astronaut.png"
     Image.fromarray(astronaut).save(path)

@@ -14,6 +14,7 @@ Never runs ``playwright install``: it uses the system chromium, and skips where 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -50,21 +51,29 @@ def server(workdir):
         yield url
 
 
-@pytest.fixture(scope="module")
-def page(server):
+@contextlib.contextmanager
+def open_page(url: str, timeout_ms: int = TIMEOUT_MS):
+    """Debian's chromium, headless, 1280 x 900, on the app at ``url`` once its page is up;
+    yields the page and closes the browser after."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(server)
+        page.set_default_timeout(timeout_ms)
+        page.goto(url)
         page.wait_for_selector("#train_name")
         try:
             yield page
         finally:
             context.close()
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with open_page(server) as page:
+        yield page
 
 
 def shoot(page, workdir: Path, name: str) -> Path:

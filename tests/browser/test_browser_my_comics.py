@@ -28,8 +28,8 @@ import torch
 from PIL import Image
 
 from browser.app_server import running_app, save_test_faces
-from browser.test_browser_flow import (CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, TRAINING_TIMEOUT_MS,
-                                       shoot, wait_for_text)
+from browser.test_browser_flow import (CHROMIUM, TRAINING_TIMEOUT_MS, open_page, shoot,
+                                       wait_for_text)
 
 pytestmark = [
     pytest.mark.browser, pytest.mark.slow,
@@ -78,20 +78,8 @@ def workdir(tmp_path_factory) -> Path:
 def page(workdir, tiny_components):
     library = workdir / "library"
     _make_library(library, save_test_faces(workdir / "faces"), tiny_components)
-    with running_app(library, workdir / "server.log") as url, \
-            sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(url)
-        page.wait_for_selector("#train_name")
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    with running_app(library, workdir / "server.log") as url, open_page(url) as page:
+        yield page
 
 
 def _no_error_markers(page) -> None:
