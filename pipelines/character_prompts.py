@@ -14,8 +14,9 @@ words depends on them). :func:`character_prompts` cuts the prompts from the pane
   the describing word alone is dropped ("Ada Lovelace with Alan Turing" describes nobody), and
   a parenthesis or appositive that names another character is dropped whole. Several occurrences are
   joined with ", ". An optional description (``descriptions[name]``, e.g. an identity's
-  appearance text) is appended. The phrase is bound to the signal words ``v1* v2*``: it is
-  encoded with that one identity's rows.
+  appearance text) is appended. The phrase is bound to the signal words ``v1* v2*``;
+  :func:`encode_character_prompts` re-binds it to the character's own pair and encodes it as
+  its own sequence of one batched call (no other prompt's tokens in it).
 * **the background**: the sentence with every character's name replaced by ``a person`` (the
   describing words stay, so no verb is lost), so it still reads ("a person and a person play
   chess") and holds no signal words.
