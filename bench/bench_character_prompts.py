@@ -2,7 +2,7 @@
 
 One run, one set of components, two generators: ``shared`` is the earlier regional code
 (``generation.character_prompts: false``: one prompt, signal words masked by a logit bias) and
-``per-character`` the new path (a background prompt and one prompt per character, encoded apart,
+``per-character`` the new path (a background prompt and one prompt per character, one sequence each,
 blended per place in every cross-attention layer). Calls alternate (shared, per-character,
 shared, ...) with the same panel and seed, so load drift hits both alike; each ratio is the median
 of the per-iteration ratios of back-to-back calls.
@@ -12,7 +12,7 @@ Two timings per cast size (2 and 3 characters):
 * ``warm``: the encoded prompts come from the generator's prompt cache (a redraw, another
   candidate count): the ratio is the cost of the extra attention per cross-attention layer;
 * ``cold``: both generators' prompt caches are cleared before every call, so each call also runs
-  the text encoders: one pass per prompt (1 + characters) instead of one.
+  the text encoders: one batched pass of 1 + characters sequences instead of one sequence.
 
 Goal: per-character / shared <= 1.10 for two characters (each extra prompt is one more
 text-encoder pass and one more attention per layer).

@@ -14,8 +14,9 @@ words depends on them). :func:`character_prompts` cuts the prompts from the pane
   the describing word alone is dropped ("Ada Lovelace with Alan Turing" describes nobody), and
   a parenthesis or appositive that names another character is dropped whole. Several occurrences are
   joined with ", ". An optional description (``descriptions[name]``, e.g. an identity's
-  appearance text) is appended. The phrase is bound to the signal words ``v1* v2*``: it is
-  encoded with that one identity's rows.
+  appearance text) is appended. The phrase is bound to the signal words ``v1* v2*``;
+  :func:`encode_character_prompts` re-binds it to the character's own pair and encodes it as
+  its own sequence of one batched call (no other prompt's tokens in it).
 * **the background**: the sentence with every character's name replaced by ``a person`` (the
   describing words stay, so no verb is lost), so it still reads ("a person and a person play
   chess") and holds no signal words.
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from pipelines.binding import (
+    SIGNAL_WORD,
     IdentityLike,
     PromptCache,
     PromptEmbeddings,
@@ -168,23 +170,36 @@ def encode_character_prompts(binder: SignalWordBinder, cache: PromptCache, backg
                              device: torch.device | None = None, styled: object = ()) -> PromptEmbeddings:
     """The conditioning of a panel drawn with per-character prompts (no negative).
 
-    Each prompt is encoded on its own through both text encoders (through ``cache``, keyed like
-    any single prompt): the background with no identity rows, phrase ``i`` (bound to ``v1* v2*``)
-    with ``cast[i]``'s rows only. Returns ``prompt_embeds`` (1, (1 + characters) * 77, d1 + d2) =
-    ``[background | character 1 | ...]`` along the sequence, and the background's pooled
-    embedding (1, p): no identity reaches SDXL's ``text_embeds``. ``styled`` joins the cache key
-    (the style LoRAs loaded now, :func:`pipelines.loras.lora_key`: they may change the encoders).
+    All prompts go through each text encoder in ONE batched call (through ``cache``, keyed by the
+    whole batch: background, phrases, every cast member's vectors and ``styled``): batch row 0 is
+    the background (no signal words), row ``1 + i`` is phrase ``i`` re-bound from ``v1* v2*`` to
+    character ``i``'s own pair (:func:`~pipelines.binding.signal_pair`), with the whole cast's rows
+    active. Each sequence holds only its own character's signal words, and batch rows never mix
+    (CLIP's attention is within a sequence; every other layer is per token), so no prompt sees
+    another identity's rows: the leak test checks this bit for bit. Returns ``prompt_embeds``
+    (1, (1 + characters) * 77, d1 + d2) = ``[background | character 1 | ...]`` along the
+    sequence, and the background's pooled embedding (1, p): no identity reaches SDXL's
+    ``text_embeds``. ``styled``: the style LoRAs loaded now (:func:`pipelines.loras.lora_key`:
+    they may change the encoders).
     """
     if len(phrases) != len(cast):
         raise ValueError(f"{len(phrases)} character prompts for a cast of {len(cast)}")
+    own = signal_pair(0)
+    prompts = [background] + [_rebind(text, own, signal_pair(i)) for i, text in enumerate(phrases)]
 
-    def encode(text: str, members: tuple[IdentityLike, ...]) -> PromptEmbeddings:
-        return cache.get(("prompt", text, cast_key(members), styled),
-                         lambda: binder.encode(text, members, do_classifier_free_guidance=False,
-                                               device=device))
+    def encode() -> PromptEmbeddings:
+        batch = binder.encode(prompts, tuple(cast), do_classifier_free_guidance=False, device=device)
+        embeds = batch.prompt_embeds
+        return PromptEmbeddings(embeds.reshape(1, -1, embeds.shape[-1]),
+                                batch.pooled_prompt_embeds[:1].clone())
 
-    parts = [encode(background, ())] + [encode(text, (identity,)) for text, identity in zip(phrases, cast)]
-    return PromptEmbeddings(torch.cat([p.prompt_embeds for p in parts], dim=1), parts[0].pooled_prompt_embeds)
+    return cache.get(("character prompts", tuple(prompts), cast_key(cast), styled), encode)
+
+
+def _rebind(text: str, source: tuple[str, str], target: tuple[str, str]) -> str:
+    """``text`` with the signal words ``source`` replaced by ``target`` (case-insensitive)."""
+    mapping = {word.lower(): new for word, new in zip(source, target)}
+    return SIGNAL_WORD.sub(lambda m: mapping.get(m.group(0).lower(), m.group(0)), text)
 
 
 __all__ = ["DESCRIBING_WORDS", "JOINING_WORDS", "PLACEHOLDER", "CharacterPrompts", "character_prompts",

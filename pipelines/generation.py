@@ -134,7 +134,7 @@ class PreparedPanel:
     by count and sentence order); ``tokens`` the positions of each character's signal words in
     the encoded prompt. With per-character prompts (regional, ``generation.character_prompts``,
     two or more characters) ``background_prompt`` and ``character_prompts`` (one per character,
-    bound to ``v1* v2*``) are the styled prompts encoded apart (:mod:`pipelines.character_prompts`).
+    bound to ``v1* v2*``) are the styled prompts, one sequence each (:mod:`pipelines.character_prompts`).
     """
 
     index: int
@@ -397,14 +397,14 @@ class PanelGenerator(FacePassSteps):
         ``binder.encode(bound_prompt, cast, negative_prompt)`` returns in one call: diffusers
         encodes prompt and negative in separate encoder calls with the same tokenisation, and
         the negative holds no signal words, so the cast's rows cannot reach it (tested). With
-        per-character prompts the positive is ``[background | character 1 | ...]`` (each encoded
-        apart, :func:`pipelines.character_prompts.encode_character_prompts`) and the negative is
+        per-character prompts the positive is ``[background | character 1 | ...]`` (one sequence
+        each, in one batched call: :func:`pipelines.character_prompts.encode_character_prompts`) and the negative is
         tiled to the same length.
         ``loras``: the style LoRAs loaded now (they may change the text encoders: part of the key).
         """
         device = self.execution_device
         styled = lora_key(loras)
-        if panel.character_prompts:  # [background | character 1 | ...], each encoded apart
+        if panel.character_prompts:  # [background | character 1 | ...], one sequence each
             positive = encode_character_prompts(self.binder, self.prompt_cache, panel.background_prompt,
                                                 panel.character_prompts, panel.cast, device, styled)
         else:

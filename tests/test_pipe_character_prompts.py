@@ -15,8 +15,8 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
-from pipelines.binding import BindingError
-from pipelines.character_prompts import PLACEHOLDER, character_prompts
+from pipelines.binding import BindingError, PromptCache
+from pipelines.character_prompts import PLACEHOLDER, character_prompts, encode_character_prompts
 from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, draw_comic, panel_generator
 from pipelines.regional import (RegionalAttnProcessor, RegionalMismatch, blend_weights, make_plan,
                                 region_weights)
@@ -122,6 +122,45 @@ def test_leak_character_one_rows_never_reach_character_two(generator, shared_gen
         assert not torch.equal(ada_old, ada_new)
     else:
         assert differences[0] > 0 and differences[1] > 0  # prompt tokens and pooled both leak
+
+
+def test_character_prompts_are_one_batched_call_keyed_by_the_whole_batch(generator):
+    """Background + every phrase go through each text encoder in ONE call; each character's
+    segment is what encoding its phrase alone with its own identity gives (re-bound to its own
+    signal pair), the pooled vector is the background's, and the cache key holds the whole batch."""
+    binder, cache = generator.binder, PromptCache()
+    cast = (CAST["Ada Lovelace"], CAST["Alan Turing"])
+    background, phrases = "a person and a person play chess", ("v1* v2* in a red dress", "v1* v2*'s hat")
+    calls = []
+    hooks = [e.register_forward_hook(lambda m, a, o: calls.append(m))
+             for e in (binder.text_encoder, binder.text_encoder_2)]
+    try:
+        embeds = encode_character_prompts(binder, cache, background, phrases, cast)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(calls) == 2 and cache.misses == 1  # one call per encoder
+    length = embeds.prompt_embeds.shape[1] // 3
+    alone = [binder.encode(background, (), do_classifier_free_guidance=False)] + [
+        binder.encode(text, (identity,), do_classifier_free_guidance=False)
+        for text, identity in zip(phrases, cast)]
+    for k, single in enumerate(alone):
+        torch.testing.assert_close(embeds.prompt_embeds[:, k * length:(k + 1) * length],
+                                   single.prompt_embeds, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(embeds.pooled_prompt_embeds, alone[0].pooled_prompt_embeds, rtol=1e-4, atol=1e-5)
+    assert encode_character_prompts(binder, cache, background, phrases, cast) is embeds and cache.hits == 1
+    other = dict(CAST, **{"Ada Lovelace": person("Ada Lovelace", 7)})
+    for changed in (dict(background="a person and a person play go"),
+                    dict(phrases=(phrases[0], "v1* v2*")),
+                    dict(cast=(other["Ada Lovelace"], cast[1])),
+                    dict(styled=(("ink", 1.0),))):
+        args = dict(background=background, phrases=phrases, cast=cast, styled=())
+        args.update(changed)
+        encode_character_prompts(binder, cache, args["background"], args["phrases"], args["cast"],
+                                 styled=args["styled"])
+    assert cache.misses == 5 and cache.hits == 1
+    with pytest.raises(ValueError, match="2 character prompts for a cast of 1"):
+        encode_character_prompts(binder, cache, background, phrases, cast[:1])
 
 
 def test_leak_character_region_output_ignores_the_other_prompts(tiny_components):
