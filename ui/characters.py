@@ -369,14 +369,24 @@ def _wire_library(studio: "Studio", shared: Shared, step: CharactersStep) -> Non
     def show_identity(state, name):
         return studio.identity_details(state, name)
 
-    on(step.library_choice.change, show_identity, inputs=[shared.session, step.library_choice],
-       outputs=[step.library_face, step.library_details], line=step.library_message,
-       api_name="identity")
-
     def show_description(state, name):
         return studio.description(state, name)[0] if name else ""
 
-    on(step.library_choice.change, show_description, inputs=[shared.session, step.library_choice],
+    def show_both(state, name):
+        return (*show_identity(state, name), show_description(state, name))
+
+    # the page: ONE event fills the face, the details and the description, so a description
+    # typed (or a message shown) right after choosing is never overwritten by a late second event
+    on(step.library_choice.change, show_both, inputs=[shared.session, step.library_choice],
+       outputs=[step.library_face, step.library_details, step.identity_description],
+       line=step.library_message, api_visibility="private")
+    # the API keeps one endpoint for each (hidden triggers: the name is their input)
+    identity_api = gr.Button(visible=False, elem_id="identity_api")
+    on(identity_api.click, show_identity, inputs=[shared.session, step.library_choice],
+       outputs=[step.library_face, step.library_details], line=step.library_message,
+       api_name="identity")
+    description_api = gr.Button(visible=False, elem_id="identity_description_api")
+    on(description_api.click, show_description, inputs=[shared.session, step.library_choice],
        outputs=[step.identity_description], line=step.library_message,
        api_name="identity_description")
 
