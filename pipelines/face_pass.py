@@ -251,13 +251,6 @@ def _ramp(side: int, low: float, high: float, open_low: bool, open_high: bool) -
     return axis
 
 
-def paste_alpha(side: int, face_fraction: float) -> np.ndarray:
-    """:func:`face_mask` for a face of ``face_fraction`` x ``side`` centred in a crop inside the
-    panel: float32 (side, side), 1 on the face, 0 on the crop's outermost ring."""
-    centre, half = (side - 1) / 2, face_fraction * side / 2
-    return face_mask(side, (centre - half, centre - half, centre + half, centre + half))
-
-
 # ----------------------------------------------------------------------------- redrawing
 
 
@@ -309,5 +302,5 @@ def redraw_faces(image: Image.Image, jobs: Sequence[FaceJob], inpaint: Inpaint, 
 
 
 __all__ = ["FACE_PROMPT", "FaceEdit", "FaceJob", "IdentityMatcher", "crop_box", "face_mask", "face_prompt",
-           "faces_caption", "identity_matcher", "match_faces", "panel_context", "paste_alpha",
+           "faces_caption", "identity_matcher", "match_faces", "panel_context",
            "redraw_faces", "usable_faces"]

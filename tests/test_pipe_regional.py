@@ -15,8 +15,8 @@ from PIL import Image
 
 import models.loading as loading
 from models.compilation import repeated_blocks
-from pipelines.face_pass import (FaceJob, IdentityMatcher, crop_box, faces_caption, match_faces,
-                                 paste_alpha)
+from pipelines.face_pass import (FaceJob, IdentityMatcher, crop_box, face_mask, faces_caption,
+                                 match_faces)
 from pipelines.generation import ComicRequest, PanelGenerator, PanelSpec, panel_generator
 from pipelines.panel_table import panels_from_rows, rows_from_panels
 from pipelines.project import GenerationError, Project, ProjectError
@@ -221,7 +221,7 @@ def test_compiled_regional_view_draws_the_same_pixels_without_recompiling(tiny_c
 def test_face_pass_geometry_and_matching():
     assert crop_box((10, 10, 20, 20), 0.5, 64, 64) == (5, 5, 25, 25)
     assert crop_box((50, 0, 64, 14), 0.5, 64, 64) == (36, 0, 64, 28)  # shifted inside the panel
-    alpha = paste_alpha(20, 0.5)
+    alpha = face_mask(20, (4.5, 4.5, 14.5, 14.5))  # a face of half the crop, centred
     assert alpha[10, 10] == 1 and (alpha[[0, -1], :] == 0).all() and (alpha[:, [0, -1]] == 0).all()
     boxes = [(40, 10, 56, 26), (4, 10, 20, 26)]
     jobs = match_faces(boxes, ["Ada", "Alan"], auto_places(2), (64, 64))
